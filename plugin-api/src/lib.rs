@@ -1,0 +1,1 @@
+//! The stable ABI between vessel and its plugins, and the plugin SDK.

@@ -1,0 +1,103 @@
+//! The clap command tree and dispatch. Each command's handler lives in its
+//! own file and is a thin adapter: it turns flags into a validated config and
+//! calls the library.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+use crate::paths::Paths;
+use crate::Error;
+
+pub mod engine;
+pub mod key;
+pub mod plugin;
+pub mod sif;
+pub mod sign;
+
+/// vessel: run containers from SIF images, extended by signed plugins.
+#[derive(Debug, Parser)]
+#[command(name = "vessel", version, propagate_version = true)]
+pub struct Cli {
+    /// Global output options.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes.
+#[derive(Debug, Clone, Args)]
+pub struct GlobalArgs {
+    /// Print debugging output (most verbose).
+    #[arg(short, long, global = true)]
+    pub debug: bool,
+    /// Print informational output.
+    #[arg(short, long, global = true, conflicts_with = "debug")]
+    pub verbose: bool,
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with_all = ["debug", "verbose"])]
+    pub quiet: bool,
+}
+
+/// The built-in commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Inspect SIF images (same columns and wording as siftool).
+    Sif(sif::SifArgs),
+    /// Manage signing keys and the trust store.
+    Key(key::KeyArgs),
+    /// Sign every object group of a SIF image.
+    Sign(sign::SignArgs),
+    /// Verify the signatures of a SIF image.
+    Verify(sign::VerifyArgs),
+    /// Create, compile, inspect and manage plugins.
+    Plugin(plugin::PluginArgs),
+    /// Run a command in a container.
+    Exec(engine::ExecArgs),
+    /// Run the container's runscript.
+    Run(engine::RunArgs),
+    /// Start an interactive shell in a container.
+    Shell(engine::ShellArgs),
+    /// Build a SIF image from a sandbox directory.
+    Build(engine::BuildArgs),
+    /// Print the vessel version.
+    Version,
+}
+
+/// What every handler gets: where things live and the admin's config.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Paths under `VESSEL_ROOT`.
+    pub paths: Paths,
+    /// The parsed `vessel.toml`.
+    pub config: Config,
+}
+
+impl Context {
+    /// Builds the context from the environment and `vessel.toml`.
+    pub fn from_env() -> Result<Self, Error> {
+        let paths = Paths::from_env();
+        let config = Config::load(&paths.config_file())?;
+        Ok(Self { paths, config })
+    }
+}
+
+/// Runs a parsed command and returns the process exit status.
+pub fn dispatch(cli: &Cli, ctx: &Context) -> Result<i32, Error> {
+    match &cli.command {
+        Command::Sif(a) => sif::run(a, ctx),
+        Command::Key(a) => key::run(a, ctx),
+        Command::Sign(a) => sign::run_sign(a, ctx),
+        Command::Verify(a) => sign::run_verify(a, ctx),
+        Command::Plugin(a) => plugin::run(a, ctx),
+        Command::Exec(a) => engine::run_exec(a, ctx),
+        Command::Run(a) => engine::run_run(a, ctx),
+        Command::Shell(a) => engine::run_shell(a, ctx),
+        Command::Build(a) => engine::run_build(a, ctx),
+        Command::Version => {
+            println!("vessel version {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+    }
+}

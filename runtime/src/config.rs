@@ -1,0 +1,95 @@
+//! `vessel.toml`: the admin's configuration. A missing file means defaults;
+//! an unreadable or malformed one is an error naming the file.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Errors reading `vessel.toml`.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file exists but cannot be read.
+    #[error("config {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML or has unknown keys or wrong types.
+    #[error("config {path}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// What the parser said, on one line.
+        message: String,
+    },
+}
+
+/// What to do with a plugin image that is unsigned or signed by an untrusted key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SignaturePolicy {
+    /// Refuse it (the default).
+    #[default]
+    Required,
+    /// Accept it with a warning.
+    Warn,
+    /// Accept it silently.
+    Off,
+}
+
+/// The parsed `vessel.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Signature policy for `plugin install`.
+    pub plugin_signatures: SignaturePolicy,
+    /// Name of the image driver to mount SIF images with; `None` picks a builtin.
+    pub image_driver: Option<String>,
+}
+
+impl Config {
+    /// Reads the config file; a missing file gives the defaults.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                })
+            }
+        };
+        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.message().to_lowercase(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_file_is_defaults() {
+        let c = Config::load(Path::new("/nonexistent/vessel.toml")).unwrap();
+        assert_eq!(c.plugin_signatures, SignaturePolicy::Required);
+        assert!(c.image_driver.is_none());
+    }
+
+    #[test]
+    fn parses_keys_and_rejects_unknown() {
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("vessel.toml");
+        std::fs::write(&f, "plugin_signatures = \"warn\"\nimage_driver = \"squashfuse\"\n").unwrap();
+        let c = Config::load(&f).unwrap();
+        assert_eq!(c.plugin_signatures, SignaturePolicy::Warn);
+        assert_eq!(c.image_driver.as_deref(), Some("squashfuse"));
+        std::fs::write(&f, "bogus = 1\n").unwrap();
+        let e = Config::load(&f).unwrap_err().to_string();
+        assert!(e.starts_with("config "), "{e}");
+    }
+}

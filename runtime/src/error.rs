@@ -1,0 +1,27 @@
+//! The crate error: one variant per module error.
+
+/// Everything that can go wrong in vessel, by module.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Reading `vessel.toml`.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// Reading, writing, signing or verifying a SIF image.
+    #[error(transparent)]
+    Sif(#[from] vessel_sif::Error),
+    /// Keys, the trust store and signing policy.
+    #[error(transparent)]
+    Trust(#[from] crate::trust::TrustError),
+    /// Plugin store, loader and lifecycle.
+    #[error(transparent)]
+    Plugin(#[from] crate::plugin::PluginError),
+    /// Images and image drivers.
+    #[error(transparent)]
+    Image(#[from] crate::image::ImageError),
+    /// Building and running containers.
+    #[error(transparent)]
+    Engine(#[from] crate::engine::EngineError),
+    /// A command-line usage problem found after parsing.
+    #[error("{0}")]
+    Usage(String),
+}

@@ -1,0 +1,5 @@
+//! End-to-end tests: one binary, one module per area. They drive the built
+//! `vessel` binary with a temp `VESSEL_ROOT` each. Tests that need root or
+//! namespaces say so in their name (`root_`) and run in CI, which runs as root.
+
+mod cli;
