@@ -1,0 +1,165 @@
+//! `plugin.manifest`: the JSON object stored in a plugin image (and beside the
+//! installed library) describing what the plugin is and what it can do.
+//! `plugin compile` generates it by loading the built library; `install`,
+//! `list`, `inspect` and the CLI read it without opening the library.
+
+use serde::{Deserialize, Serialize};
+
+/// The callback kinds a plugin can register, in ABI order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallbackKind {
+    /// New commands, flags on existing commands, pre-run hooks.
+    Command,
+    /// Read and change every container's engine config.
+    EngineConfig,
+    /// Replace the wait/forward-signals loop.
+    MonitorContainer,
+    /// Act on the container's pid once it exists.
+    PostStartProcess,
+    /// Register a named image driver.
+    RegisterImageDriver,
+    /// Prepare files under its install dir at install time.
+    Install,
+}
+
+impl CallbackKind {
+    /// Every kind, in ABI order.
+    pub const ALL: [CallbackKind; 6] = [
+        CallbackKind::Command,
+        CallbackKind::EngineConfig,
+        CallbackKind::MonitorContainer,
+        CallbackKind::PostStartProcess,
+        CallbackKind::RegisterImageDriver,
+        CallbackKind::Install,
+    ];
+
+    /// The name used in manifests, `--callback` and listings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CallbackKind::Command => "command",
+            CallbackKind::EngineConfig => "engine_config",
+            CallbackKind::MonitorContainer => "monitor_container",
+            CallbackKind::PostStartProcess => "post_start_process",
+            CallbackKind::RegisterImageDriver => "register_image_driver",
+            CallbackKind::Install => "install",
+        }
+    }
+
+    /// What a plugin with this callback can do, in plain words (shown at install).
+    pub fn describe(self) -> &'static str {
+        match self {
+            CallbackKind::Command => "add commands and flags to the vessel command line",
+            CallbackKind::EngineConfig => "change the configuration of every container",
+            CallbackKind::MonitorContainer => "supervise containers and forward their signals",
+            CallbackKind::PostStartProcess => "act on every container process once it has started",
+            CallbackKind::RegisterImageDriver => "mount container images with its own image driver",
+            CallbackKind::Install => "run code as root when it is installed",
+        }
+    }
+}
+
+/// A positional argument of a plugin command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArgSpec {
+    /// Value name shown in help.
+    pub name: String,
+    /// Help text.
+    #[serde(default)]
+    pub help: String,
+    /// Must be given.
+    #[serde(default)]
+    pub required: bool,
+    /// Takes all remaining values.
+    #[serde(default)]
+    pub multiple: bool,
+}
+
+/// A flag, either on a plugin command or added to an existing command.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlagSpec {
+    /// Long name without dashes.
+    pub name: String,
+    /// Optional short name.
+    #[serde(default)]
+    pub short: Option<char>,
+    /// Help text.
+    #[serde(default)]
+    pub help: String,
+    /// Takes a value (`--name VALUE`) rather than being a switch.
+    #[serde(default)]
+    pub takes_value: bool,
+}
+
+/// A top-level command a plugin adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandSpec {
+    /// Command name.
+    pub name: String,
+    /// One-line help.
+    #[serde(default)]
+    pub about: String,
+    /// Positional arguments, in order.
+    #[serde(default)]
+    pub args: Vec<ArgSpec>,
+    /// Flags of the command.
+    #[serde(default)]
+    pub flags: Vec<FlagSpec>,
+}
+
+/// A flag a plugin adds to an existing (built-in) command, with a pre-run hook.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AddedFlagSpec {
+    /// The built-in command it is added to, e.g. `version` or `verify`.
+    pub command: String,
+    /// The flag.
+    pub flag: FlagSpec,
+}
+
+/// The contents of `plugin.manifest`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    /// Plugin name, a clean relative path such as `example.com/cli-plugin`.
+    pub name: String,
+    /// Author.
+    #[serde(default)]
+    pub author: String,
+    /// Plugin version.
+    #[serde(default)]
+    pub version: String,
+    /// One-line description.
+    #[serde(default)]
+    pub description: String,
+    /// The plugin-api version it was built against (semver `MAJOR.MINOR.PATCH`).
+    pub api_version: String,
+    /// The vessel version that compiled it.
+    #[serde(default)]
+    pub runtime_version: String,
+    /// `rustc --version` of the build.
+    #[serde(default)]
+    pub rustc_version: String,
+    /// Target triple of the build.
+    #[serde(default)]
+    pub target: String,
+    /// Registered callback kinds, in ABI order.
+    #[serde(default)]
+    pub callbacks: Vec<CallbackKind>,
+    /// Top-level commands it adds.
+    #[serde(default)]
+    pub commands: Vec<CommandSpec>,
+    /// Flags it adds to built-in commands.
+    #[serde(default)]
+    pub flags: Vec<AddedFlagSpec>,
+    /// It registered a global pre-run hook (runs before every command but `plugin ...`).
+    #[serde(default)]
+    pub global_pre_run: bool,
+    /// Lowercase hex sha256 of `plugin.so`.
+    pub sha256: String,
+}
+
+impl Manifest {
+    /// True when the plugin registered this callback kind.
+    pub fn has(&self, kind: CallbackKind) -> bool {
+        self.callbacks.contains(&kind)
+    }
+}
