@@ -1,7 +1,20 @@
 //! Plugins: the store, the loader, lifecycle commands and dispatch.
 
 pub mod manifest;
+pub mod store;
+
+pub use store::StoreError;
 
 /// Errors from the plugin store, loader and lifecycle.
 #[derive(Debug, thiserror::Error)]
-pub enum PluginError {}
+pub enum PluginError {
+    /// The plugin store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<StoreError> for crate::Error {
+    fn from(e: StoreError) -> Self {
+        crate::Error::Plugin(PluginError::Store(e))
+    }
+}
