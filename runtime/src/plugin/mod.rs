@@ -1,5 +1,7 @@
 //! Plugins: the store, the loader, lifecycle commands and dispatch.
 
+pub mod dispatch;
+pub mod lifecycle;
 pub mod manifest;
 pub mod store;
 
@@ -11,6 +13,9 @@ pub enum PluginError {
     /// The plugin store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// An admin action attempted by a non-root user.
+    #[error("{0}: root is needed (run it as root, e.g. with sudo)")]
+    NotRoot(String),
 }
 
 impl From<StoreError> for crate::Error {
