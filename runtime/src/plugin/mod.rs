@@ -1,5 +1,6 @@
 //! Plugins: the store, the loader, lifecycle commands and dispatch.
 
+pub mod build;
 pub mod dispatch;
 pub mod lifecycle;
 pub mod manifest;
@@ -13,6 +14,9 @@ pub enum PluginError {
     /// The plugin store.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Creating or building a plugin crate.
+    #[error(transparent)]
+    Build(#[from] build::BuildError),
     /// An admin action attempted by a non-root user.
     #[error("{0}: root is needed (run it as root, e.g. with sudo)")]
     NotRoot(String),
