@@ -12,6 +12,7 @@
 //! No function allocates by an untrusted size before checking it against the
 //! real file length; malformed input gives a typed [`Error`], never a panic.
 
+pub mod display;
 mod dsse;
 mod error;
 pub mod format;
