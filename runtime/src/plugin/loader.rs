@@ -659,14 +659,33 @@ fn map_lib_err(plugin: &str, e: LibraryError) -> LoadError {
     }
 }
 
-/// abi_stable's layout report is many lines; keep the first meaningful one.
+/// abi_stable's layout report is many lines; keep what differs:
+/// its `Error:` lines with the expected and found values.
 fn layout_summary(report: &str) -> String {
-    report
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty() && l.chars().any(char::is_alphanumeric))
-        .map(one_line)
-        .unwrap_or_else(|| "type layouts differ".to_string())
+    let lines: Vec<&str> = report.lines().map(str::trim).collect();
+    let mut parts = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(what) = l.strip_prefix("Error:") else {
+            continue;
+        };
+        let value_after = |label: &str| {
+            lines[i + 1..]
+                .iter()
+                .position(|l| *l == label)
+                .and_then(|k| lines.get(i + 1 + k + 1))
+                .map(|v| one_line(v))
+        };
+        let mut part = one_line(what);
+        if let (Some(e), Some(f)) = (value_after("Expected:"), value_after("Found:")) {
+            part.push_str(&format!(" (expected {e}, found {f})"));
+        }
+        parts.push(part);
+    }
+    if parts.is_empty() {
+        "type layouts differ".to_string()
+    } else {
+        parts.join("; ")
+    }
 }
 
 fn one_line(s: &str) -> String {
@@ -824,6 +843,16 @@ mod tests {
             msg,
             "plugin \"example.com/x\": built against plugin-api 2.0.0, which this runtime (plugin-api 1.0.0) cannot load"
         );
+    }
+
+    #[test]
+    fn layout_summary_keeps_the_errors() {
+        let report = "Compared <this>:\n  lots\n\nError:mismatched package\nExpected:\n    vessel-plugin-api\nFound:\n    other\n";
+        assert_eq!(
+            layout_summary(report),
+            "mismatched package (expected vessel-plugin-api, found other)"
+        );
+        assert_eq!(layout_summary("garbage"), "type layouts differ");
     }
 
     #[test]

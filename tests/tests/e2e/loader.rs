@@ -261,6 +261,7 @@ fn plugin_with_a_diverged_root_module_layout_is_refused() {
     let msg = e.to_string();
     assert!(msg.starts_with("plugin \"example.com/badlayout\": its root module layout is incompatible"), "{msg}");
     assert!(!msg.contains('\n'), "one line: {msg}");
+    assert!(msg.ends_with("mismatched package (expected vessel-plugin-api, found fixture-badlayout)"), "{msg}");
 }
 
 #[test]
