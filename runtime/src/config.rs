@@ -47,6 +47,8 @@ pub struct Config {
     pub plugin_signatures: SignaturePolicy,
     /// Name of the image driver to mount SIF images with; `None` picks a builtin.
     pub image_driver: Option<String>,
+    /// Binds (`SRC[:DST[:ro|rw]]`) added to every container.
+    pub bind_paths: Vec<String>,
 }
 
 impl Config {
@@ -84,7 +86,11 @@ mod tests {
     fn parses_keys_and_rejects_unknown() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("vessel.toml");
-        std::fs::write(&f, "plugin_signatures = \"warn\"\nimage_driver = \"squashfuse\"\n").unwrap();
+        std::fs::write(
+            &f,
+            "plugin_signatures = \"warn\"\nimage_driver = \"squashfuse\"\n",
+        )
+        .unwrap();
         let c = Config::load(&f).unwrap();
         assert_eq!(c.plugin_signatures, SignaturePolicy::Warn);
         assert_eq!(c.image_driver.as_deref(), Some("squashfuse"));
