@@ -2,9 +2,8 @@
 
 use std::process::ExitCode;
 
-use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use vessel::cli::{dispatch, Cli, Context, GlobalArgs};
+use vessel::cli::{dynamic, GlobalArgs};
 use vessel::EXIT_RUNTIME_FAILURE;
 
 fn init_tracing(g: &GlobalArgs) {
@@ -26,15 +25,8 @@ fn init_tracing(g: &GlobalArgs) {
         .init();
 }
 
-fn run() -> anyhow::Result<i32> {
-    let cli = Cli::parse();
-    init_tracing(&cli.global);
-    let ctx = Context::from_env()?;
-    Ok(dispatch(&cli, &ctx)?)
-}
-
 fn main() -> ExitCode {
-    match run() {
+    match dynamic::run(std::env::args_os().collect(), init_tracing) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(u8::MAX)),
         Err(e) => {
             eprintln!("error: {e}");

@@ -1,15 +1,79 @@
 //! `vessel key newpair|list|trust|remove`.
 
-use clap::Args;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
 
 use super::Context;
+use crate::trust::{generate_keypair, TrustStore};
 use crate::Error;
 
 /// Arguments of `vessel key`.
 #[derive(Debug, Args)]
-pub struct KeyArgs {}
+pub struct KeyArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: KeyCommand,
+}
+
+/// `vessel key` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum KeyCommand {
+    /// Generate an ed25519 key pair: PREFIX-private.pem (PKCS#8, mode 0600)
+    /// and PREFIX-public.pem (SPKI).
+    Newpair {
+        /// Path prefix of the two key files.
+        #[arg(long, value_name = "PREFIX")]
+        out: PathBuf,
+    },
+    /// List the trusted public keys.
+    List,
+    /// Trust a public key (root only).
+    Trust {
+        /// SPKI PEM public key file.
+        pubfile: PathBuf,
+    },
+    /// Stop trusting a key (root only).
+    Remove {
+        /// The keyid, as `vessel key list` prints it.
+        keyid: String,
+    },
+}
 
 /// Runs `vessel key`.
-pub fn run(_args: &KeyArgs, _ctx: &Context) -> Result<i32, Error> {
-    Err(Error::Usage("vessel key is not built yet".into()))
+pub fn run(args: &KeyArgs, ctx: &Context) -> Result<i32, Error> {
+    match &args.command {
+        KeyCommand::Newpair { out } => {
+            let files = generate_keypair(out)?;
+            println!("Private key: {}", files.private.display());
+            println!("Public key:  {}", files.public.display());
+            println!("Key ID:      {}", files.keyid);
+        }
+        KeyCommand::List => {
+            let store = TrustStore::load(&ctx.paths)?;
+            if store.keys().is_empty() {
+                println!("There are no trusted keys.");
+            } else {
+                println!("KEYID{:46}FILE", "");
+                for k in store.keys() {
+                    println!("{:<51}{}", k.keyid, k.path.display());
+                }
+            }
+        }
+        KeyCommand::Trust { pubfile } => {
+            let mut store = TrustStore::load(&ctx.paths)?;
+            let added = store.add(pubfile)?;
+            if added.already_trusted {
+                println!("Key {} is already trusted.", added.keyid);
+            } else {
+                println!("Trusted key {} ({}).", added.keyid, added.path.display());
+            }
+        }
+        KeyCommand::Remove { keyid } => {
+            let mut store = TrustStore::load(&ctx.paths)?;
+            store.remove(keyid)?;
+            println!("Removed key {keyid}.");
+        }
+    }
+    Ok(0)
 }

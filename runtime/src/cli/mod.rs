@@ -8,9 +8,11 @@ use crate::config::Config;
 use crate::paths::Paths;
 use crate::Error;
 
+pub mod dynamic;
 pub mod engine;
 pub mod key;
 pub mod plugin;
+pub mod plugin_build;
 pub mod sif;
 pub mod sign;
 
@@ -63,6 +65,12 @@ pub enum Command {
     Build(engine::BuildArgs),
     /// Print the vessel version.
     Version,
+    /// Print a shell completion script (includes plugins' commands).
+    Completion {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
 }
 
 /// What every handler gets: where things live and the admin's config.
@@ -97,6 +105,15 @@ pub fn dispatch(cli: &Cli, ctx: &Context) -> Result<i32, Error> {
         Command::Build(a) => engine::run_build(a, ctx),
         Command::Version => {
             println!("vessel version {}", env!("CARGO_PKG_VERSION"));
+            Ok(0)
+        }
+        Command::Completion { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "vessel",
+                &mut std::io::stdout(),
+            );
             Ok(0)
         }
     }

@@ -1,15 +1,82 @@
-//! `vessel sif list|info|dump|header`.
+//! `vessel sif list|info|dump|header`: inspect SIF images with the same
+//! columns and wording as the reference `siftool`.
 
-use clap::Args;
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Args, Subcommand};
+use vessel_sif::{display, Image};
 
 use super::Context;
 use crate::Error;
 
 /// Arguments of `vessel sif`.
 #[derive(Debug, Args)]
-pub struct SifArgs {}
+pub struct SifArgs {
+    /// What to show.
+    #[command(subcommand)]
+    pub command: SifCommand,
+}
+
+/// `vessel sif` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum SifCommand {
+    /// List the data objects of an image.
+    List {
+        /// The SIF image.
+        file: PathBuf,
+    },
+    /// Show one data object's descriptor.
+    Info {
+        /// Object ID.
+        id: u32,
+        /// The SIF image.
+        file: PathBuf,
+    },
+    /// Write one data object's bytes to stdout.
+    Dump {
+        /// Object ID.
+        id: u32,
+        /// The SIF image.
+        file: PathBuf,
+    },
+    /// Show the global header.
+    Header {
+        /// The SIF image.
+        file: PathBuf,
+    },
+}
+
+fn stdout_err(e: std::io::Error) -> Error {
+    Error::Sif(vessel_sif::Error::io("<stdout>", e))
+}
 
 /// Runs `vessel sif`.
-pub fn run(_args: &SifArgs, _ctx: &Context) -> Result<i32, Error> {
-    Err(Error::Usage("vessel sif is not built yet".into()))
+pub fn run(args: &SifArgs, _ctx: &Context) -> Result<i32, Error> {
+    let mut out = std::io::stdout().lock();
+    match &args.command {
+        SifCommand::List { file } => {
+            let img = Image::open(file)?;
+            out.write_all(display::list_text(&img).as_bytes())
+                .map_err(stdout_err)?;
+        }
+        SifCommand::Info { id, file } => {
+            let img = Image::open(file)?;
+            let d = img.descriptor(*id)?;
+            out.write_all(display::info_text(d).as_bytes())
+                .map_err(stdout_err)?;
+        }
+        SifCommand::Dump { id, file } => {
+            let img = Image::open(file)?;
+            let mut r = img.object_reader(*id)?;
+            std::io::copy(&mut r, &mut out).map_err(stdout_err)?;
+        }
+        SifCommand::Header { file } => {
+            let img = Image::open(file)?;
+            out.write_all(display::header_text(img.header()).as_bytes())
+                .map_err(stdout_err)?;
+        }
+    }
+    out.flush().map_err(stdout_err)?;
+    Ok(0)
 }

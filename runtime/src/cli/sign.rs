@@ -1,24 +1,75 @@
 //! `vessel sign` and `vessel verify`.
 
+use std::path::PathBuf;
+
 use clap::Args;
 
 use super::Context;
+use crate::trust::{
+    load_signing_key, load_verifying_key, require_verified, verify_image_with_keys, TrustStore,
+};
 use crate::Error;
 
 /// Arguments of `vessel sign`.
 #[derive(Debug, Args)]
-pub struct SignArgs {}
+pub struct SignArgs {
+    /// PKCS#8 PEM ed25519 private key.
+    #[arg(long, value_name = "PRIVFILE")]
+    pub key: PathBuf,
+    /// The SIF image to sign (every object group gets a signature).
+    pub image: PathBuf,
+}
 
 /// Arguments of `vessel verify`.
 #[derive(Debug, Args)]
-pub struct VerifyArgs {}
+pub struct VerifyArgs {
+    /// SPKI PEM public key(s) to verify with instead of the trust store.
+    #[arg(long, value_name = "PUBFILE")]
+    pub key: Vec<PathBuf>,
+    /// The SIF image to verify.
+    pub image: PathBuf,
+}
+
+fn ids(v: &[u32]) -> String {
+    v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+}
 
 /// Runs `vessel sign`.
-pub fn run_sign(_args: &SignArgs, _ctx: &Context) -> Result<i32, Error> {
-    Err(Error::Usage("vessel sign is not built yet".into()))
+pub fn run_sign(args: &SignArgs, _ctx: &Context) -> Result<i32, Error> {
+    let key = load_signing_key(&args.key)?;
+    let signed = vessel_sif::sign_image(&args.image, &key)?;
+    for s in signed {
+        println!(
+            "Signed group {} (objects {}) with {} as object {}",
+            s.group,
+            ids(&s.objects),
+            s.keyid,
+            s.signature_id
+        );
+    }
+    Ok(0)
 }
 
 /// Runs `vessel verify`.
-pub fn run_verify(_args: &VerifyArgs, _ctx: &Context) -> Result<i32, Error> {
-    Err(Error::Usage("vessel verify is not built yet".into()))
+pub fn run_verify(args: &VerifyArgs, ctx: &Context) -> Result<i32, Error> {
+    let keys = if args.key.is_empty() {
+        TrustStore::load(&ctx.paths)?.verifying_keys()
+    } else {
+        args.key
+            .iter()
+            .map(|p| load_verifying_key(p))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let report = verify_image_with_keys(&args.image, &keys)?;
+    for g in report.groups.iter().filter(|g| g.is_ok()) {
+        println!(
+            "Group {}: objects {} verified by {}",
+            g.group,
+            ids(&g.objects),
+            g.verified_by.join(", ")
+        );
+    }
+    require_verified(&args.image, &report)?;
+    println!("Verified {}", args.image.display());
+    Ok(0)
 }

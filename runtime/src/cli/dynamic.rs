@@ -1,0 +1,190 @@
+//! Merging plugins into the command line. The clap tree is the built-in one
+//! plus, from the installed metas only (no plugin library is opened), the
+//! commands plugins add and the flags they add to built-in commands. A
+//! plugin's library is loaded only when one of its commands runs, one of its
+//! flags is used, or it registered a global pre-run hook.
+
+use std::ffi::OsString;
+
+use clap::{parser::ValueSource, Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
+
+use super::{dispatch, Cli, Context, GlobalArgs};
+use crate::plugin::dispatch::{self as plugin_dispatch, Invocation};
+use crate::plugin::manifest::FlagSpec;
+use crate::plugin::store::{Meta, Store};
+use crate::Error;
+
+/// Where a clap arg came from: the id encodes plugin and flag so two plugins
+/// can never collide with each other or with built-in ids.
+fn flag_id(plugin: &str, flag: &str) -> String {
+    format!("plugin:{plugin}:{flag}")
+}
+
+fn flag_arg(id: String, f: &FlagSpec) -> Arg {
+    let mut a = Arg::new(id).long(f.name.clone()).help(f.help.clone());
+    if let Some(s) = f.short {
+        a = a.short(s);
+    }
+    if f.takes_value {
+        a.action(ArgAction::Set).value_name("VALUE")
+    } else {
+        a.action(ArgAction::SetTrue)
+    }
+}
+
+/// The full clap command: built-ins plus what enabled plugins add.
+pub fn build_command(metas: &[Meta]) -> clap::Command {
+    let mut cmd = Cli::command();
+    for m in metas.iter().filter(|m| m.enabled) {
+        let plugin = &m.manifest.name;
+        for c in &m.manifest.commands {
+            let mut sub = clap::Command::new(c.name.clone())
+                .about(format!("{} [plugin {plugin}]", c.about).trim().to_owned());
+            for a in &c.args {
+                let mut arg = Arg::new(a.name.clone())
+                    .value_name(a.name.to_uppercase())
+                    .help(a.help.clone())
+                    .required(a.required);
+                arg = if a.multiple {
+                    arg.num_args(1..).action(ArgAction::Append)
+                } else {
+                    arg.action(ArgAction::Set)
+                };
+                sub = sub.arg(arg);
+            }
+            for f in &c.flags {
+                sub = sub.arg(flag_arg(f.name.clone(), f));
+            }
+            cmd = cmd.subcommand(sub);
+        }
+        for af in &m.manifest.flags {
+            let id = flag_id(plugin, &af.flag.name);
+            let flag = af.flag.clone();
+            cmd = cmd.mut_subcommand(af.command.clone(), move |s| s.arg(flag_arg(id, &flag)));
+        }
+    }
+    cmd
+}
+
+/// The installed plugins' metas; a broken plugin dir only costs a warning so
+/// that `vessel plugin ...` always works.
+pub fn installed_metas(ctx: &Context) -> Vec<Meta> {
+    match Store::new(ctx.paths.plugin_dir()).list() {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!("ignoring installed plugins: {e}");
+            Vec::new()
+        }
+    }
+}
+
+/// The values a plugin command was called with, in spec order.
+fn invocation(meta: &Meta, name: &str, m: &ArgMatches) -> Invocation {
+    let spec = meta
+        .manifest
+        .commands
+        .iter()
+        .find(|c| c.name == name)
+        .cloned();
+    let mut inv = Invocation {
+        command: name.to_owned(),
+        args: Vec::new(),
+        flags: Vec::new(),
+    };
+    if let Some(spec) = spec {
+        for a in &spec.args {
+            if let Some(vals) = m.get_many::<String>(&a.name) {
+                inv.args.extend(vals.cloned());
+            }
+        }
+        for f in &spec.flags {
+            if m.value_source(&f.name) != Some(ValueSource::CommandLine) {
+                continue;
+            }
+            let v = if f.takes_value {
+                m.get_one::<String>(&f.name).cloned()
+            } else {
+                None
+            };
+            inv.flags.push((f.name.clone(), v));
+        }
+    }
+    inv
+}
+
+/// Flags that plugins added to built-in command `sub` and that the user gave:
+/// (plugin meta, flag name, value).
+fn used_added_flags<'a>(
+    metas: &'a [Meta],
+    sub: &str,
+    m: &ArgMatches,
+) -> Vec<(&'a Meta, String, Option<String>)> {
+    let mut out = Vec::new();
+    for meta in metas.iter().filter(|m| m.enabled) {
+        for af in meta.manifest.flags.iter().filter(|f| f.command == sub) {
+            let id = flag_id(&meta.manifest.name, &af.flag.name);
+            if m.value_source(&id) != Some(ValueSource::CommandLine) {
+                continue;
+            }
+            let v = if af.flag.takes_value {
+                m.get_one::<String>(&id).cloned()
+            } else {
+                None
+            };
+            out.push((meta, af.flag.name.clone(), v));
+        }
+    }
+    out
+}
+
+/// Parses `args` against the merged tree, sets up tracing through
+/// `init_tracing`, runs hooks and the command, and returns the exit status.
+pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Result<i32, Error> {
+    let ctx = Context::from_env()?;
+    let metas = installed_metas(&ctx);
+    let matches = match build_command(&metas).try_get_matches_from(args) {
+        Ok(m) => m,
+        Err(e) => e.exit(),
+    };
+    let global = GlobalArgs::from_arg_matches(&matches).map_err(|e| Error::Usage(e.to_string()))?;
+    init_tracing(&global);
+
+    let Some((sub, sub_m)) = matches.subcommand() else {
+        return Err(Error::Usage("no command given (see vessel --help)".into()));
+    };
+    let argv_tail: Vec<String> = std::env::args().skip(1).collect();
+    let is_plugin_admin = sub == "plugin";
+    if !is_plugin_admin {
+        plugin_dispatch::run_global_pre_run(&ctx, &metas, sub, &argv_tail)?;
+    }
+
+    // A command a plugin added.
+    if let Some(meta) = metas
+        .iter()
+        .filter(|m| m.enabled)
+        .find(|m| m.manifest.commands.iter().any(|c| c.name == sub))
+    {
+        let inv = invocation(meta, sub, sub_m);
+        return plugin_dispatch::run_command(&ctx, meta, &inv);
+    }
+
+    // A built-in command, possibly with flags plugins added to it.
+    for (meta, flag, value) in used_added_flags(&metas, sub, sub_m) {
+        plugin_dispatch::run_pre_run(&ctx, meta, sub, &flag, value.as_deref())?;
+    }
+    if sub == "completion" {
+        return completion(sub_m, &metas);
+    }
+    let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::Usage(e.to_string()))?;
+    dispatch(&cli, &ctx)
+}
+
+fn completion(m: &ArgMatches, metas: &[Meta]) -> Result<i32, Error> {
+    let shell = m
+        .get_one::<clap_complete::Shell>("shell")
+        .copied()
+        .ok_or_else(|| Error::Usage("completion: no shell given".into()))?;
+    let mut cmd = build_command(metas);
+    clap_complete::generate(shell, &mut cmd, "vessel", &mut std::io::stdout());
+    Ok(0)
+}

@@ -1,0 +1,410 @@
+//! `plugin create` and the cargo half of `plugin compile`: plugins are built
+//! inside the source tree this vessel was built from, against its own
+//! plugin-api and lock file, so what is compiled matches the runtime.
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// Errors creating or building plugin crates.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// The source tree this binary was built from is gone.
+    #[error("the vessel source tree {0} (where this vessel was built) is missing; plugins are compiled inside it")]
+    NoSourceTree(PathBuf),
+    /// DIR is not inside the source tree.
+    #[error("{dir} is outside the vessel source tree {tree}: plugins are created and compiled inside it")]
+    OutsideTree {
+        /// The directory given.
+        dir: PathBuf,
+        /// The source tree.
+        tree: PathBuf,
+    },
+    /// DIR for `create` exists and is not empty.
+    #[error("{0} already exists and is not empty")]
+    NotEmpty(PathBuf),
+    /// DIR for `compile` has no usable Cargo.toml.
+    #[error("{path}: {reason}")]
+    BadCrate {
+        /// The Cargo.toml.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// cargo could not be run, or failed.
+    #[error("cargo build of {dir} failed: {reason}")]
+    Cargo {
+        /// The plugin crate.
+        dir: PathBuf,
+        /// What went wrong.
+        reason: String,
+    },
+    /// An I/O error on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        source: io::Error,
+    },
+}
+
+fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
+    move |source| BuildError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// The source tree this vessel was built from, canonical. `VESSEL_SOURCE_TREE`
+/// overrides it (for a relocated checkout).
+pub fn source_tree() -> Result<PathBuf, BuildError> {
+    let raw = std::env::var_os("VESSEL_SOURCE_TREE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
+    let tree = raw
+        .canonicalize()
+        .map_err(|_| BuildError::NoSourceTree(raw.clone()))?;
+    if !tree.join("plugin-api/Cargo.toml").is_file() {
+        return Err(BuildError::NoSourceTree(tree));
+    }
+    Ok(tree)
+}
+
+/// Absolute, normalised form of `dir` (which may not exist yet), resolving
+/// symlinks through its deepest existing ancestor.
+fn resolve(dir: &Path) -> Result<PathBuf, BuildError> {
+    let abs = if dir.is_absolute() {
+        dir.to_path_buf()
+    } else {
+        std::env::current_dir().map_err(io_err(dir))?.join(dir)
+    };
+    // Lexical clean-up first, so `a/../..` cannot slip past the prefix check.
+    let mut clean = PathBuf::new();
+    for c in abs.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                clean.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => clean.push(other),
+        }
+    }
+    let mut existing = clean.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(c) = existing.canonicalize() {
+            let mut out = c;
+            for part in rest.iter().rev() {
+                out.push(part);
+            }
+            return Ok(out);
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(p), Some(n)) => {
+                rest.push(n.to_owned());
+                existing = p;
+            }
+            _ => return Ok(clean),
+        }
+    }
+}
+
+/// `dir`, resolved, if it is inside the source tree (and not the tree itself).
+pub fn inside_tree(tree: &Path, dir: &Path) -> Result<PathBuf, BuildError> {
+    let d = resolve(dir)?;
+    if d.starts_with(tree) && d != tree {
+        Ok(d)
+    } else {
+        Err(BuildError::OutsideTree {
+            dir: d,
+            tree: tree.to_owned(),
+        })
+    }
+}
+
+/// The crate name cargo will give a plugin named `name`
+/// (`example.com/my-plugin` → `my-plugin`).
+pub fn crate_name_for(name: &str) -> String {
+    let last = name.rsplit('/').next().unwrap_or(name);
+    let mut s: String = last
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if s.is_empty() || s.starts_with(|c: char| c.is_ascii_digit() || c == '-') {
+        s.insert_str(0, "plugin-");
+    }
+    s
+}
+
+/// Writes a compilable skeleton plugin crate into `dir` (which must be in
+/// the tree and not exist or be empty). `lib_rs` is the source of the
+/// crate's `src/lib.rs`.
+pub fn create(tree: &Path, dir: &Path, name: &str, lib_rs: &str) -> Result<PathBuf, BuildError> {
+    let dir = inside_tree(tree, dir)?;
+    if let Ok(mut rd) = fs::read_dir(&dir) {
+        if rd.next().is_some() {
+            return Err(BuildError::NotEmpty(dir));
+        }
+    } else if dir.exists() {
+        return Err(BuildError::NotEmpty(dir));
+    }
+    let api = relative_path(&dir, &tree.join("plugin-api"));
+    let crate_name = crate_name_for(name);
+    let cargo_toml = format!(
+        r#"[package]
+name = "{crate_name}"
+version = "0.1.0"
+edition = "2021"
+publish = false
+
+[lib]
+crate-type = ["cdylib", "rlib"]
+
+[dependencies]
+vessel-plugin-api = {{ path = "{api}" }}
+
+# A plugin is its own workspace: `vessel plugin compile` builds it against the
+# vessel source tree's Cargo.lock, so it uses exactly the runtime's versions.
+[workspace]
+"#,
+        api = api.display()
+    );
+    fs::create_dir_all(dir.join("src")).map_err(io_err(&dir))?;
+    let files: [(PathBuf, &str); 3] = [
+        (dir.join("Cargo.toml"), cargo_toml.as_str()),
+        (dir.join("src/lib.rs"), lib_rs),
+        (dir.join(".gitignore"), "/target\n/Cargo.lock\n*.sif\n"),
+    ];
+    for (p, text) in files {
+        fs::write(&p, text).map_err(io_err(&p))?;
+    }
+    Ok(dir)
+}
+
+/// `to` relative to `from` (both absolute and normalised).
+fn relative_path(from: &Path, to: &Path) -> PathBuf {
+    let f: Vec<_> = from.components().collect();
+    let t: Vec<_> = to.components().collect();
+    let common = f.iter().zip(&t).take_while(|(a, b)| a == b).count();
+    let mut out = PathBuf::new();
+    for _ in common..f.len() {
+        out.push("..");
+    }
+    for c in &t[common..] {
+        out.push(c);
+    }
+    out
+}
+
+/// What cargo built.
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// The plugin crate dir.
+    pub dir: PathBuf,
+    /// The crate (package) name.
+    pub crate_name: String,
+    /// The built shared library.
+    pub library: PathBuf,
+    /// `rustc --version`.
+    pub rustc_version: String,
+    /// The host target triple it was built for.
+    pub target: String,
+}
+
+fn package_name(dir: &Path) -> Result<String, BuildError> {
+    let path = dir.join("Cargo.toml");
+    let text = fs::read_to_string(&path).map_err(|e| BuildError::BadCrate {
+        path: path.clone(),
+        reason: format!("cannot read it: {e}"),
+    })?;
+    let value: toml::Table = toml::from_str(&text).map_err(|e| BuildError::BadCrate {
+        path: path.clone(),
+        reason: format!("invalid toml: {}", e.message()),
+    })?;
+    let pkg = value.get("package").and_then(|p| p.as_table());
+    let name = pkg
+        .and_then(|p| p.get("name"))
+        .and_then(|n| n.as_str())
+        .ok_or_else(|| BuildError::BadCrate {
+            path: path.clone(),
+            reason: "no [package] name".into(),
+        })?;
+    let is_cdylib = value
+        .get("lib")
+        .and_then(|l| l.get("crate-type"))
+        .and_then(|t| t.as_array())
+        .is_some_and(|a| a.iter().any(|t| t.as_str() == Some("cdylib")));
+    if !is_cdylib {
+        return Err(BuildError::BadCrate {
+            path,
+            reason: "not a plugin crate: [lib] crate-type must include \"cdylib\"".into(),
+        });
+    }
+    Ok(name.to_owned())
+}
+
+fn rustc_info() -> (String, String) {
+    let out = Command::new("rustc").arg("-vV").output();
+    let text = out
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    let version = text.lines().next().unwrap_or("rustc unknown").to_owned();
+    let host = text
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .unwrap_or(std::env::consts::ARCH)
+        .to_owned();
+    (version, host)
+}
+
+fn is_workspace_member(tree: &Path, dir: &Path) -> Result<bool, BuildError> {
+    let out = Command::new("cargo")
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(tree)
+        .output()
+        .map_err(|e| BuildError::Cargo {
+            dir: dir.to_owned(),
+            reason: format!("cannot run cargo: {e}"),
+        })?;
+    if !out.status.success() {
+        return Err(BuildError::Cargo {
+            dir: dir.to_owned(),
+            reason: format!(
+                "cargo metadata failed: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ),
+        });
+    }
+    let manifest = dir.join("Cargo.toml");
+    let v: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|e| BuildError::Cargo {
+            dir: dir.to_owned(),
+            reason: format!("cargo metadata printed invalid json: {e}"),
+        })?;
+    Ok(v["packages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|p| p["manifest_path"].as_str().map(Path::new) == Some(manifest.as_path())))
+}
+
+fn run_cargo(dir: &Path, cmd: &mut Command) -> Result<(), BuildError> {
+    tracing::debug!(?cmd, "running cargo");
+    // cargo's own output streams to the user.
+    let status = cmd.status().map_err(|e| BuildError::Cargo {
+        dir: dir.to_owned(),
+        reason: format!("cannot run cargo: {e}"),
+    })?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BuildError::Cargo {
+            dir: dir.to_owned(),
+            reason: format!("cargo exited with {status}"),
+        })
+    }
+}
+
+/// Builds the plugin crate in `dir` (inside `tree`) with cargo: release
+/// profile, host target, `--locked` against the tree's Cargo.lock.
+pub fn cargo_build(tree: &Path, dir: &Path) -> Result<Built, BuildError> {
+    let dir = inside_tree(tree, dir)?;
+    let crate_name = package_name(&dir)?;
+    let (rustc_version, target) = rustc_info();
+    let target_dir;
+    if is_workspace_member(tree, &dir)? {
+        target_dir = tree.join("target");
+        run_cargo(
+            &dir,
+            Command::new("cargo")
+                .args(["build", "--release", "--locked", "-p", &crate_name])
+                .current_dir(tree)
+                .env("CARGO_TARGET_DIR", &target_dir),
+        )?;
+    } else {
+        // A plugin crate is its own workspace; seed its lock file with the
+        // tree's so every shared dependency resolves to the runtime's version,
+        // then let cargo add only the plugin's own entry before building locked.
+        let lock = dir.join("Cargo.lock");
+        fs::copy(tree.join("Cargo.lock"), &lock).map_err(io_err(&lock))?;
+        target_dir = tree.join("target/plugins");
+        run_cargo(
+            &dir,
+            Command::new("cargo")
+                .args(["metadata", "--format-version", "1", "--offline"])
+                .current_dir(&dir)
+                .stdout(std::process::Stdio::null()),
+        )?;
+        run_cargo(
+            &dir,
+            Command::new("cargo")
+                .args(["build", "--release", "--locked"])
+                .current_dir(&dir)
+                .env("CARGO_TARGET_DIR", &target_dir),
+        )?;
+    }
+    let library = target_dir
+        .join("release")
+        .join(format!("lib{}.so", crate_name.replace('-', "_")));
+    if !library.is_file() {
+        return Err(BuildError::Cargo {
+            dir,
+            reason: format!("cargo did not produce {}", library.display()),
+        });
+    }
+    Ok(Built {
+        dir,
+        crate_name,
+        library,
+        rustc_version,
+        target,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crate_names_are_cargo_safe() {
+        assert_eq!(crate_name_for("example.com/my-plugin"), "my-plugin");
+        assert_eq!(crate_name_for("x.y/9lives"), "plugin-9lives");
+        assert_eq!(crate_name_for("a/b c"), "b-c");
+    }
+
+    #[test]
+    fn relative_paths() {
+        assert_eq!(
+            relative_path(Path::new("/t/a/b"), Path::new("/t/plugin-api")),
+            Path::new("../../plugin-api")
+        );
+    }
+
+    #[test]
+    fn dirs_outside_the_tree_are_refused() {
+        let tree = tempfile::tempdir().unwrap();
+        let tree = tree.path().canonicalize().unwrap();
+        assert!(inside_tree(&tree, &tree.join("x/y")).is_ok());
+        assert!(matches!(
+            inside_tree(&tree, Path::new("/tmp")),
+            Err(BuildError::OutsideTree { .. })
+        ));
+        assert!(inside_tree(&tree, &tree.join("x/../../z")).is_err());
+        assert!(inside_tree(&tree, &tree).is_err());
+    }
+}

@@ -1,0 +1,70 @@
+//! Admin operations on installed plugins: enable, disable, uninstall, list.
+//! Install lives in `install.rs`. None of these opens a plugin library.
+
+use super::manifest::CallbackKind;
+use super::store::{Meta, Store, StoreError};
+use super::PluginError;
+
+/// Fails unless the effective user is root, naming the action.
+pub fn require_root(action: &str) -> Result<(), PluginError> {
+    if nix::unistd::Uid::effective().is_root() {
+        Ok(())
+    } else {
+        Err(PluginError::NotRoot(action.to_owned()))
+    }
+}
+
+/// What `enable`/`disable` did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Toggle {
+    /// The state changed.
+    Changed,
+    /// It already was in the asked state; nothing was written.
+    AlreadyThere,
+}
+
+/// Sets a plugin's enabled flag (root only).
+pub fn set_enabled(store: &Store, name: &str, enabled: bool) -> Result<Toggle, PluginError> {
+    require_root(if enabled {
+        "plugin enable"
+    } else {
+        "plugin disable"
+    })?;
+    let lock = store.lock()?;
+    let mut meta = store.get(name)?;
+    if meta.enabled == enabled {
+        return Ok(Toggle::AlreadyThere);
+    }
+    meta.enabled = enabled;
+    store.put_meta(&lock, &meta)?;
+    tracing::info!(plugin = name, enabled, "plugin state changed");
+    Ok(Toggle::Changed)
+}
+
+/// Removes an installed plugin (root only).
+pub fn uninstall(store: &Store, name: &str) -> Result<(), PluginError> {
+    require_root("plugin uninstall")?;
+    let lock = store.lock()?;
+    store.commit_uninstall(&lock, name)?;
+    tracing::info!(plugin = name, "plugin uninstalled");
+    Ok(())
+}
+
+/// Which plugins `list` shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ListFilter {
+    /// Only enabled (`Some(true)`) or disabled (`Some(false)`) ones.
+    pub enabled: Option<bool>,
+    /// Only those that registered this callback kind.
+    pub callback: Option<CallbackKind>,
+}
+
+/// Installed plugins matching `filter`, sorted by name.
+pub fn list(store: &Store, filter: &ListFilter) -> Result<Vec<Meta>, StoreError> {
+    Ok(store
+        .list()?
+        .into_iter()
+        .filter(|m| filter.enabled.is_none_or(|e| m.enabled == e))
+        .filter(|m| filter.callback.is_none_or(|k| m.manifest.has(k)))
+        .collect())
+}

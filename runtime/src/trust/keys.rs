@@ -1,0 +1,159 @@
+//! ed25519 key files and keyids.
+
+use std::io::Write;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+use ed25519_dalek::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey};
+use ed25519_dalek::{SigningKey, VerifyingKey};
+
+use super::TrustError;
+
+/// The reference SIF keyid of a public key (`SHA256:` + base64 of the
+/// SSH wire-format key digest).
+pub fn keyid(key: &VerifyingKey) -> String {
+    vessel_sif::keyid(key)
+}
+
+fn read_pem(path: &Path) -> Result<String, TrustError> {
+    // Key files are tiny; refuse anything that is not, rather than read it.
+    let meta = std::fs::metadata(path).map_err(|source| TrustError::ReadKey {
+        path: path.to_owned(),
+        source,
+    })?;
+    if meta.len() > 64 * 1024 {
+        return Err(TrustError::BadPublicKey {
+            path: path.to_owned(),
+            reason: "file too large for a key".into(),
+        });
+    }
+    std::fs::read_to_string(path).map_err(|source| TrustError::ReadKey {
+        path: path.to_owned(),
+        source,
+    })
+}
+
+/// Loads a PKCS#8 PEM ed25519 private key.
+pub fn load_signing_key(path: &Path) -> Result<SigningKey, TrustError> {
+    let pem = read_pem(path)?;
+    SigningKey::from_pkcs8_pem(&pem).map_err(|e| TrustError::BadPrivateKey {
+        path: path.to_owned(),
+        reason: e.to_string().to_lowercase(),
+    })
+}
+
+/// Loads an SPKI PEM ed25519 public key.
+pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, TrustError> {
+    let pem = read_pem(path)?;
+    VerifyingKey::from_public_key_pem(&pem).map_err(|e| TrustError::BadPublicKey {
+        path: path.to_owned(),
+        reason: e.to_string().to_lowercase(),
+    })
+}
+
+/// The files [`generate_keypair`] wrote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyPairFiles {
+    /// `PREFIX-private.pem`, PKCS#8, mode 0600.
+    pub private: PathBuf,
+    /// `PREFIX-public.pem`, SPKI.
+    pub public: PathBuf,
+    /// The keyid of the pair.
+    pub keyid: String,
+}
+
+fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
+    let mut s = prefix.as_os_str().to_owned();
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+fn write_new(path: &Path, mode: u32, data: &[u8]) -> Result<(), TrustError> {
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(mode)
+        .open(path)
+        .map_err(|source| {
+            if source.kind() == std::io::ErrorKind::AlreadyExists {
+                TrustError::KeyExists {
+                    path: path.to_owned(),
+                }
+            } else {
+                TrustError::WriteKey {
+                    path: path.to_owned(),
+                    source,
+                }
+            }
+        })?;
+    f.write_all(data)
+        .and_then(|()| f.sync_all())
+        .map_err(|source| TrustError::WriteKey {
+            path: path.to_owned(),
+            source,
+        })
+}
+
+/// Generates an ed25519 key pair and writes `PREFIX-private.pem` (PKCS#8,
+/// mode 0600) and `PREFIX-public.pem` (SPKI). Never overwrites a file.
+pub fn generate_keypair(prefix: &Path) -> Result<KeyPairFiles, TrustError> {
+    let private = with_suffix(prefix, "-private.pem");
+    let public = with_suffix(prefix, "-public.pem");
+    for p in [&private, &public] {
+        if p.exists() {
+            return Err(TrustError::KeyExists { path: p.clone() });
+        }
+    }
+    let key = SigningKey::generate(&mut rand_core::OsRng);
+    let enc_err = |path: &Path, e: String| TrustError::WriteKey {
+        path: path.to_owned(),
+        source: std::io::Error::other(e),
+    };
+    let priv_pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| enc_err(&private, e.to_string()))?;
+    let pub_pem = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| enc_err(&public, e.to_string()))?;
+    write_new(&private, 0o600, priv_pem.as_bytes())?;
+    if let Err(e) = write_new(&public, 0o644, pub_pem.as_bytes()) {
+        let _ = std::fs::remove_file(&private);
+        return Err(e);
+    }
+    Ok(KeyPairFiles {
+        private,
+        public,
+        keyid: keyid(&key.verifying_key()),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_pair_loads_back_with_private_mode_0600() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let files = generate_keypair(&dir.path().join("k")).unwrap();
+        let sk = load_signing_key(&files.private).unwrap();
+        let pk = load_verifying_key(&files.public).unwrap();
+        assert_eq!(sk.verifying_key(), pk);
+        assert_eq!(keyid(&pk), files.keyid);
+        let mode = std::fs::metadata(&files.private)
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+        assert!(matches!(
+            generate_keypair(&dir.path().join("k")),
+            Err(TrustError::KeyExists { .. })
+        ));
+        assert!(matches!(
+            load_verifying_key(&files.private),
+            Err(TrustError::BadPublicKey { .. })
+        ));
+    }
+}
