@@ -47,6 +47,8 @@ pub struct Config {
     pub plugin_signatures: SignaturePolicy,
     /// Name of the image driver to mount SIF images with; `None` picks a builtin.
     pub image_driver: Option<String>,
+    /// Binds (`SRC[:DST[:ro|rw]]`) added to every container.
+    pub bind_paths: Vec<String>,
 }
 
 impl Config {

@@ -1,36 +1,173 @@
-//! `vessel exec|run|shell|build`.
+//! `vessel exec|run|shell|build`: flags into an [`EngineConfig`], then the engine.
+
+use std::path::PathBuf;
 
 use clap::Args;
 
 use super::Context;
+use crate::engine::{self, Bind, EngineConfig, EnvOp, Hooks, NoHooks, Runscript};
 use crate::Error;
+
+/// Options every container command takes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ContainerOpts {
+    /// Bind a host path: SRC[:DST[:ro|rw]], repeatable, comma-separated lists allowed.
+    #[arg(short = 'B', long = "bind", value_name = "SPEC")]
+    pub bind: Vec<String>,
+    /// Minimal /dev, no host home or /tmp.
+    #[arg(short = 'c', long)]
+    pub contain: bool,
+    /// Set an environment variable in the container (NAME=VALUE), repeatable.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Start from a clean environment instead of the host's.
+    #[arg(short = 'e', long)]
+    pub cleanenv: bool,
+    /// Working directory inside the container.
+    #[arg(long, value_name = "DIR")]
+    pub pwd: Option<PathBuf>,
+    /// Hostname inside the container (implies a UTS namespace).
+    #[arg(long, value_name = "NAME")]
+    pub hostname: Option<String>,
+    /// Run in a new PID namespace: the command is PID 1.
+    #[arg(short = 'p', long)]
+    pub pid: bool,
+    /// Run in a new network namespace with loopback only.
+    #[arg(short = 'n', long)]
+    pub net: bool,
+    /// Run in a new IPC namespace.
+    #[arg(short = 'i', long)]
+    pub ipc: bool,
+    /// Run in a user namespace (always on for unprivileged users).
+    #[arg(short = 'u', long)]
+    pub userns: bool,
+    /// Run as root inside a user namespace.
+    #[arg(long)]
+    pub fakeroot: bool,
+}
 
 /// Arguments of `vessel exec`.
 #[derive(Debug, Args)]
-pub struct ExecArgs {}
+pub struct ExecArgs {
+    /// Container options.
+    #[command(flatten)]
+    pub opts: ContainerOpts,
+    /// Sandbox directory or SIF image.
+    pub image: PathBuf,
+    /// Command to run and its arguments.
+    #[arg(required = true, trailing_var_arg = true, allow_hyphen_values = true)]
+    pub command: Vec<String>,
+}
+
 /// Arguments of `vessel run`.
 #[derive(Debug, Args)]
-pub struct RunArgs {}
+pub struct RunArgs {
+    /// Container options.
+    #[command(flatten)]
+    pub opts: ContainerOpts,
+    /// Sandbox directory or SIF image.
+    pub image: PathBuf,
+    /// Arguments for the runscript (or the command to run without one).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
 /// Arguments of `vessel shell`.
 #[derive(Debug, Args)]
-pub struct ShellArgs {}
+pub struct ShellArgs {
+    /// Container options.
+    #[command(flatten)]
+    pub opts: ContainerOpts,
+    /// Sandbox directory or SIF image.
+    pub image: PathBuf,
+}
+
 /// Arguments of `vessel build`.
 #[derive(Debug, Args)]
-pub struct BuildArgs {}
+pub struct BuildArgs {
+    /// The SIF image to write.
+    pub output: PathBuf,
+    /// The sandbox directory to pack.
+    pub sandbox: PathBuf,
+    /// Sign the image with this ed25519 private key (PEM).
+    #[arg(long, value_name = "KEY")]
+    pub sign_key: Option<PathBuf>,
+    /// Overwrite OUTPUT if it exists.
+    #[arg(short = 'F', long)]
+    pub force: bool,
+}
+
+/// The runscript `vessel run` looks for in the image.
+pub const RUNSCRIPT: &str = "/.singularity.d/runscript";
+
+/// Builds the engine config from the flags and vessel.toml.
+pub fn engine_config(
+    o: &ContainerOpts,
+    image: PathBuf,
+    command: Vec<String>,
+    ctx: &Context,
+) -> Result<EngineConfig, Error> {
+    let mut cfg = EngineConfig::new(image, command);
+    for spec in ctx.config.bind_paths.iter().chain(&o.bind) {
+        cfg.binds.extend(Bind::parse_list(spec)?);
+    }
+    for e in &o.env {
+        cfg.env.push(EnvOp::parse_set(e)?);
+    }
+    cfg.cleanenv = o.cleanenv;
+    cfg.contain = o.contain;
+    cfg.hostname = o.hostname.clone();
+    cfg.cwd = o.pwd.clone();
+    cfg.namespaces.pid = o.pid;
+    cfg.namespaces.net = o.net;
+    cfg.namespaces.ipc = o.ipc;
+    cfg.namespaces.user = o.userns;
+    cfg.fakeroot = o.fakeroot;
+    cfg.image_driver = ctx.config.image_driver.clone();
+    Ok(cfg)
+}
+
+/// Runs the container with the given hooks; a command that is missing or
+/// not executable prints one line and gives 127/126 as shells do.
+pub fn run_container(cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Error> {
+    match engine::run(cfg, hooks) {
+        Err(Error::Engine(e)) if e.exit_status().is_some() => {
+            eprintln!("error: {e}");
+            Ok(e.exit_status().unwrap_or(crate::EXIT_RUNTIME_FAILURE))
+        }
+        r => r,
+    }
+}
 
 /// Runs `vessel exec`.
-pub fn run_exec(_a: &ExecArgs, _ctx: &Context) -> Result<i32, Error> {
-    Err(Error::Usage("vessel exec is not built yet".into()))
+pub fn run_exec(a: &ExecArgs, ctx: &Context) -> Result<i32, Error> {
+    let cfg = engine_config(&a.opts, a.image.clone(), a.command.clone(), ctx)?;
+    run_container(cfg, &mut NoHooks)
 }
+
 /// Runs `vessel run`.
-pub fn run_run(_a: &RunArgs, _ctx: &Context) -> Result<i32, Error> {
-    Err(Error::Usage("vessel run is not built yet".into()))
+pub fn run_run(a: &RunArgs, ctx: &Context) -> Result<i32, Error> {
+    let command = if a.args.is_empty() {
+        vec!["/bin/sh".to_owned()]
+    } else {
+        a.args.clone()
+    };
+    let mut cfg = engine_config(&a.opts, a.image.clone(), command, ctx)?;
+    cfg.runscript = Some(Runscript {
+        path: RUNSCRIPT.into(),
+        args: a.args.clone(),
+    });
+    run_container(cfg, &mut NoHooks)
 }
+
 /// Runs `vessel shell`.
-pub fn run_shell(_a: &ShellArgs, _ctx: &Context) -> Result<i32, Error> {
-    Err(Error::Usage("vessel shell is not built yet".into()))
+pub fn run_shell(a: &ShellArgs, ctx: &Context) -> Result<i32, Error> {
+    let cfg = engine_config(&a.opts, a.image.clone(), vec!["/bin/sh".to_owned()], ctx)?;
+    run_container(cfg, &mut NoHooks)
 }
+
 /// Runs `vessel build`.
-pub fn run_build(_a: &BuildArgs, _ctx: &Context) -> Result<i32, Error> {
-    Err(Error::Usage("vessel build is not built yet".into()))
+pub fn run_build(a: &BuildArgs, _ctx: &Context) -> Result<i32, Error> {
+    crate::image::build::build_sif(&a.output, &a.sandbox, a.sign_key.as_deref(), a.force)?;
+    Ok(0)
 }

@@ -1,5 +1,268 @@
 //! The container engine: config, launch, monitor.
+//!
+//! [`run`] is the whole life of one container: hooks change the config, the
+//! image is resolved and its driver started, the container process is
+//! cloned into its namespaces and sets up its root, the monitor waits for
+//! it, and everything is released on every path.
+
+use std::path::{Path, PathBuf};
+
+use nix::sys::signal::Signal;
+
+pub mod config;
+pub mod hooks;
+pub mod launch;
+pub mod monitor;
+pub mod plan;
+pub mod sys;
+
+pub use config::{Bind, EngineConfig, EnvOp, Namespaces, Runscript};
+pub use hooks::{Hooks, NoHooks};
+
+use crate::image::driver::{MountRequest, Registry};
+use crate::image::Image;
+use crate::Error;
 
 /// Errors building and running containers.
 #[derive(Debug, thiserror::Error)]
-pub enum EngineError {}
+pub enum EngineError {
+    /// A `--bind` value that does not parse.
+    #[error("bind {spec:?}: {reason}")]
+    BadBind {
+        /// The spec as given.
+        spec: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A bind source that cannot be used.
+    #[error("bind source {src}: {reason}")]
+    BindSource {
+        /// The host path.
+        src: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A bind destination missing from the (read-only) image.
+    #[error("bind destination {0}: does not exist in the image")]
+    BindDestination(PathBuf),
+    /// An `--env` value that is not `NAME=VALUE`.
+    #[error("env {0:?}: expected NAME=VALUE with a valid name")]
+    BadEnv(String),
+    /// No command to run.
+    #[error("no command to run")]
+    NoCommand,
+    /// The image path does not exist.
+    #[error("image {0}: no such file or directory")]
+    ImageMissing(PathBuf),
+    /// A hostname the kernel would refuse.
+    #[error("hostname {0:?}: must be 1 to 64 characters without '/'")]
+    BadHostname(String),
+    /// A relative `--pwd`.
+    #[error("working directory {0}: must be an absolute path")]
+    BadCwd(PathBuf),
+    /// A setup step failed.
+    #[error("{what}: {reason}")]
+    Setup {
+        /// The step.
+        what: String,
+        /// The cause.
+        reason: String,
+    },
+    /// The container's setup failed (message from the container process).
+    #[error("{0}")]
+    Container(String),
+    /// The command does not exist in the container (exit 127).
+    #[error("{0}")]
+    CommandNotFound(String),
+    /// The command exists but cannot be executed (exit 126).
+    #[error("{0}")]
+    CommandNotExecutable(String),
+}
+
+impl EngineError {
+    pub(crate) fn sys(what: &str, e: nix::errno::Errno) -> Self {
+        Self::Setup {
+            what: what.to_owned(),
+            reason: e.desc().to_lowercase(),
+        }
+    }
+
+    /// The exit status a shell would give for this failure, when it is not
+    /// a runtime failure (127 command not found, 126 not executable).
+    pub fn exit_status(&self) -> Option<i32> {
+        match self {
+            Self::CommandNotFound(_) => Some(127),
+            Self::CommandNotExecutable(_) => Some(126),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn io_reason(e: &std::io::Error) -> String {
+    crate::image::io_reason(e)
+}
+
+/// Whether the runtime runs with host privileges (root, initial user namespace).
+pub fn privileged() -> bool {
+    nix::unistd::geteuid().is_root()
+}
+
+/// Runs one container to completion and returns its exit status (the
+/// command's, or 128+N when a signal killed it).
+pub fn run(mut cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Error> {
+    let privileged = privileged();
+    cfg.normalize(privileged);
+    hooks.engine_config(&mut cfg)?;
+    cfg.normalize(privileged);
+    cfg.validate()?;
+    let image = Image::open(&cfg.image.path)?;
+    let unprivileged = cfg.namespaces.user;
+
+    let mut registry = Registry::with_builtins();
+    hooks.register_image_drivers(&mut registry, unprivileged)?;
+
+    let workdir = WorkDir::new()?;
+    let root = workdir.path().join("root");
+    std::fs::create_dir(&root).map_err(|e| EngineError::Setup {
+        what: format!("creating {}", root.display()),
+        reason: io_reason(&e),
+    })?;
+
+    let mut signals = monitor::Signals::block()?;
+    let status = match &image {
+        Image::Sandbox(_) => launch_and_monitor(&cfg, &image, None, &root, &mut signals, hooks),
+        Image::Squashfs { path, offset, size } => {
+            let req = MountRequest {
+                image: path.clone(),
+                offset: *offset,
+                size: *size,
+                unprivileged,
+                workdir: workdir.path().to_owned(),
+            };
+            let driver = registry.select(cfg.image_driver.as_deref(), unprivileged)?;
+            tracing::debug!(
+                "mounting {} with image driver {:?}",
+                path.display(),
+                driver.name()
+            );
+            driver.start(&req)?;
+            let r = launch_and_monitor(
+                &cfg,
+                &image,
+                Some((&mut *driver, &req)),
+                &root,
+                &mut signals,
+                hooks,
+            );
+            let stopped = driver.stop(&req);
+            match (r, stopped) {
+                (Ok(s), Err(e)) => {
+                    tracing::warn!("{e}");
+                    Ok(s)
+                }
+                (r, _) => r,
+            }
+        }
+    };
+    signals.restore();
+    drop(workdir);
+    status
+}
+
+fn launch_and_monitor<'a>(
+    cfg: &'a EngineConfig,
+    image: &'a Image,
+    driver: Option<(
+        &'a mut dyn crate::image::driver::ImageDriver,
+        &'a MountRequest,
+    )>,
+    root: &'a Path,
+    signals: &mut monitor::Signals,
+    hooks: &mut dyn Hooks,
+) -> Result<i32, Error> {
+    let started = launch::start(launch::Launch {
+        cfg,
+        image,
+        driver,
+        root,
+        mask: *signals.original_mask(),
+    })?;
+    let pid = started.pid;
+    tracing::debug!("container process {pid} started");
+    if let Err(e) = hooks.post_start(cfg, pid) {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = monitor::reap(pid);
+        return Err(e);
+    }
+    let raw = match hooks.monitor(cfg, pid, signals) {
+        Some(r) => match r {
+            Ok(raw) => raw,
+            Err(e) => {
+                // A failed monitor must not leave the container running.
+                let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+                let _ = monitor::reap(pid);
+                return Err(e);
+            }
+        },
+        None => monitor::wait_forwarding(pid, signals)?,
+    };
+    Ok(monitor::exit_code(raw))
+}
+
+/// The private work dir of one run (mount point of the root, extracted
+/// images); removed on drop even when the container left read-only
+/// directories in it.
+#[derive(Debug)]
+struct WorkDir(Option<tempfile::TempDir>);
+
+impl WorkDir {
+    fn new() -> Result<Self, EngineError> {
+        let d = tempfile::Builder::new()
+            .prefix("vessel-")
+            .tempdir()
+            .map_err(|e| EngineError::Setup {
+                what: format!("creating a work dir in {}", std::env::temp_dir().display()),
+                reason: io_reason(&e),
+            })?;
+        Ok(Self(Some(d)))
+    }
+
+    fn path(&self) -> &Path {
+        self.0
+            .as_ref()
+            .map_or(Path::new("/nonexistent"), |d| d.path())
+    }
+}
+
+impl Drop for WorkDir {
+    fn drop(&mut self) {
+        if let Some(d) = self.0.take() {
+            let p = d.keep();
+            make_writable(&p);
+            if let Err(e) = std::fs::remove_dir_all(&p) {
+                tracing::warn!("removing {}: {}", p.display(), io_reason(&e));
+            }
+        }
+    }
+}
+
+/// Adds owner rwx to every directory below `p` so it can be removed
+/// (extracted images keep their read-only directory modes).
+fn make_writable(p: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::symlink_metadata(p) else {
+        return;
+    };
+    if !meta.is_dir() {
+        return;
+    }
+    let mode = meta.permissions().mode();
+    if mode & 0o700 != 0o700 {
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | 0o700));
+    }
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            make_writable(&e.path());
+        }
+    }
+}

@@ -3,4 +3,5 @@
 //! namespaces say so in their name (`root_`) and run in CI, which runs as root.
 
 mod cli;
+mod engine;
 mod loader;

@@ -1,0 +1,348 @@
+//! The engine config: everything that decides how one container runs.
+//!
+//! It is a plain data struct with public fields because plugins read and
+//! change it through the EngineConfig hook; [`EngineConfig::validate`] runs
+//! after the hooks, before any mount, so a bad value from a flag, from
+//! `vessel.toml` or from a plugin fails the same way.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use super::EngineError;
+
+/// One bind mount from the host into the container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// Host path.
+    pub src: PathBuf,
+    /// Absolute path inside the container.
+    pub dst: PathBuf,
+    /// Read-only inside the container.
+    pub readonly: bool,
+}
+
+impl Bind {
+    /// Parses `SRC[:DST[:ro|rw]]`; DST defaults to SRC.
+    pub fn parse(spec: &str) -> Result<Self, EngineError> {
+        let bad = |why: &str| EngineError::BadBind {
+            spec: spec.to_owned(),
+            reason: why.to_owned(),
+        };
+        let parts: Vec<&str> = spec.split(':').collect();
+        let (src, dst, opt) = match parts.as_slice() {
+            [s] => (*s, *s, None),
+            [s, d] => (*s, *d, None),
+            [s, d, o] => (*s, *d, Some(*o)),
+            _ => return Err(bad("expected SRC[:DST[:ro|rw]]")),
+        };
+        if src.is_empty() || dst.is_empty() {
+            return Err(bad("empty path"));
+        }
+        let readonly = match opt {
+            None | Some("rw") => false,
+            Some("ro") => true,
+            Some(o) => return Err(bad(&format!("unknown option {o:?}, expected ro or rw"))),
+        };
+        Ok(Self {
+            src: PathBuf::from(src),
+            dst: PathBuf::from(dst),
+            readonly,
+        })
+    }
+
+    /// Parses a `--bind` value: a comma-separated list of bind specs.
+    pub fn parse_list(value: &str) -> Result<Vec<Self>, EngineError> {
+        value
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(Self::parse)
+            .collect()
+    }
+}
+
+/// One change to the container's environment, applied in order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EnvOp {
+    /// Set `name` to `value`.
+    Set(String, String),
+    /// Remove `name`.
+    Unset(String),
+}
+
+impl EnvOp {
+    /// Parses `--env K=V`.
+    pub fn parse_set(spec: &str) -> Result<Self, EngineError> {
+        match spec.split_once('=') {
+            Some((k, v)) if valid_env_name(k) => Ok(Self::Set(k.to_owned(), v.to_owned())),
+            _ => Err(EngineError::BadEnv(spec.to_owned())),
+        }
+    }
+}
+
+fn valid_env_name(k: &str) -> bool {
+    !k.is_empty() && !k.contains('\0') && !k.starts_with(|c: char| c.is_ascii_digit())
+}
+
+/// Which namespaces to create besides the mount namespace (always created).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Namespaces {
+    /// PID namespace: the command runs as PID 1.
+    pub pid: bool,
+    /// UTS namespace (implied by a hostname).
+    pub uts: bool,
+    /// IPC namespace.
+    pub ipc: bool,
+    /// Network namespace with loopback only.
+    pub net: bool,
+    /// User namespace (always on for unprivileged users and with fakeroot).
+    pub user: bool,
+}
+
+/// The image to run: a path as the user gave it; resolved by `image::Image::open`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageRef {
+    /// Path of the sandbox directory or SIF file.
+    pub path: PathBuf,
+}
+
+/// `vessel run`: a script in the image run instead of the command when present.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Runscript {
+    /// Path inside the container.
+    pub path: PathBuf,
+    /// Its arguments.
+    pub args: Vec<String>,
+}
+
+/// Everything that decides how one container runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EngineConfig {
+    /// The image.
+    pub image: ImageRef,
+    /// The command and its arguments (argv), never empty after validation.
+    pub command: Vec<String>,
+    /// Host paths bound into the container, in order.
+    pub binds: Vec<Bind>,
+    /// Environment changes, applied in order after `cleanenv`.
+    pub env: Vec<EnvOp>,
+    /// Start from an empty environment instead of the host's.
+    pub cleanenv: bool,
+    /// Minimal /dev, no host home, no host /tmp.
+    pub contain: bool,
+    /// Hostname inside the container; implies a UTS namespace.
+    pub hostname: Option<String>,
+    /// Working directory inside the container; `None` = the host cwd if it
+    /// exists there, else the home directory, else `/`.
+    pub cwd: Option<PathBuf>,
+    /// Namespaces to create.
+    pub namespaces: Namespaces,
+    /// Map the user to root inside a user namespace.
+    pub fakeroot: bool,
+    /// Free-form key/values for plugins to pass information along.
+    pub annotations: BTreeMap<String, String>,
+    /// Name of the image driver to use (`image_driver` in vessel.toml).
+    pub image_driver: Option<String>,
+    /// The invoking user's home directory (bound unless `contain`).
+    pub home: Option<PathBuf>,
+    /// Run this script instead of `command` when it exists in the image.
+    pub runscript: Option<Runscript>,
+}
+
+impl EngineConfig {
+    /// A config with defaults for `image` and `command`.
+    pub fn new(image: impl Into<PathBuf>, command: Vec<String>) -> Self {
+        Self {
+            image: ImageRef { path: image.into() },
+            command,
+            binds: Vec::new(),
+            env: Vec::new(),
+            cleanenv: false,
+            contain: false,
+            hostname: None,
+            cwd: None,
+            namespaces: Namespaces::default(),
+            fakeroot: false,
+            annotations: BTreeMap::new(),
+            image_driver: None,
+            home: std::env::var_os("HOME").map(PathBuf::from),
+            runscript: None,
+        }
+    }
+
+    /// Applies the rules that tie options together (hostname implies a UTS
+    /// namespace, fakeroot and unprivileged runs imply a user namespace).
+    pub fn normalize(&mut self, privileged: bool) {
+        if self.hostname.is_some() {
+            self.namespaces.uts = true;
+        }
+        if self.fakeroot || !privileged {
+            self.namespaces.user = true;
+        }
+    }
+
+    /// Checks the config before any work is done: the first problem is a
+    /// one-line error.
+    pub fn validate(&self) -> Result<(), EngineError> {
+        if self.command.is_empty() || self.command[0].is_empty() {
+            return Err(EngineError::NoCommand);
+        }
+        if !self.image.path.exists() {
+            return Err(EngineError::ImageMissing(self.image.path.clone()));
+        }
+        for b in &self.binds {
+            if !b.dst.is_absolute() {
+                return Err(EngineError::BadBind {
+                    spec: b.dst.display().to_string(),
+                    reason: "destination must be an absolute path".into(),
+                });
+            }
+            if let Err(e) = std::fs::metadata(&b.src) {
+                return Err(EngineError::BindSource {
+                    src: b.src.clone(),
+                    reason: crate::engine::io_reason(&e),
+                });
+            }
+        }
+        if let Some(h) = &self.hostname {
+            if h.is_empty() || h.len() > 64 || h.contains(['\0', '/']) {
+                return Err(EngineError::BadHostname(h.clone()));
+            }
+        }
+        if let Some(c) = &self.cwd {
+            if !c.is_absolute() {
+                return Err(EngineError::BadCwd(c.clone()));
+            }
+        }
+        for op in &self.env {
+            let name = match op {
+                EnvOp::Set(k, v) => {
+                    if v.contains('\0') {
+                        return Err(EngineError::BadEnv(format!("{k}={v}")));
+                    }
+                    k
+                }
+                EnvOp::Unset(k) => k,
+            };
+            if !valid_env_name(name) || name.contains('=') {
+                return Err(EngineError::BadEnv(name.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    /// The container's environment: the host's (unless `cleanenv`), then the
+    /// changes in order, with a default PATH when none is set.
+    pub fn environment(
+        &self,
+        host: impl Iterator<Item = (String, String)>,
+    ) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = if self.cleanenv {
+            // A clean environment still needs to know the terminal and home.
+            host.filter(|(k, _)| k == "TERM" || k == "HOME" || k == "LANG")
+                .collect()
+        } else {
+            host.collect()
+        };
+        for op in &self.env {
+            match op {
+                EnvOp::Set(k, v) => {
+                    env.retain(|(n, _)| n != k);
+                    env.push((k.clone(), v.clone()));
+                }
+                EnvOp::Unset(k) => env.retain(|(n, _)| n != k),
+            }
+        }
+        if !env.iter().any(|(k, _)| k == "PATH") {
+            env.push((
+                "PATH".into(),
+                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
+            ));
+        }
+        env
+    }
+
+    /// The home directory to bind, if any.
+    pub fn home_bind(&self) -> Option<&Path> {
+        if self.contain {
+            return None;
+        }
+        self.home
+            .as_deref()
+            .filter(|h| h.is_absolute() && *h != Path::new("/") && h.is_dir())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_bind_specs() {
+        let b = Bind::parse("/a").unwrap();
+        assert_eq!(
+            (b.src.as_path(), b.dst.as_path(), b.readonly),
+            (Path::new("/a"), Path::new("/a"), false)
+        );
+        let b = Bind::parse("/a:/b:ro").unwrap();
+        assert_eq!(
+            (b.src.as_path(), b.dst.as_path(), b.readonly),
+            (Path::new("/a"), Path::new("/b"), true)
+        );
+        assert_eq!(Bind::parse_list("/a,/b:/c:rw").unwrap().len(), 2);
+        assert!(Bind::parse("/a:/b:xx").is_err());
+        assert!(Bind::parse("/a:/b:ro:extra").is_err());
+        assert!(Bind::parse(":/b").is_err());
+    }
+
+    #[test]
+    fn validate_names_a_missing_bind_source() {
+        let d = tempfile::tempdir().unwrap();
+        let mut c = EngineConfig::new(d.path(), vec!["true".into()]);
+        c.binds.push(Bind::parse("/nonexistent/x:/x").unwrap());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains("/nonexistent/x") && !e.contains('\n'), "{e}");
+        c.binds[0] = Bind::parse("/tmp:rel").unwrap();
+        assert!(c.validate().is_err());
+        c.binds.clear();
+        c.validate().unwrap();
+        c.command.clear();
+        assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn hostname_implies_uts_and_unprivileged_implies_user() {
+        let mut c = EngineConfig::new("/", vec!["true".into()]);
+        c.hostname = Some("box".into());
+        c.normalize(true);
+        assert!(c.namespaces.uts && !c.namespaces.user);
+        c.normalize(false);
+        assert!(c.namespaces.user);
+    }
+
+    #[test]
+    fn environment_applies_ops_in_order() {
+        let mut c = EngineConfig::new("/", vec!["true".into()]);
+        let host = || {
+            vec![
+                ("A".to_string(), "1".to_string()),
+                ("TERM".into(), "xterm".into()),
+            ]
+            .into_iter()
+        };
+        c.env = vec![
+            EnvOp::parse_set("B=2").unwrap(),
+            EnvOp::Unset("A".into()),
+            EnvOp::parse_set("B=3").unwrap(),
+        ];
+        let e = c.environment(host());
+        assert!(e.contains(&("B".into(), "3".into())));
+        assert!(!e.iter().any(|(k, _)| k == "A"));
+        assert!(e.iter().any(|(k, _)| k == "PATH"));
+        c.cleanenv = true;
+        c.env.clear();
+        let e = c.environment(host());
+        assert!(!e.iter().any(|(k, _)| k == "A"));
+        assert!(e.iter().any(|(k, _)| k == "TERM"));
+        assert!(EnvOp::parse_set("=x").is_err() && EnvOp::parse_set("noequals").is_err());
+    }
+}

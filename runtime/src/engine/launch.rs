@@ -1,0 +1,322 @@
+//! Creating the container process: clone into new namespaces, set up the
+//! root in the child, exec the command.
+//!
+//! The runtime is single-threaded when it clones, so the child may allocate
+//! and run ordinary Rust code until exec. A close-on-exec pipe reports the
+//! child's fate: EOF means the exec succeeded; otherwise the child writes its
+//! exit code and a one-line message and exits.
+
+use std::ffi::CString;
+use std::io::Read;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::mount::MsFlags;
+use nix::sched::CloneFlags;
+use nix::sys::signal::{SigHandler, SigSet, Signal};
+use nix::unistd::Pid;
+
+use super::config::EngineConfig;
+use super::plan::{apply, plan, PlanInput};
+use super::sys::RealSyscalls;
+use super::EngineError;
+use crate::image::driver::{ImageDriver, MountRequest};
+use crate::image::Image;
+
+/// Stack for the cloned child; it runs the whole setup, plugins included.
+const CHILD_STACK: usize = 8 << 20;
+
+/// What the child needs to set up the container.
+pub struct Launch<'a> {
+    /// The validated config.
+    pub cfg: &'a EngineConfig,
+    /// The resolved image.
+    pub image: &'a Image,
+    /// The driver and request for a squashfs image (`start` already ran).
+    pub driver: Option<(&'a mut dyn ImageDriver, &'a MountRequest)>,
+    /// Empty directory the root is mounted on.
+    pub root: &'a Path,
+    /// The signal mask the runtime started with, restored for the command.
+    pub mask: SigSet,
+}
+
+impl std::fmt::Debug for Launch<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Launch")
+            .field("image", self.image)
+            .field("root", &self.root)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A started container process.
+#[derive(Debug)]
+pub struct Started {
+    /// Its pid (in the runtime's pid namespace).
+    pub pid: Pid,
+}
+
+/// Why the child did not exec.
+#[derive(Debug)]
+struct ChildFailure {
+    code: u8,
+    message: String,
+}
+
+impl ChildFailure {
+    fn setup(e: impl std::fmt::Display) -> Self {
+        Self {
+            code: crate::EXIT_RUNTIME_FAILURE as u8,
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Clones the container process and waits until it has exec'd the command
+/// (or failed to).
+pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| EngineError::sys("creating a pipe", e))?;
+    let ns = l.cfg.namespaces;
+    let mut flags = CloneFlags::CLONE_NEWNS;
+    for (on, f) in [
+        (ns.user, CloneFlags::CLONE_NEWUSER),
+        (ns.pid, CloneFlags::CLONE_NEWPID),
+        (ns.uts, CloneFlags::CLONE_NEWUTS),
+        (ns.ipc, CloneFlags::CLONE_NEWIPC),
+        (ns.net, CloneFlags::CLONE_NEWNET),
+    ] {
+        if on {
+            flags |= f;
+        }
+    }
+    let uid = nix::unistd::getuid().as_raw();
+    let gid = nix::unistd::getgid().as_raw();
+    let host_cwd = std::env::current_dir().ok();
+    let host_env: Vec<(String, String)> = std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect();
+    let mut stack = vec![0u8; CHILD_STACK];
+    let mut l = l;
+    let wr_ref = &wr;
+    let cb = Box::new(|| -> isize {
+        let fail = match child(&mut l, uid, gid, host_cwd.clone(), host_env.clone()) {
+            Err(f) => f,
+            Ok(never) => match never {},
+        };
+        let mut msg = vec![fail.code];
+        msg.extend_from_slice(fail.message.as_bytes());
+        let mut rest = msg.as_slice();
+        while !rest.is_empty() {
+            match nix::unistd::write(wr_ref, rest) {
+                Ok(n) => rest = &rest[n..],
+                Err(Errno::EINTR) => {}
+                Err(_) => break,
+            }
+        }
+        unsafe_exit(fail.code as i32)
+    });
+    // SAFETY: the runtime is single-threaded here; the child runs on its own
+    // stack (copy-on-write memory, no CLONE_VM) and never returns: it execs
+    // or _exits.
+    let pid = unsafe { nix::sched::clone(cb, &mut stack, flags, Some(libc::SIGCHLD)) }
+        .map_err(|e| EngineError::sys("creating the container process", e))?;
+    drop(wr);
+    read_fate(rd, pid)
+}
+
+fn read_fate(rd: OwnedFd, pid: Pid) -> Result<Started, EngineError> {
+    let mut buf = Vec::new();
+    let mut f = std::fs::File::from(rd);
+    if let Err(e) = f.read_to_end(&mut buf) {
+        let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
+        let _ = super::monitor::reap(pid);
+        return Err(EngineError::sys(
+            "reading from the container process",
+            Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)),
+        ));
+    }
+    if buf.is_empty() {
+        return Ok(Started { pid });
+    }
+    let _ = super::monitor::reap(pid);
+    let message = String::from_utf8_lossy(&buf[1..]).into_owned();
+    Err(match buf[0] {
+        127 => EngineError::CommandNotFound(message),
+        126 => EngineError::CommandNotExecutable(message),
+        _ => EngineError::Container(message),
+    })
+}
+
+fn unsafe_exit(code: i32) -> ! {
+    // SAFETY: _exit skips atexit handlers and stdio flushing that belong to
+    // the parent's copy of the process state.
+    unsafe { libc::_exit(code) }
+}
+
+/// The child side: namespaces are already created by clone.
+fn child(
+    l: &mut Launch<'_>,
+    uid: u32,
+    gid: u32,
+    host_cwd: Option<PathBuf>,
+    host_env: Vec<(String, String)>,
+) -> Result<std::convert::Infallible, ChildFailure> {
+    // The container must not outlive the runtime: its mounts go with it.
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    let cfg = l.cfg;
+    if cfg.namespaces.user {
+        map_ids(cfg.fakeroot, uid, gid).map_err(ChildFailure::setup)?;
+    }
+    nix::mount::mount(
+        None::<&str>,
+        "/",
+        None::<&str>,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None::<&str>,
+    )
+    .map_err(|e| ChildFailure::setup(EngineError::sys("making mounts private", e)))?;
+    match (l.image, l.driver.as_mut()) {
+        (Image::Sandbox(dir), _) => nix::mount::mount(
+            Some(dir.as_path()),
+            l.root,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            ChildFailure::setup(EngineError::sys(&format!("binding {}", dir.display()), e))
+        })?,
+        (Image::Squashfs { .. }, Some((driver, req))) => {
+            driver.mount(req, l.root).map_err(ChildFailure::setup)?
+        }
+        (Image::Squashfs { path, .. }, None) => {
+            return Err(ChildFailure::setup(format!(
+                "image {}: no driver to mount it",
+                path.display()
+            )))
+        }
+    }
+    let input = PlanInput {
+        root: l.root,
+        readonly_root: true,
+        host_cwd,
+    };
+    let steps = plan(cfg, &input, &|p| p.exists()).map_err(ChildFailure::setup)?;
+    apply(&steps, &mut RealSyscalls).map_err(ChildFailure::setup)?;
+
+    let env = cfg.environment(host_env.into_iter());
+    let argv = command_argv(cfg);
+    let path_var = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("/usr/bin:/bin");
+    let prog = resolve(&argv[0], path_var).ok_or_else(|| ChildFailure {
+        code: 127,
+        message: format!("{}: command not found in the container", argv[0]),
+    })?;
+    let cstr =
+        |s: &[u8]| CString::new(s).map_err(|_| ChildFailure::setup("argument contains a nul byte"));
+    let c_argv = argv
+        .iter()
+        .map(|a| cstr(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let c_env = env
+        .iter()
+        .map(|(k, v)| cstr(format!("{k}={v}").as_bytes()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let c_prog = cstr(prog.as_os_str().as_bytes())?;
+
+    // Give the command the signal state the runtime itself was started with.
+    // SAFETY: resetting dispositions to default in a single-threaded child.
+    unsafe {
+        let _ = nix::sys::signal::signal(Signal::SIGPIPE, SigHandler::SigDfl);
+    }
+    let _ = nix::sys::signal::sigprocmask(
+        nix::sys::signal::SigmaskHow::SIG_SETMASK,
+        Some(&l.mask),
+        None,
+    );
+    let e = nix::unistd::execve(&c_prog, &c_argv, &c_env).unwrap_err();
+    Err(match e {
+        Errno::ENOENT | Errno::ENOTDIR => ChildFailure {
+            code: 127,
+            message: format!("{}: command not found in the container", argv[0]),
+        },
+        Errno::EACCES | Errno::ENOEXEC | Errno::EPERM => ChildFailure {
+            code: 126,
+            message: format!("{}: {}", argv[0], e.desc().to_lowercase()),
+        },
+        e => ChildFailure::setup(format!(
+            "executing {}: {}",
+            argv[0],
+            e.desc().to_lowercase()
+        )),
+    })
+}
+
+/// The argv to exec: the runscript with its args when the image has one
+/// (`vessel run`), else the command.
+fn command_argv(cfg: &EngineConfig) -> Vec<String> {
+    if let Some(rs) = &cfg.runscript {
+        if rs.path.is_file() {
+            let mut v = vec![rs.path.to_string_lossy().into_owned()];
+            v.extend(rs.args.iter().cloned());
+            return v;
+        }
+    }
+    cfg.command.clone()
+}
+
+/// Finds `cmd` like a shell does: as a path if it has a slash, else in PATH.
+fn resolve(cmd: &str, path: &str) -> Option<PathBuf> {
+    if cmd.contains('/') {
+        return Some(PathBuf::from(cmd));
+    }
+    path.split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(cmd))
+        .find(|p| {
+            p.metadata()
+                .map(|m| {
+                    m.is_file()
+                        && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+                })
+                .unwrap_or(false)
+        })
+}
+
+/// Maps the invoking user to itself (or to root with fakeroot) in the new
+/// user namespace; unprivileged writers must deny setgroups first.
+fn map_ids(fakeroot: bool, uid: u32, gid: u32) -> Result<(), EngineError> {
+    let (in_uid, in_gid) = if fakeroot { (0, 0) } else { (uid, gid) };
+    let write = |file: &str, text: String| {
+        std::fs::write(format!("/proc/self/{file}"), text).map_err(|e| EngineError::Setup {
+            what: format!("writing /proc/self/{file}"),
+            reason: crate::image::io_reason(&e),
+        })
+    };
+    write("setgroups", "deny".into())?;
+    write("uid_map", format!("{in_uid} {uid} 1\n"))?;
+    write("gid_map", format!("{in_gid} {gid} 1\n"))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_commands_like_a_shell() {
+        assert_eq!(resolve("/x/y", ""), Some(PathBuf::from("/x/y")));
+        assert_eq!(
+            resolve("sh", "/nonexistent:/bin"),
+            Some(PathBuf::from("/bin/sh"))
+        );
+        assert_eq!(resolve("no-such-command-here", "/bin:/usr/bin"), None);
+    }
+}

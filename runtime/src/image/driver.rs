@@ -1,0 +1,280 @@
+//! Image drivers: how a squashfs partition becomes the container's root.
+//!
+//! A driver has three stages. `start` runs in the runtime process before the
+//! container exists (attach a loop device, extract, start a daemon); `mount`
+//! runs in the container's new mount namespace before pivot_root, so what it
+//! mounts dies with the namespace; `stop` runs in the runtime process after
+//! the container has exited (release what `start` set up). Plugins register
+//! more drivers into the [`Registry`] before the image is mounted.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use nix::mount::MsFlags;
+
+use super::loopdev::LoopDevice;
+use super::ImageError;
+
+/// What a driver can do, shown to users and used to pick a builtin.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Features {
+    /// Mounts squashfs partitions.
+    pub squashfs: bool,
+    /// Works for root in the initial user namespace.
+    pub privileged: bool,
+    /// Works inside an unprivileged user namespace.
+    pub unprivileged: bool,
+}
+
+/// One image to mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountRequest {
+    /// The image file (absolute).
+    pub image: PathBuf,
+    /// Byte offset of the squashfs partition.
+    pub offset: u64,
+    /// Byte length of the partition.
+    pub size: u64,
+    /// The container runs in a user namespace without host privileges.
+    pub unprivileged: bool,
+    /// A private, empty directory the driver may use; removed by the runtime
+    /// after `stop`.
+    pub workdir: PathBuf,
+}
+
+/// An image driver.
+pub trait ImageDriver: std::fmt::Debug {
+    /// The name `image_driver` in vessel.toml refers to.
+    fn name(&self) -> &str;
+    /// What it supports.
+    fn features(&self) -> Features;
+    /// Prepares, in the runtime process, before the container exists.
+    fn start(&mut self, _req: &MountRequest) -> Result<(), ImageError> {
+        Ok(())
+    }
+    /// Mounts the image read-only at `target`, inside the container's mount
+    /// namespace (the runtime is single-threaded here: no threads).
+    fn mount(&mut self, req: &MountRequest, target: &Path) -> Result<(), ImageError>;
+    /// Releases, in the runtime process, what `start` set up. Called on every
+    /// path once `start` succeeded.
+    fn stop(&mut self, _req: &MountRequest) -> Result<(), ImageError> {
+        Ok(())
+    }
+}
+
+/// The registered drivers, builtins first.
+#[derive(Debug)]
+pub struct Registry {
+    drivers: Vec<Box<dyn ImageDriver>>,
+}
+
+/// Name of the builtin kernel squashfs driver.
+pub const KERNEL_SQUASHFS: &str = "squashfs";
+/// Name of the builtin extraction driver.
+pub const EXTRACT: &str = "extract";
+
+impl Registry {
+    /// A registry with the builtin drivers.
+    pub fn with_builtins() -> Self {
+        Self {
+            drivers: vec![
+                Box::new(KernelSquashfs::default()),
+                Box::new(Extract::default()),
+            ],
+        }
+    }
+
+    /// Adds a driver; a name already taken is an error.
+    pub fn register(&mut self, driver: Box<dyn ImageDriver>) -> Result<(), ImageError> {
+        if self.drivers.iter().any(|d| d.name() == driver.name()) {
+            return Err(ImageError::DuplicateDriver(driver.name().to_owned()));
+        }
+        tracing::debug!("registered image driver {:?}", driver.name());
+        self.drivers.push(driver);
+        Ok(())
+    }
+
+    /// Names of all registered drivers, in registration order.
+    pub fn names(&self) -> Vec<&str> {
+        self.drivers.iter().map(|d| d.name()).collect()
+    }
+
+    /// The driver to use: the configured one, else the kernel mount when
+    /// privileged and extraction when not.
+    pub fn select(
+        &mut self,
+        configured: Option<&str>,
+        unprivileged: bool,
+    ) -> Result<&mut dyn ImageDriver, ImageError> {
+        let name = configured.unwrap_or(if unprivileged {
+            EXTRACT
+        } else {
+            KERNEL_SQUASHFS
+        });
+        let known = self.names().join(", ");
+        match self.drivers.iter_mut().find(|d| d.name() == name) {
+            Some(d) => Ok(d.as_mut()),
+            None => Err(ImageError::UnknownDriver {
+                name: name.to_owned(),
+                known,
+            }),
+        }
+    }
+}
+
+/// Kernel squashfs through a loop device at the partition's offset (root only).
+#[derive(Debug, Default)]
+pub struct KernelSquashfs {
+    dev: Option<LoopDevice>,
+}
+
+impl ImageDriver for KernelSquashfs {
+    fn name(&self) -> &str {
+        KERNEL_SQUASHFS
+    }
+    fn features(&self) -> Features {
+        Features {
+            squashfs: true,
+            privileged: true,
+            unprivileged: false,
+        }
+    }
+    fn start(&mut self, req: &MountRequest) -> Result<(), ImageError> {
+        if req.unprivileged {
+            return Err(self.fail("kernel squashfs mounts need root outside a user namespace"));
+        }
+        self.dev = Some(LoopDevice::attach(&req.image, req.offset, req.size)?);
+        Ok(())
+    }
+    fn mount(&mut self, _req: &MountRequest, target: &Path) -> Result<(), ImageError> {
+        let dev = self.dev.as_ref().ok_or_else(|| self.fail("not started"))?;
+        nix::mount::mount(
+            Some(dev.path()),
+            target,
+            Some("squashfs"),
+            MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
+            None::<&str>,
+        )
+        .map_err(|e| {
+            self.fail(&format!(
+                "mounting {}: {}",
+                dev.path().display(),
+                e.desc().to_lowercase()
+            ))
+        })
+    }
+    fn stop(&mut self, _req: &MountRequest) -> Result<(), ImageError> {
+        // Closing our handle leaves only the mount holding the device; the
+        // kernel detaches it (autoclear) when the container's namespace goes.
+        self.dev = None;
+        Ok(())
+    }
+}
+
+impl KernelSquashfs {
+    fn fail(&self, reason: &str) -> ImageError {
+        ImageError::Driver {
+            driver: KERNEL_SQUASHFS.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// Extraction with `unsquashfs` into the private work dir, bound as the root.
+#[derive(Debug, Default)]
+pub struct Extract {
+    dir: Option<PathBuf>,
+}
+
+impl ImageDriver for Extract {
+    fn name(&self) -> &str {
+        EXTRACT
+    }
+    fn features(&self) -> Features {
+        Features {
+            squashfs: true,
+            privileged: true,
+            unprivileged: true,
+        }
+    }
+    fn start(&mut self, req: &MountRequest) -> Result<(), ImageError> {
+        let dest = req.workdir.join("rootfs");
+        let fail = |reason: String| ImageError::Driver {
+            driver: EXTRACT.into(),
+            reason,
+        };
+        let out = Command::new("unsquashfs")
+            .args(["-n", "-q", "-no-xattrs", "-o"])
+            .arg(req.offset.to_string())
+            .arg("-d")
+            .arg(&dest)
+            .arg(&req.image)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| fail(format!("running unsquashfs: {}", super::io_reason(&e))))?;
+        if !out.status.success() {
+            let text = String::from_utf8_lossy(&out.stderr);
+            let last = text
+                .lines()
+                .map(str::trim)
+                .rfind(|l| !l.is_empty())
+                .unwrap_or("no output")
+                .to_lowercase();
+            return Err(fail(format!("unsquashfs failed: {last}")));
+        }
+        self.dir = Some(dest);
+        Ok(())
+    }
+    fn mount(&mut self, _req: &MountRequest, target: &Path) -> Result<(), ImageError> {
+        let dir = self.dir.as_ref().ok_or_else(|| ImageError::Driver {
+            driver: EXTRACT.into(),
+            reason: "not started".into(),
+        })?;
+        nix::mount::mount(
+            Some(dir.as_path()),
+            target,
+            None::<&str>,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None::<&str>,
+        )
+        .map_err(|e| ImageError::Driver {
+            driver: EXTRACT.into(),
+            reason: format!("binding {}: {}", dir.display(), e.desc().to_lowercase()),
+        })
+    }
+    // The extracted tree lives in the work dir, which the runtime removes.
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Fake;
+    impl ImageDriver for Fake {
+        fn name(&self) -> &str {
+            "fake"
+        }
+        fn features(&self) -> Features {
+            Features::default()
+        }
+        fn mount(&mut self, _: &MountRequest, _: &Path) -> Result<(), ImageError> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn selects_builtins_and_registered_drivers() {
+        let mut r = Registry::with_builtins();
+        assert_eq!(r.select(None, false).unwrap().name(), KERNEL_SQUASHFS);
+        assert_eq!(r.select(None, true).unwrap().name(), EXTRACT);
+        let e = r.select(Some("fake"), false).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "image driver \"fake\" is not registered (known: squashfs, extract)"
+        );
+        r.register(Box::new(Fake)).unwrap();
+        assert_eq!(r.select(Some("fake"), true).unwrap().name(), "fake");
+        assert!(r.register(Box::new(Fake)).is_err());
+    }
+}
