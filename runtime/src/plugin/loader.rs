@@ -217,7 +217,9 @@ pub enum LoadError {
         runtime_api: String,
     },
     /// abi_stable found a type layout that differs from the runtime's.
-    #[error("plugin {plugin:?}: its root module layout is incompatible with this runtime: {summary}")]
+    #[error(
+        "plugin {plugin:?}: its root module layout is incompatible with this runtime: {summary}"
+    )]
     Layout {
         /// The plugin.
         plugin: String,
@@ -534,8 +536,7 @@ pub fn load(spec: &LoadSpec) -> Result<LoadedPlugin, LoadError> {
     let verified = verify(spec)?;
     let module = open_verified(&verified)?;
     let label = verified.label.clone();
-    let abi_manifest = module
-        .manifest()()
+    let abi_manifest = module.manifest()()
         .into_result()
         .map_err(|e| LoadError::Manifest {
             plugin: label.clone(),
@@ -550,8 +551,7 @@ pub fn load(spec: &LoadSpec) -> Result<LoadedPlugin, LoadError> {
             });
         }
     }
-    module
-        .init()(host::services())
+    module.init()(host::services())
         .into_result()
         .map_err(|e| LoadError::Init {
             plugin: label.clone(),
@@ -584,7 +584,8 @@ fn open_verified(v: &VerifiedLibrary) -> Result<PluginMod_Ref, LoadError> {
     let _ = memfd.into_raw_fd();
 
     // SAFETY: the library is leaked, so the 'static header never dangles.
-    let header = unsafe { abi_header_from_raw_library(raw) }.map_err(|e| map_lib_err(&plugin, e))?;
+    let header =
+        unsafe { abi_header_from_raw_library(raw) }.map_err(|e| map_lib_err(&plugin, e))?;
     let lib = header.upgrade().map_err(|e| map_lib_err(&plugin, e))?;
     // Check the plugin-api version before the layouts, so a plugin built
     // against a newer API gets the version message, not a layout dump.
@@ -603,9 +604,8 @@ fn open_verified(v: &VerifiedLibrary) -> Result<PluginMod_Ref, LoadError> {
 fn sealed_memfd(bytes: &[u8]) -> std::io::Result<File> {
     let name = CString::new("vessel-plugin").expect("no NUL in a literal");
     // SAFETY: plain syscall with a valid C string.
-    let fd = unsafe {
-        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-    };
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }

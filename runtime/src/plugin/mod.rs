@@ -3,6 +3,8 @@
 pub mod build;
 pub mod dispatch;
 pub mod host;
+pub mod image;
+pub mod install;
 pub mod lifecycle;
 mod loaded;
 pub mod loader;
@@ -23,6 +25,20 @@ pub enum PluginError {
     /// Creating or building a plugin crate.
     #[error(transparent)]
     Build(#[from] build::BuildError),
+    /// A file that is not a valid plugin image.
+    #[error(transparent)]
+    Image(#[from] image::PluginImageError),
+    /// An install refused after the image checked out.
+    #[error(transparent)]
+    Install(#[from] install::InstallError),
+    /// An I/O error on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// An admin action attempted by a non-root user.
     #[error("{0}: root is needed (run it as root, e.g. with sudo)")]
     NotRoot(String),
