@@ -130,3 +130,145 @@ pub fn stdout(o: &Output) -> String {
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
+
+/// The reference ed25519 key pair shipped with the SIF test vectors:
+/// (private PEM, public PEM).
+pub fn reference_keys() -> (PathBuf, PathBuf) {
+    (
+        reference("ed25519-private.pem"),
+        reference("ed25519-public.pem"),
+    )
+}
+
+impl TestRoot {
+    /// Adds the reference public key to this root's trust store (needs root).
+    pub fn trust_reference_key(&self) {
+        let o = self.run(&["key", "trust", reference_keys().1.to_str().unwrap()]);
+        assert!(o.status.success(), "key trust: {}", stderr(&o));
+    }
+
+    /// The plugin dir under this root.
+    pub fn plugin_dir(&self) -> PathBuf {
+        self.path().join("usr/local/libexec/vessel/plugins")
+    }
+}
+
+/// Every file under `dir` with its bytes and mode, for before/after
+/// comparisons ("the plugin dir is byte-for-byte as before").
+pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let md = std::fs::symlink_metadata(&p).expect("stat");
+            let rel = p.strip_prefix(dir).unwrap().to_path_buf();
+            if md.is_dir() {
+                out.push((rel, md.permissions().mode(), Vec::new()));
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap_or_default();
+                out.push((rel, md.permissions().mode(), bytes));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Where compiled test plugin images are kept (inside the source tree, so
+/// `plugin compile` accepts the crates created there).
+pub fn plugin_work_dir() -> PathBuf {
+    let d = target_dir().join("test-plugins");
+    std::fs::create_dir_all(&d).expect("create target/test-plugins");
+    d
+}
+
+fn compile_into(dir: &Path, out: &Path) -> PathBuf {
+    let o = Command::new(vessel_bin())
+        .args(["plugin", "compile", "--out"])
+        .arg(out)
+        .arg(dir)
+        .output()
+        .expect("run vessel plugin compile");
+    assert!(
+        o.status.success(),
+        "plugin compile {}: {}",
+        dir.display(),
+        stderr(&o)
+    );
+    out.to_path_buf()
+}
+
+/// The unsigned plugin image of an example or fixture crate (a path relative
+/// to the workspace root), compiled once per test process.
+pub fn compiled_plugin(crate_dir: &str) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static CACHE: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = c.get(crate_dir) {
+        return p.clone();
+    }
+    let name = crate_dir.replace('/', "_");
+    let out = compile_into(
+        &workspace_root().join(crate_dir),
+        &plugin_work_dir().join(format!("{name}.sif")),
+    );
+    c.insert(crate_dir.to_owned(), out.clone());
+    out
+}
+
+/// A plugin crate made with `vessel plugin create NAME` whose `src/lib.rs`
+/// is replaced by `lib_rs` (if given), compiled to an unsigned image (once
+/// per process per name).
+pub fn custom_plugin(name: &str, lib_rs: Option<&str>) -> PathBuf {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static CACHE: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let mut c = cache.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = c.get(name) {
+        return p.clone();
+    }
+    let slug: String = name
+        .chars()
+        .map(|ch| if ch.is_ascii_alphanumeric() { ch } else { '-' })
+        .collect();
+    let dir = plugin_work_dir().join(format!("src-{slug}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let o = Command::new(vessel_bin())
+        .args(["plugin", "create"])
+        .arg(&dir)
+        .arg(name)
+        .output()
+        .expect("run vessel plugin create");
+    assert!(o.status.success(), "plugin create: {}", stderr(&o));
+    if let Some(src) = lib_rs {
+        std::fs::write(dir.join("src/lib.rs"), src).expect("write lib.rs");
+    }
+    let out = compile_into(&dir, &plugin_work_dir().join(format!("{slug}.sif")));
+    c.insert(name.to_owned(), out.clone());
+    out
+}
+
+/// Copies `image` into `dir` and signs the copy with `key` (default: the
+/// reference private key).
+pub fn signed_copy(image: &Path, dir: &Path, key: Option<&Path>) -> PathBuf {
+    let dest = dir.join(image.file_name().unwrap());
+    std::fs::copy(image, &dest).expect("copy image");
+    let key = key.map(Path::to_path_buf).unwrap_or(reference_keys().0);
+    let o = Command::new(vessel_bin())
+        .args(["sign", "--key"])
+        .arg(key)
+        .arg(&dest)
+        .output()
+        .expect("run vessel sign");
+    assert!(o.status.success(), "sign: {}", stderr(&o));
+    dest
+}

@@ -36,7 +36,7 @@ pub fn load_installed(ctx: &Context, meta: &Meta) -> Result<&'static LoadedPlugi
         return Ok(p);
     }
     let store = Store::new(ctx.paths.plugin_dir());
-    let spec = LoadSpec::new(store.install_dir(name).join(PLUGIN_SO))
+    let spec = LoadSpec::new(store.files_dir(meta).join(PLUGIN_SO))
         .name(name)
         .sha256(meta.manifest.sha256.clone())
         .plugin_root(store.dir());

@@ -127,8 +127,10 @@ pub fn install(
         writeln!(out, "  - nothing (it registers no callbacks)").ok();
     }
 
+    let enabled = previous.as_ref().is_none_or(|m| m.enabled);
+    let meta = store::new_meta(manifest.clone(), enabled, signer);
     let lock = store.lock()?;
-    let staging = store.new_staging(&lock)?;
+    let staging = store.new_staging(&lock, &meta)?;
     staging.write(
         PLUGIN_SO,
         &image.library().map_err(PluginError::from)?,
@@ -138,8 +140,6 @@ pub fn install(
         serde_json::to_vec_pretty(&manifest).map_err(|e| io(file, std::io::Error::other(e)))?;
     staging.write(PLUGIN_MANIFEST, &manifest_json, 0o644)?;
     staging.copy_from(PLUGIN_SIF, file, 0o644)?;
-    let enabled = previous.as_ref().is_none_or(|m| m.enabled);
-    let meta = store::new_meta(manifest.clone(), enabled, signer);
     store.commit_install(&lock, staging, &meta, |dir| {
         if manifest.has(CallbackKind::Install) {
             tracing::info!(plugin = %name, dir = %dir.display(), "running the install callback");
@@ -242,6 +242,16 @@ pub fn check_clashes(manifest: &Manifest, others: &[Meta]) -> Result<(), PluginE
             with,
         })
     };
+    // A name and a name below it cannot both be paths in the plugin dir.
+    if let Some(o) = others.iter().find(|o| {
+        let n = &o.manifest.name;
+        n.starts_with(&format!("{plugin}/")) || plugin.starts_with(&format!("{n}/"))
+    }) {
+        return Err(clash(
+            format!("name \"{plugin}\""),
+            format!("plugin \"{}\"", o.manifest.name),
+        ));
+    }
     let mut taken: BTreeSet<&str> = ["help"].into_iter().collect();
     taken.extend(builtin.get_subcommands().map(|c| c.get_name()));
     for c in &manifest.commands {

@@ -1,13 +1,17 @@
 //! The plugin store: one `<sha256(name)>.meta` JSON per plugin, and the
-//! plugin's files under `<name as path>/` in the plugin dir.
+//! plugin's files.
 //!
-//! Readers never take a lock: every meta is replaced by temp file + fsync +
-//! rename, so a reader sees the old or the new meta, never half of one.
-//! Writers serialise on an exclusive `flock` of `.lock`. Changes that touch
-//! more than one file (install, upgrade, uninstall) first write a journal
-//! (`.txn`) naming what they are about to do; a crash at any point leaves a
-//! journal that the next writer rolls back or forward, so the store always
-//! ends up in the old or the new state.
+//! The meta is the single switch between states. Each install (or upgrade)
+//! writes its files into a fresh `.store/<install_id>/` dir, runs the
+//! Install callback there, and only then replaces the meta (temp file +
+//! fsync + rename), whose `install_id` names that dir. A crash before the
+//! rename leaves the old meta pointing at the old, untouched files; a crash
+//! after it leaves the new meta pointing at complete new files. Readers need
+//! no lock and never see a half state. `<name as path>` is a symlink to the
+//! current files dir, for people and tools; the runtime goes through the
+//! meta. Writers serialise on an exclusive `flock` of `.lock`, and each
+//! writer first removes what a crashed one left behind (unreferenced files
+//! dirs, temp files, stale symlinks).
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
@@ -29,9 +33,7 @@ pub const PLUGIN_MANIFEST: &str = "plugin.manifest";
 pub const PLUGIN_SIF: &str = "plugin.sif";
 
 const LOCK_FILE: &str = ".lock";
-const JOURNAL: &str = ".txn";
-const STAGING_PREFIX: &str = ".staging-";
-const BACKUP_PREFIX: &str = ".backup-";
+const FILES_DIR: &str = ".store";
 const TMP_PREFIX: &str = ".tmp-";
 
 /// Errors of the plugin store.
@@ -100,19 +102,6 @@ impl Meta {
     pub fn name(&self) -> &str {
         &self.manifest.name
     }
-}
-
-/// A multi-file change in progress, written before the change starts.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Journal {
-    /// Plugin name.
-    name: String,
-    /// The meta the change ends with; `None` for an uninstall.
-    new_meta: Option<Meta>,
-    /// Where the previous install dir was moved, if there was one.
-    backup: Option<String>,
-    /// The staging dir holding the new files, if any.
-    staging: Option<String>,
 }
 
 /// The plugin store under one plugin dir.
@@ -252,9 +241,16 @@ impl Store {
             .join(format!("{}.meta", sha256_hex(name.as_bytes())))
     }
 
-    /// The install dir of a plugin: `<name as path>/`.
-    pub fn install_dir(&self, name: &str) -> PathBuf {
+    /// The human-facing path of a plugin, `<name as path>`: a symlink to
+    /// its current files dir.
+    pub fn name_link(&self, name: &str) -> PathBuf {
         self.dir.join(name)
+    }
+
+    /// The dir holding an installed plugin's files (`plugin.so`,
+    /// `plugin.manifest`, `plugin.sif` and what its Install callback wrote).
+    pub fn files_dir(&self, meta: &Meta) -> PathBuf {
+        self.dir.join(FILES_DIR).join(&meta.install_id)
     }
 
     /// Every installed plugin's meta, sorted by name. A missing plugin dir
@@ -344,41 +340,29 @@ impl Store {
         write_atomic(&self.meta_path(meta.name()), &bytes, 0o644)
     }
 
-    /// A fresh staging dir in the plugin dir, for the files of an install.
-    pub fn new_staging(&self, _lock: &WriteLock) -> Result<Staging, StoreError> {
-        let dir = tempfile::Builder::new()
-            .prefix(STAGING_PREFIX)
-            .tempdir_in(&self.dir)
-            .map_err(io_err(&self.dir))?
-            .keep();
+    /// A fresh files dir for the install whose meta will be `meta`.
+    pub fn new_staging(&self, _lock: &WriteLock, meta: &Meta) -> Result<Staging, StoreError> {
+        use std::os::unix::fs::DirBuilderExt;
+        let store = self.dir.join(FILES_DIR);
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o755)
+            .create(&store)
+            .map_err(io_err(&store))?;
+        let dir = self.files_dir(meta);
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&dir)
+            .map_err(io_err(&dir))?;
         set_mode(&dir, 0o755)?;
         Ok(Staging { dir })
     }
 
-    fn journal_path(&self) -> PathBuf {
-        self.dir.join(JOURNAL)
-    }
-
-    fn write_journal(&self, j: &Journal) -> Result<(), StoreError> {
-        let bytes = serde_json::to_vec(j).map_err(|e| StoreError::BadMeta {
-            path: self.journal_path(),
-            message: e.to_string(),
-        })?;
-        write_atomic(&self.journal_path(), &bytes, 0o600)
-    }
-
-    fn clear_journal(&self) -> Result<(), StoreError> {
-        match fs::remove_file(self.journal_path()) {
-            Ok(()) => fsync_dir(&self.dir),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(io_err(&self.journal_path())(e)),
-        }
-    }
-
-    /// Moves the staged files into place as plugin `meta.name()`, runs
-    /// `activate` on the final install dir (the plugin's Install callback),
-    /// and only then writes the meta. Any error, or a crash at any point,
-    /// leaves the previous state (nothing, or the old version on upgrade).
+    /// Makes `meta` the installed state of its plugin: runs `activate` on
+    /// the staged files dir (the plugin's Install callback), then switches
+    /// the meta, then points the name symlink at the new files and removes
+    /// the old ones. An error before the switch removes the staged files and
+    /// leaves the previous state (nothing, or the old version) untouched.
     pub fn commit_install(
         &self,
         lock: &WriteLock,
@@ -388,153 +372,134 @@ impl Store {
     ) -> Result<(), crate::Error> {
         let name = meta.name().to_owned();
         validate_name(&name)?;
-        let final_dir = self.install_dir(&name);
-        let had_old = final_dir.exists();
-        let backup = had_old.then(|| {
-            format!(
-                "{BACKUP_PREFIX}{}-{}",
-                std::process::id(),
-                sha256_hex(name.as_bytes())
-            )
-        });
-        let staging_name = staging
-            .dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        self.write_journal(&Journal {
-            name: name.clone(),
-            new_meta: Some(meta.clone()),
-            backup: backup.clone(),
-            staging: Some(staging_name),
-        })?;
-        let result = (|| -> Result<(), crate::Error> {
-            fault_point("journal-written")?;
-            if let Some(b) = &backup {
-                fs::rename(&final_dir, self.dir.join(b)).map_err(io_err(&final_dir))?;
-                fault_point("old-moved")?;
-            }
-            if let Some(parent) = final_dir.parent() {
-                fs::create_dir_all(parent).map_err(io_err(parent))?;
-            }
-            fs::rename(&staging.dir, &final_dir).map_err(io_err(&final_dir))?;
-            fsync_dir(final_dir.parent().unwrap_or(&self.dir))?;
-            fault_point("files-moved")?;
-            activate(&final_dir)?;
-            fault_point("activated")?;
-            self.put_meta(lock, meta)?;
-            fault_point("meta-written")?;
-            Ok(())
-        })();
-        match result {
-            Ok(()) => {
-                self.recover()?;
-                Ok(())
-            }
-            Err(e) => {
-                // Undo what was done; the journal still names it.
-                if let Err(re) = self.recover() {
-                    tracing::error!("plugin store: rollback failed: {re}");
-                }
-                Err(e)
-            }
-        }
-    }
-
-    /// Removes plugin `name`: its meta and its files, crash-safely.
-    pub fn commit_uninstall(&self, _lock: &WriteLock, name: &str) -> Result<(), StoreError> {
-        validate_name(name)?;
-        if !self.meta_path(name).exists() {
-            return Err(StoreError::NotInstalled(name.to_owned()));
-        }
-        let final_dir = self.install_dir(name);
-        let backup = format!(
-            "{BACKUP_PREFIX}{}-{}",
-            std::process::id(),
-            sha256_hex(name.as_bytes())
-        );
-        self.write_journal(&Journal {
-            name: name.to_owned(),
-            new_meta: None,
-            backup: Some(backup.clone()),
-            staging: None,
-        })?;
-        let result = (|| -> Result<(), StoreError> {
-            if final_dir.exists() {
-                fs::rename(&final_dir, self.dir.join(&backup)).map_err(io_err(&final_dir))?;
-            }
-            fault_point("uninstall-moved")?;
-            let meta = self.meta_path(name);
-            fs::remove_file(&meta).map_err(io_err(&meta))?;
-            fsync_dir(&self.dir)?;
-            fault_point("uninstall-meta-removed")?;
-            Ok(())
-        })();
-        let rec = self.recover();
-        result.and(rec)
-    }
-
-    /// Finishes or undoes a change described by a leftover journal, and
-    /// removes stray temp and staging files. The meta decides: if it already
-    /// is the journal's target state the change rolls forward, else back.
-    fn recover(&self) -> Result<(), StoreError> {
-        let jpath = self.journal_path();
-        if let Ok(bytes) = fs::read(&jpath) {
-            match serde_json::from_slice::<Journal>(&bytes) {
-                Ok(j) => self.apply_recovery(&j)?,
-                Err(e) => {
-                    // A journal is written atomically, so a bad one was never ours.
-                    tracing::warn!("plugin store: ignoring unreadable journal: {e}");
-                }
-            }
-            self.clear_journal()?;
-        }
-        self.sweep_leftovers()
-    }
-
-    fn apply_recovery(&self, j: &Journal) -> Result<(), StoreError> {
-        let final_dir = self.install_dir(&j.name);
-        let current = match fs::read(self.meta_path(&j.name)) {
-            Ok(b) => serde_json::from_slice::<Meta>(&b).ok(),
-            Err(_) => None,
+        let previous = match self.get(&name) {
+            Ok(m) => Some(m),
+            Err(StoreError::NotInstalled(_)) => None,
+            Err(e) => return Err(e.into()),
         };
-        let done = current == j.new_meta;
-        tracing::debug!(plugin = %j.name, done, "plugin store: recovering interrupted change");
-        if done {
-            // Roll forward: the new state is in place, drop what it replaced.
-            if let Some(b) = &j.backup {
-                remove_tree(&self.dir.join(b))?;
-            }
-        } else {
-            // Roll back: restore the old files (if any) under the old meta.
-            let backup = j.backup.as_ref().map(|b| self.dir.join(b));
-            match backup {
-                Some(b) if b.exists() => {
-                    remove_tree(&final_dir)?;
-                    fs::rename(&b, &final_dir).map_err(io_err(&final_dir))?;
-                }
-                Some(_) => {
-                    // The old dir was never moved away: it is still in place.
-                }
-                None => {
-                    if j.new_meta.is_some() {
-                        remove_tree(&final_dir)?;
-                    }
-                }
+        let before_switch = (|| -> Result<(), crate::Error> {
+            fsync_dir(&staging.dir)?;
+            fault_point("files-written")?;
+            activate(&staging.dir)?;
+            fault_point("activated")?;
+            Ok(())
+        })();
+        if let Err(e) = before_switch {
+            remove_tree(&staging.dir)?;
+            return Err(e);
+        }
+        self.put_meta(lock, meta)?;
+        fault_point("meta-written")?;
+        self.point_link(meta)?;
+        fault_point("link-updated")?;
+        if let Some(old) = previous {
+            if old.install_id != meta.install_id {
+                remove_tree(&self.files_dir(&old))?;
             }
         }
-        if let Some(s) = &j.staging {
-            remove_tree(&self.dir.join(s))?;
+        Ok(())
+    }
+
+    /// Removes plugin `name`: the meta first (the switch), then its files.
+    pub fn commit_uninstall(&self, _lock: &WriteLock, name: &str) -> Result<(), StoreError> {
+        let meta = self.get(name)?;
+        let path = self.meta_path(name);
+        fs::remove_file(&path).map_err(io_err(&path))?;
+        fsync_dir(&self.dir)?;
+        fault_point("uninstall-meta-removed")?;
+        self.remove_link(name)?;
+        remove_tree(&self.files_dir(&meta))
+    }
+
+    /// Points `<name as path>` at the meta's files dir (atomically replacing
+    /// an older link).
+    fn point_link(&self, meta: &Meta) -> Result<(), StoreError> {
+        let link = self.name_link(meta.name());
+        let parent = link.parent().unwrap_or(&self.dir).to_path_buf();
+        fs::create_dir_all(&parent).map_err(io_err(&parent))?;
+        let depth = meta.name().split('/').count() - 1;
+        let mut target = PathBuf::new();
+        for _ in 0..depth {
+            target.push("..");
         }
-        if !final_dir.exists() {
-            self.prune_empty_parents(&j.name);
+        target.push(FILES_DIR);
+        target.push(&meta.install_id);
+        if fs::read_link(&link).ok().as_deref() == Some(target.as_path()) {
+            return Ok(());
         }
-        fsync_dir(&self.dir)
+        let tmp = parent.join(format!("{TMP_PREFIX}{}-link", std::process::id()));
+        let _ = fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&target, &tmp).map_err(io_err(&tmp))?;
+        fs::rename(&tmp, &link).map_err(io_err(&link))?;
+        fsync_dir(&parent)
+    }
+
+    fn remove_link(&self, name: &str) -> Result<(), StoreError> {
+        let link = self.name_link(name);
+        match fs::symlink_metadata(&link) {
+            Ok(md) if md.file_type().is_symlink() => {
+                fs::remove_file(&link).map_err(io_err(&link))?
+            }
+            Ok(_) => remove_tree(&link)?,
+            Err(_) => {}
+        }
+        self.prune_empty_parents(name);
+        Ok(())
+    }
+
+    /// Removes what a crashed writer left: files dirs no meta names, temp
+    /// files, and name links that do not match their meta.
+    fn recover(&self) -> Result<(), StoreError> {
+        let metas = self.list()?;
+        let live: std::collections::BTreeSet<&str> =
+            metas.iter().map(|m| m.install_id.as_str()).collect();
+        let store = self.dir.join(FILES_DIR);
+        if let Ok(rd) = fs::read_dir(&store) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if !live.contains(n.as_str()) {
+                    tracing::debug!(dir = %e.path().display(), "plugin store: removing leftover files");
+                    remove_tree(&e.path())?;
+                }
+            }
+        }
+        for m in &metas {
+            self.point_link(m)?;
+        }
+        self.sweep(&self.dir.clone(), &metas)
+    }
+
+    /// Removes temp files and symlinks into `.store` that no meta owns,
+    /// walking the name dirs below `dir`.
+    fn sweep(&self, dir: &Path, metas: &[Meta]) -> Result<(), StoreError> {
+        let Ok(rd) = fs::read_dir(dir) else {
+            return Ok(());
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let n = e.file_name().to_string_lossy().into_owned();
+            if dir == self.dir && (n == FILES_DIR || n == LOCK_FILE) {
+                continue;
+            }
+            let Ok(ft) = e.file_type() else { continue };
+            if n.starts_with(TMP_PREFIX) {
+                let _ = fs::remove_file(&p);
+            } else if ft.is_symlink() {
+                let rel = p.strip_prefix(&self.dir).unwrap_or(&p).to_string_lossy().into_owned();
+                if !metas.iter().any(|m| m.name() == rel) {
+                    let _ = fs::remove_file(&p);
+                    self.prune_empty_parents(&rel);
+                }
+            } else if ft.is_dir() {
+                self.sweep(&p, metas)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes parent dirs of `name` (e.g. `example.com/`) left empty.
     fn prune_empty_parents(&self, name: &str) {
-        let mut p = self.install_dir(name);
+        let mut p = self.name_link(name);
         while let Some(parent) = p.parent() {
             if parent == self.dir || !parent.starts_with(&self.dir) {
                 break;
@@ -544,26 +509,6 @@ impl Store {
             }
             p = parent.to_path_buf();
         }
-    }
-
-    fn sweep_leftovers(&self) -> Result<(), StoreError> {
-        let rd = match fs::read_dir(&self.dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            Err(e) => return Err(io_err(&self.dir)(e)),
-        };
-        for entry in rd.flatten() {
-            let n = entry.file_name().to_string_lossy().into_owned();
-            if n.starts_with(STAGING_PREFIX) || n.starts_with(TMP_PREFIX) {
-                let p = entry.path();
-                if p.is_dir() {
-                    remove_tree(&p)?;
-                } else {
-                    let _ = fs::remove_file(&p);
-                }
-            }
-        }
-        Ok(())
     }
 }
 
@@ -658,9 +603,14 @@ mod tests {
 
     fn install(store: &Store, name: &str, payload: &[u8]) -> Result<(), crate::Error> {
         let lock = store.lock()?;
-        let st = store.new_staging(&lock)?;
+        let meta = new_meta(manifest(name), true, None);
+        let st = store.new_staging(&lock, &meta)?;
         st.write(PLUGIN_SO, payload, 0o644)?;
-        store.commit_install(&lock, st, &new_meta(manifest(name), true, None), |_| Ok(()))
+        store.commit_install(&lock, st, &meta, |_| Ok(()))
+    }
+
+    fn so_of(store: &Store, name: &str) -> Vec<u8> {
+        fs::read(store.name_link(name).join(PLUGIN_SO)).unwrap()
     }
 
     #[test]
@@ -689,13 +639,10 @@ mod tests {
             .map(|m| m.name().to_owned())
             .collect();
         assert_eq!(names, ["example.com/a", "example.com/b"]);
-        assert_eq!(
-            fs::read(store.install_dir("example.com/a").join(PLUGIN_SO)).unwrap(),
-            b"a"
-        );
+        assert_eq!(so_of(&store, "example.com/a"), b"a");
         let lock = store.lock().unwrap();
         store.commit_uninstall(&lock, "example.com/a").unwrap();
-        assert!(!store.install_dir("example.com/a").exists());
+        assert!(!store.name_link("example.com/a").exists());
         assert!(matches!(
             store.get("example.com/a"),
             Err(StoreError::NotInstalled(_))
@@ -708,61 +655,63 @@ mod tests {
     }
 
     #[test]
-    fn failed_activation_rolls_back_an_upgrade() {
+    fn failed_activation_keeps_the_old_version() {
         let d = tempfile::tempdir().unwrap();
         let store = Store::new(d.path().join("plugins"));
         install(&store, "p", b"old").unwrap();
         let before = store.get("p").unwrap();
         let lock = store.lock().unwrap();
-        let st = store.new_staging(&lock).unwrap();
+        let meta = new_meta(manifest("p"), true, None);
+        let st = store.new_staging(&lock, &meta).unwrap();
         st.write(PLUGIN_SO, b"new", 0o644).unwrap();
         let err = store
-            .commit_install(&lock, st, &new_meta(manifest("p"), true, None), |_| {
+            .commit_install(&lock, st, &meta, |_| {
                 Err(crate::Error::Usage("install callback failed".into()))
             })
             .unwrap_err();
         assert!(err.to_string().contains("install callback failed"));
         assert_eq!(store.get("p").unwrap(), before);
-        assert_eq!(
-            fs::read(store.install_dir("p").join(PLUGIN_SO)).unwrap(),
-            b"old"
-        );
-        let leftovers: Vec<_> = fs::read_dir(store.dir())
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.starts_with('.') && n != LOCK_FILE)
-            .collect();
-        assert!(leftovers.is_empty(), "{leftovers:?}");
+        assert_eq!(so_of(&store, "p"), b"old");
+        let dirs = fs::read_dir(store.dir().join(FILES_DIR)).unwrap().count();
+        assert_eq!(dirs, 1);
     }
 
     #[test]
-    fn crash_after_meta_write_rolls_forward() {
+    fn leftovers_of_a_crash_are_cleaned_by_the_next_writer() {
         let d = tempfile::tempdir().unwrap();
         let store = Store::new(d.path().join("plugins"));
-        install(&store, "p", b"old").unwrap();
-        // Simulate a crash right after the meta was written: journal still there,
-        // backup dir still there.
-        let lock = store.lock().unwrap();
-        let meta = new_meta(manifest("p"), false, Some("k".into()));
-        let final_dir = store.install_dir("p");
-        let backup = format!("{BACKUP_PREFIX}1-x");
-        store
-            .write_journal(&Journal {
-                name: "p".into(),
-                new_meta: Some(meta.clone()),
-                backup: Some(backup.clone()),
-                staging: None,
-            })
-            .unwrap();
-        fs::rename(&final_dir, store.dir().join(&backup)).unwrap();
-        fs::create_dir(&final_dir).unwrap();
-        fs::write(final_dir.join(PLUGIN_SO), b"new").unwrap();
-        store.put_meta(&lock, &meta).unwrap();
-        drop(lock);
+        install(&store, "a/p", b"old").unwrap();
+        let old = store.get("a/p").unwrap();
+        {
+            // Crash 1: new files written, meta never switched.
+            let lock = store.lock().unwrap();
+            let meta = new_meta(manifest("a/p"), true, None);
+            let st = store.new_staging(&lock, &meta).unwrap();
+            st.write(PLUGIN_SO, b"new", 0o644).unwrap();
+        }
+        assert_eq!(store.get("a/p").unwrap(), old);
+        assert_eq!(so_of(&store, "a/p"), b"old");
+        let newer = new_meta(manifest("a/p"), true, None);
+        {
+            // Crash 2: meta switched, link and old files not updated yet.
+            let lock = store.lock().unwrap();
+            let st = store.new_staging(&lock, &newer).unwrap();
+            st.write(PLUGIN_SO, b"newer", 0o644).unwrap();
+            store.put_meta(&lock, &newer).unwrap();
+        }
         let _lock = store.lock().unwrap();
-        assert_eq!(store.get("p").unwrap(), meta);
-        assert_eq!(fs::read(final_dir.join(PLUGIN_SO)).unwrap(), b"new");
-        assert!(!store.dir().join(&backup).exists());
-        assert!(!store.journal_path().exists());
+        assert_eq!(store.get("a/p").unwrap(), newer);
+        assert_eq!(so_of(&store, "a/p"), b"newer");
+        let dirs: Vec<_> = fs::read_dir(store.dir().join(FILES_DIR))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(dirs, [newer.install_id.clone()]);
+        // Crash 3: uninstall removed the meta only.
+        fs::remove_file(store.meta_path("a/p")).unwrap();
+        drop(_lock);
+        let _lock = store.lock().unwrap();
+        assert!(!store.dir().join("a").exists());
+        assert_eq!(fs::read_dir(store.dir().join(FILES_DIR)).unwrap().count(), 0);
     }
 }

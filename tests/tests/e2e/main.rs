@@ -5,3 +5,4 @@
 mod cli;
 mod engine;
 mod loader;
+mod plugin;

@@ -1,0 +1,425 @@
+//! The plugin lifecycle as an admin and a user see it: create, compile,
+//! install, list, enable/disable, inspect, uninstall; plugin commands and
+//! flags in the CLI; bad input and crashes leave the store as it was.
+//! Installing is root-only, so most tests here need root (`root_` prefix).
+
+use std::path::Path;
+
+use vessel_tests::{
+    compiled_plugin, custom_plugin, is_root, reference, signed_copy, snapshot, stderr, stdout,
+    TestRoot,
+};
+
+const CLI_PLUGIN: &str = "examples/plugins/cli-plugin";
+
+fn skip_unless_root(test: &str) -> bool {
+    if !is_root() {
+        eprintln!("{test}: skipped, needs root (CI runs as root)");
+        return true;
+    }
+    false
+}
+
+fn ok(o: &std::process::Output) -> String {
+    assert!(
+        o.status.success(),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+fn fails_255(o: &std::process::Output) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(255),
+        "stdout: {}\nstderr: {}",
+        stdout(o),
+        stderr(o)
+    );
+    let e = stderr(o);
+    let errors = e.lines().filter(|l| l.starts_with("error:")).count();
+    assert_eq!(errors, 1, "not one error line: {e}");
+    assert!(e.lines().all(|l| l.starts_with("error:") || l.starts_with("warning:")), "{e}");
+    e
+}
+
+/// A signed cli-plugin image, installed into `root` with its key trusted.
+fn install_cli_plugin(root: &TestRoot) -> std::path::PathBuf {
+    let img = signed_copy(&compiled_plugin(CLI_PLUGIN), root.path(), None);
+    root.trust_reference_key();
+    ok(&root.run(&["plugin", "install", img.to_str().unwrap()]));
+    img
+}
+
+#[test]
+fn root_full_flow_create_compile_install_list_toggle_inspect_uninstall() {
+    if skip_unless_root("full flow") {
+        return;
+    }
+    let root = TestRoot::new();
+    let img = custom_plugin("example.com/flow", None);
+    // siftool sees exactly the plugin layout.
+    let list = std::process::Command::new("siftool")
+        .arg("list")
+        .arg(&img)
+        .output()
+        .expect("siftool");
+    let text = stdout(&list);
+    assert!(text.contains("|1       |NONE    |") && text.contains("FS (Raw/Data/amd64)"), "{text}");
+    assert!(text.contains("JSON.Generic"), "{text}");
+    assert_eq!(text.lines().filter(|l| l.starts_with(char::is_numeric)).count(), 2);
+
+    // Unsigned: refused with a hint, nothing written.
+    let e = fails_255(&root.run(&["plugin", "install", img.to_str().unwrap()]));
+    assert!(e.contains("not signed") && e.contains("--allow-unsigned"), "{e}");
+    assert!(snapshot(&root.plugin_dir()).iter().all(|(p, _, _)| p.starts_with(".")));
+
+    // Signed with a trusted key: accepted.
+    let signed = signed_copy(&img, root.path(), None);
+    root.trust_reference_key();
+    let out = ok(&root.run(&["plugin", "install", signed.to_str().unwrap()]));
+    assert!(out.contains("installed"), "{out}");
+    assert_eq!(
+        ok(&root.run(&["plugin", "list"])),
+        "ENABLED  NAME\n    yes  example.com/flow\n"
+    );
+    ok(&root.run(&["plugin", "disable", "example.com/flow"]));
+    assert_eq!(
+        ok(&root.run(&["plugin", "list"])),
+        "ENABLED  NAME\n     no  example.com/flow\n"
+    );
+    let again = ok(&root.run(&["plugin", "disable", "example.com/flow"]));
+    assert!(again.contains("already disabled"), "{again}");
+    ok(&root.run(&["plugin", "enable", "example.com/flow"]));
+    assert!(ok(&root.run(&["plugin", "list"])).contains("    yes  example.com/flow"));
+
+    let by_name = ok(&root.run(&["plugin", "inspect", "example.com/flow"]));
+    assert!(by_name.starts_with("Name:        example.com/flow\n"), "{by_name}");
+    assert!(by_name.contains("(trusted)"), "{by_name}");
+    let by_file = ok(&root.run(&["plugin", "inspect", signed.to_str().unwrap()]));
+    assert!(by_file.starts_with("Name:        example.com/flow\nDescription:"), "{by_file}");
+    let json = ok(&root.run(&["plugin", "inspect", "--json", "example.com/flow"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v["manifest"]["name"], "example.com/flow");
+
+    ok(&root.run(&["plugin", "uninstall", "example.com/flow"]));
+    assert_eq!(
+        ok(&root.run(&["plugin", "list"])),
+        "There are no plugins installed.\n"
+    );
+    let e = fails_255(&root.run(&["plugin", "uninstall", "example.com/flow"]));
+    assert!(e.contains("plugin \"example.com/flow\" is not installed"), "{e}");
+}
+
+#[test]
+fn compile_outside_the_tree_fails_and_writes_nothing() {
+    let root = TestRoot::new();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("Cargo.toml"), "[package]\nname=\"x\"\n").unwrap();
+    let before = snapshot(outside.path());
+    let e = fails_255(&root.run(&["plugin", "compile", outside.path().to_str().unwrap()]));
+    assert!(e.contains("outside the vessel source tree"), "{e}");
+    assert_eq!(snapshot(outside.path()), before);
+    let e = fails_255(&root.run(&[
+        "plugin",
+        "create",
+        outside.path().join("new").to_str().unwrap(),
+        "example.com/x",
+    ]));
+    assert!(e.contains("outside the vessel source tree"), "{e}");
+    assert!(!outside.path().join("new").exists());
+}
+
+#[test]
+fn root_admin_commands_as_nobody_need_root_and_change_nothing() {
+    if skip_unless_root("nobody") {
+        return;
+    }
+    let root = TestRoot::new();
+    let img = install_cli_plugin(&root);
+    let before = snapshot(&root.plugin_dir());
+    for args in [
+        vec!["plugin", "install", img.to_str().unwrap()],
+        vec!["plugin", "uninstall", "example.com/cli-plugin"],
+        vec!["plugin", "disable", "example.com/cli-plugin"],
+        vec!["plugin", "enable", "example.com/cli-plugin"],
+    ] {
+        let e = fails_255(&root.run_as_nobody(&args));
+        assert!(e.contains("root is needed"), "{args:?}: {e}");
+    }
+    assert_eq!(snapshot(&root.plugin_dir()), before);
+    // Reading works for anyone.
+    assert!(ok(&root.run_as_nobody(&["plugin", "list"])).contains("example.com/cli-plugin"));
+}
+
+#[test]
+fn root_cli_plugin_commands_and_flags() {
+    if skip_unless_root("cli plugin") {
+        return;
+    }
+    let root = TestRoot::new();
+    install_cli_plugin(&root);
+    assert_eq!(ok(&root.run(&["test-cmd", "a", "b"])), "test-cmd: a b\n");
+    let v = ok(&root.run(&["version", "--test", "hi"]));
+    assert!(v.starts_with("test: hi\nvessel version "), "{v}");
+    let signed = reference("one-group-signed-dsse.sif");
+    let e = fails_255(&root.run(&["verify", "--abort", signed.to_str().unwrap()]));
+    assert!(e.contains("verify aborted by --abort"), "{e}");
+    let help = ok(&root.run(&["--help"]));
+    assert!(help.contains("test-cmd"), "{help}");
+    let vhelp = ok(&root.run(&["version", "--help"]));
+    assert!(vhelp.contains("--test"), "{vhelp}");
+    // A disabled plugin's commands disappear.
+    ok(&root.run(&["plugin", "disable", "example.com/cli-plugin"]));
+    assert!(!ok(&root.run(&["--help"])).contains("test-cmd"));
+    assert_eq!(root.run(&["test-cmd"]).status.code(), Some(2));
+}
+
+/// Writes `n` installed-looking plugins whose libraries are not even ELF
+/// files: if anything opened them, it would fail.
+fn fake_plugins(root: &TestRoot, n: usize) {
+    let dir = root.plugin_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    for i in 0..n {
+        let name = format!("example.com/dummy{i:03}");
+        let so = format!("not a library {i}");
+        let manifest = serde_json::json!({
+            "name": name, "api_version": "1.0.0",
+            "callbacks": ["command"],
+            "commands": [{"name": format!("dummy{i:03}"), "about": "a dummy command"}],
+            "sha256": sha256_hex(so.as_bytes()),
+        });
+        let meta = serde_json::json!({
+            "manifest": manifest, "enabled": true, "signer": null,
+            "installed_at": 0, "install_id": format!("{i}"),
+        });
+        let pdir = dir.join(&name);
+        std::fs::create_dir_all(&pdir).unwrap();
+        std::fs::write(pdir.join("plugin.so"), so).unwrap();
+        std::fs::write(
+            dir.join(format!("{}.meta", sha256_hex(name.as_bytes()))),
+            meta.to_string(),
+        )
+        .unwrap();
+    }
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
+}
+
+#[test]
+fn help_with_50_plugins_opens_no_library() {
+    let root = TestRoot::new();
+    fake_plugins(&root, 50);
+    let o = root
+        .vessel()
+        .env("VESSEL_LOG", "debug")
+        .arg("--help")
+        .output()
+        .unwrap();
+    let help = ok(&o);
+    assert!(help.contains("dummy000") && help.contains("dummy049"), "{help}");
+    let log = stderr(&o);
+    assert!(log.contains("building the command line from plugin metas"), "{log}");
+    assert!(!log.contains("loading plugin library"), "{log}");
+    let list = ok(&root.run(&["plugin", "list"]));
+    assert_eq!(list.lines().count(), 51);
+    // Control: running a plugin command does open (and here refuse) its library.
+    let o = root.vessel().env("VESSEL_LOG", "debug").arg("dummy007").output().unwrap();
+    assert_eq!(o.status.code(), Some(255));
+    let log = stderr(&o);
+    assert!(log.contains("loading plugin library"), "{log}");
+    assert!(log.contains("example.com/dummy007"), "{log}");
+    assert!(!log.contains("dummy008"), "{log}");
+}
+
+#[test]
+fn list_filters_and_wide_form() {
+    let root = TestRoot::new();
+    fake_plugins(&root, 3);
+    let wide = ok(&root.run(&["plugin", "list", "-l"]));
+    assert!(wide.starts_with("ENABLED  NAME"), "{wide}");
+    assert!(wide.contains("CALLBACKS") && wide.contains("command"), "{wide}");
+    assert_eq!(
+        ok(&root.run(&["plugin", "list", "--callback", "engine_config"])),
+        "There are no plugins installed.\n"
+    );
+    assert_eq!(ok(&root.run(&["plugin", "list", "--enabled"])).lines().count(), 4);
+    let json = ok(&root.run(&["plugin", "list", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 3);
+    assert_eq!(v[0]["name"], "example.com/dummy000");
+}
+
+/// Rewrites a plugin image with another manifest (and optionally other
+/// library bytes), keeping the layout.
+fn forged(src: &Path, dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value, &mut Vec<u8>)) -> std::path::PathBuf {
+    use vessel_sif::{Arch, CreateOptions, FsType, Image, ObjectInput, PartType, Writer};
+    let img = Image::open(src).unwrap();
+    let so_id = img.group_objects(1).iter().find(|d| d.name() == "plugin.so").unwrap().id;
+    let man_id = img.group_objects(1).iter().find(|d| d.name() == "plugin.manifest").unwrap().id;
+    let mut lib = img.read_object(so_id, 1 << 30).unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&img.read_object(man_id, 1 << 20).unwrap()).unwrap();
+    edit(&mut manifest, &mut lib);
+    let out = dir.join(format!("{name}.sif"));
+    let mut w = Writer::create(&out, &CreateOptions::new()).unwrap();
+    w.add(ObjectInput::partition(FsType::Raw, PartType::Data, Arch::host(), lib.as_slice()).name("plugin.so").group(1))
+        .unwrap();
+    let json = serde_json::to_vec(&manifest).unwrap();
+    w.add(ObjectInput::generic_json(json.as_slice()).name("plugin.manifest").group(1))
+        .unwrap();
+    w.finish().unwrap();
+    out
+}
+
+#[test]
+fn root_bad_plugins_leave_nothing_behind() {
+    if skip_unless_root("bad plugins") {
+        return;
+    }
+    let root = TestRoot::new();
+    install_cli_plugin(&root);
+    let work = tempfile::tempdir().unwrap();
+    let cli = compiled_plugin(CLI_PLUGIN);
+    let fixtures_dir = work.path();
+
+    let mut cases: Vec<(&str, std::path::PathBuf, &str, Vec<&str>)> = Vec::new();
+    for (label, bad_name) in [("dotdot", "../escape"), ("absolute", "/etc/x"), ("empty-seg", "a//b")] {
+        let p = forged(&cli, fixtures_dir, label, |m, _| m["name"] = bad_name.into());
+        cases.push((label, p, "not a clean relative path", vec!["--allow-unsigned"]));
+    }
+    let p = forged(&cli, fixtures_dir, "badsha", |m, _| {
+        m["sha256"] = "00".repeat(32).into()
+    });
+    cases.push(("sha mismatch", p, "does not match the manifest", vec!["--allow-unsigned"]));
+    let p = forged(&cli, fixtures_dir, "notelf", |m, lib| {
+        *lib = b"#!/bin/sh\necho not a library\n".to_vec();
+        m["sha256"] = sha256_hex(lib).into();
+        m["name"] = "example.com/notelf".into();
+    });
+    cases.push(("non-elf", p, "not an elf", vec!["--allow-unsigned"]));
+    let unsigned = forged(&cli, fixtures_dir, "unsigned", |m, _| {
+        m["name"] = "example.com/cli-plugin".into()
+    });
+    cases.push(("unsigned", unsigned.clone(), "not signed", vec!["--upgrade"]));
+    let other_key = work.path().join("other");
+    ok(&root.run(&["key", "newpair", "--out", other_key.to_str().unwrap()]));
+    let other_priv = work.path().join("other-private.pem");
+    let wdir = work.path().join("w");
+    std::fs::create_dir(&wdir).unwrap();
+    let wrong = signed_copy(&compiled_plugin(CLI_PLUGIN), &wdir, Some(&other_priv));
+    cases.push(("wrong key", wrong, "not from a trusted key", vec!["--upgrade"]));
+    let clash = custom_plugin("example.com/clash", Some(CLASHING_PLUGIN));
+    cases.push(("clash", clash, "clashes with plugin \"example.com/cli-plugin\"", vec!["--allow-unsigned"]));
+    let failing = custom_plugin("example.com/failing-install", Some(FAILING_INSTALL_PLUGIN));
+    cases.push(("install callback", failing, "cannot prepare", vec!["--allow-unsigned"]));
+
+    for (label, img, want, extra) in cases {
+        let before = snapshot(&root.plugin_dir());
+        let mut args = vec!["plugin", "install"];
+        args.extend(extra);
+        args.push(img.to_str().unwrap());
+        let e = fails_255(&root.run(&args));
+        assert!(e.to_lowercase().contains(want), "{label}: {e}");
+        assert_eq!(snapshot(&root.plugin_dir()), before, "{label}: plugin dir changed");
+    }
+    // The installed plugin still works.
+    assert_eq!(ok(&root.run(&["test-cmd", "x"])), "test-cmd: x\n");
+}
+
+const CLASHING_PLUGIN: &str = r#"
+use vessel_plugin_api::{Command, Plugin};
+pub fn build() -> Plugin {
+    Plugin::new("example.com/clash").version("0.1.0").command(Command::new("test-cmd"), |_| Ok(0))
+}
+vessel_plugin_api::export_plugin!(build);
+"#;
+
+const FAILING_INSTALL_PLUGIN: &str = r#"
+use vessel_plugin_api::Plugin;
+pub fn build() -> Plugin {
+    Plugin::new("example.com/failing-install")
+        .version("0.1.0")
+        .install(|dir| {
+            std::fs::write(dir.join("half-written"), b"x")?;
+            Err(format!("cannot prepare {}", dir.display()).into())
+        })
+}
+vessel_plugin_api::export_plugin!(build);
+"#;
+
+#[test]
+fn root_killed_installs_leave_old_or_new_state() {
+    if skip_unless_root("crash safety") {
+        return;
+    }
+    let img = signed_copy(&compiled_plugin(CLI_PLUGIN), &std::env::temp_dir(), None);
+    for point in ["files-written", "activated", "meta-written", "link-updated"] {
+        for upgrade in [false, true] {
+            let root = TestRoot::new();
+            root.trust_reference_key();
+            if upgrade {
+                ok(&root.run(&["plugin", "install", img.to_str().unwrap()]));
+            }
+            let o = root
+                .vessel()
+                .env("VESSEL_FAULT_INJECT", format!("{point}:kill"))
+                .args(["plugin", "install", "--upgrade", img.to_str().unwrap()])
+                .output()
+                .unwrap();
+            assert!(!o.status.success(), "{point}: not killed");
+            // Whatever happened, the next command sees a whole plugin or none.
+            let list = ok(&root.run(&["plugin", "list"]));
+            let installed = list.contains("example.com/cli-plugin");
+            if installed {
+                assert_eq!(ok(&root.run(&["test-cmd", "ok"])), "test-cmd: ok\n", "{point}");
+            } else {
+                assert!(!upgrade, "{point}: an upgrade lost the old plugin");
+                assert_eq!(list, "There are no plugins installed.\n", "{point}");
+            }
+            // The next writer cleans up and works.
+            ok(&root.run(&["plugin", "install", "--upgrade", img.to_str().unwrap()]));
+            assert_eq!(ok(&root.run(&["test-cmd", "ok"])), "test-cmd: ok\n");
+            let leftovers: Vec<_> = snapshot(&root.plugin_dir())
+                .into_iter()
+                .filter(|(p, _, _)| {
+                    let s = p.to_string_lossy();
+                    s.starts_with(".tmp") || (s.starts_with(".store/") && s.matches('/').count() == 1)
+                })
+                .collect();
+            assert_eq!(leftovers.len(), 1, "{point}: {leftovers:?}");
+        }
+    }
+}
+
+#[test]
+fn root_tampering_after_install_is_refused() {
+    if skip_unless_root("tampering") {
+        return;
+    }
+    let root = TestRoot::new();
+    install_cli_plugin(&root);
+    let so = root.plugin_dir().join("example.com/cli-plugin/plugin.so");
+    vessel_tests::set_mode(&so, 0o664);
+    let e = fails_255(&root.run(&["test-cmd", "a"]));
+    assert!(e.contains("example.com/cli-plugin") && e.contains("group-writable"), "{e}");
+    vessel_tests::set_mode(&so, 0o644);
+    let mut bytes = std::fs::read(&so).unwrap();
+    let n = bytes.len() - 100;
+    bytes[n] ^= 0xff;
+    std::fs::write(&so, bytes).unwrap();
+    let e = fails_255(&root.run(&["test-cmd", "a"]));
+    assert!(e.contains("example.com/cli-plugin") && e.contains("sha256"), "{e}");
+    // `plugin ...` still works, so the broken plugin can be removed.
+    assert!(ok(&root.run(&["plugin", "list"])).contains("example.com/cli-plugin"));
+    ok(&root.run(&["plugin", "uninstall", "example.com/cli-plugin"]));
+}
