@@ -125,7 +125,8 @@ fn panics_become_errors_naming_the_plugin() {
     let e = testing::run_command(&p, "greet", &[], &[]).unwrap_err();
     assert!(e.panicked);
     assert!(
-        e.message.starts_with("plugin \"example.com/all\" panicked: index out of bounds"),
+        e.message
+            .starts_with("plugin \"example.com/all\" panicked: index out of bounds"),
         "{}",
         e.message
     );
@@ -166,9 +167,15 @@ fn engine_config_changes_the_config_and_logs() {
             ..Namespaces::default()
         }
     );
-    assert_eq!(c.annotations.get("org.example/by").map(String::as_str), Some("all"));
+    assert_eq!(
+        c.annotations.get("org.example/by").map(String::as_str),
+        Some("all")
+    );
     assert!(!c.annotations.contains_key("old"));
-    assert_eq!(testing::take_logs(), [(LogLevel::Info, "had 0 binds".to_string())]);
+    assert_eq!(
+        testing::take_logs(),
+        [(LogLevel::Info, "had 0 binds".to_string())]
+    );
 }
 
 #[test]
@@ -178,12 +185,18 @@ fn monitor_sees_signals_and_returns_a_wait_status() {
         hostname: Some("box".into()),
         ..FakeEngineConfig::default()
     };
-    let status = testing::run_monitor_container(&p, &c, 42, &mut FakeSignals::new(&[15, 2])).unwrap();
+    let status =
+        testing::run_monitor_container(&p, &c, 42, &mut FakeSignals::new(&[15, 2])).unwrap();
     assert_eq!(status, 2 << 8);
     assert_eq!(testing::take_logs().len(), 2);
     // The assert inside the callback fails without the hostname: contained.
-    let e = testing::run_monitor_container(&p, &FakeEngineConfig::default(), 1, &mut FakeSignals::default())
-        .unwrap_err();
+    let e = testing::run_monitor_container(
+        &p,
+        &FakeEngineConfig::default(),
+        1,
+        &mut FakeSignals::default(),
+    )
+    .unwrap_err();
     assert!(e.panicked);
 }
 
@@ -221,7 +234,10 @@ fn drivers_register_mount_and_contain_panics() {
     r.mount("loopy", &m).unwrap();
     assert_eq!(mounts.load(Ordering::SeqCst), 1);
     m.fs_type = "ext3".into();
-    assert_eq!(r.mount("loopy", &m).unwrap_err().message.as_str(), "cannot mount ext3");
+    assert_eq!(
+        r.mount("loopy", &m).unwrap_err().message.as_str(),
+        "cannot mount ext3"
+    );
     m.fs_type = "squashfs".into();
     m.size = 0;
     let e = r.mount("loopy", &m).unwrap_err();
@@ -239,7 +255,10 @@ fn install_writes_into_its_dir() {
     let dir = std::env::temp_dir().join(format!("vessel-sdk-install-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     testing::run_install(&p, &dir).unwrap();
-    assert_eq!(std::fs::read_to_string(dir.join("state")).unwrap(), "installed");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("state")).unwrap(),
+        "installed"
+    );
     let e = testing::run_install(&p, Path::new("/nonexistent/dir")).unwrap_err();
     assert!(!e.panicked);
     std::fs::remove_dir_all(&dir).unwrap();

@@ -56,7 +56,10 @@ fn bench(path: &Path, runs: usize, scratch: &Path) -> anyhow::Result<()> {
     // Bare dlopen of a fresh copy of the same bytes.
     let copies: Vec<PathBuf> = (0..runs)
         .map(|i| {
-            let c = scratch.join(format!("{i}-{}", path.file_name().unwrap().to_string_lossy()));
+            let c = scratch.join(format!(
+                "{i}-{}",
+                path.file_name().unwrap().to_string_lossy()
+            ));
             std::fs::write(&c, &bytes).map(|_| c)
         })
         .collect::<Result<_, _>>()?;
@@ -73,14 +76,23 @@ fn bench(path: &Path, runs: usize, scratch: &Path) -> anyhow::Result<()> {
     let (vmin, vmed, vp90) = stats(verify);
     let (fmin, fmed, fp90) = stats(full);
     println!();
-    println!("{name}  ({}, {} bytes, {runs} runs)", path.display(), bytes.len());
+    println!(
+        "{name}  ({}, {} bytes, {runs} runs)",
+        path.display(),
+        bytes.len()
+    );
     println!("{:<34} {:>12} {:>12} {:>12}", "", "min", "median", "p90");
     for (label, min, med, p90) in [
         ("bare dlopen", bmin, bmed, bp90),
         ("checks only (no dlopen)", vmin, vmed, vp90),
         ("full load (checks+memfd+dlopen+abi)", fmin, fmed, fp90),
     ] {
-        println!("{label:<34} {:>12} {:>12} {:>12}", micros(min), micros(med), micros(p90));
+        println!(
+            "{label:<34} {:>12} {:>12} {:>12}",
+            micros(min),
+            micros(med),
+            micros(p90)
+        );
     }
     println!(
         "overhead of the safe load path: {} per plugin ({:.1}x a bare dlopen)",

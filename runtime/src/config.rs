@@ -84,7 +84,11 @@ mod tests {
     fn parses_keys_and_rejects_unknown() {
         let d = tempfile::tempdir().unwrap();
         let f = d.path().join("vessel.toml");
-        std::fs::write(&f, "plugin_signatures = \"warn\"\nimage_driver = \"squashfuse\"\n").unwrap();
+        std::fs::write(
+            &f,
+            "plugin_signatures = \"warn\"\nimage_driver = \"squashfuse\"\n",
+        )
+        .unwrap();
         let c = Config::load(&f).unwrap();
         assert_eq!(c.plugin_signatures, SignaturePolicy::Warn);
         assert_eq!(c.image_driver.as_deref(), Some("squashfuse"));

@@ -191,9 +191,12 @@ impl LoadedPlugin {
         let f = self.module.register_image_driver().ok_or_else(|| {
             self.missing(CallbackKind::RegisterImageDriver, "register_image_driver")
         })?;
-        f(unprivileged, DriverRegistrar_TO::from_ptr(registrar, TD_Opaque))
-            .into_result()
-            .map_err(|e| self.failed("register image driver", e))
+        f(
+            unprivileged,
+            DriverRegistrar_TO::from_ptr(registrar, TD_Opaque),
+        )
+        .into_result()
+        .map_err(|e| self.failed("register image driver", e))
     }
 
     /// Runs the Install callback for the plugin's install dir.
@@ -213,7 +216,11 @@ fn strings(v: &[String]) -> RVec<RString> {
     v.iter().map(|s| RString::from(s.as_str())).collect()
 }
 
-fn invocation(command: &str, args: &[String], flags: &[(String, Option<String>)]) -> CommandInvocation {
+fn invocation(
+    command: &str,
+    args: &[String],
+    flags: &[(String, Option<String>)],
+) -> CommandInvocation {
     CommandInvocation {
         command: command.into(),
         args: strings(args),
@@ -224,5 +231,14 @@ fn invocation(command: &str, args: &[String], flags: &[(String, Option<String>)]
                 value: v.as_deref().map(RString::from).into(),
             })
             .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loaded_plugins_can_be_shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::LoadedPlugin>();
     }
 }

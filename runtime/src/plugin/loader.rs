@@ -217,7 +217,9 @@ pub enum LoadError {
         runtime_api: String,
     },
     /// abi_stable found a type layout that differs from the runtime's.
-    #[error("plugin {plugin:?}: its root module layout is incompatible with this runtime: {summary}")]
+    #[error(
+        "plugin {plugin:?}: its root module layout is incompatible with this runtime: {summary}"
+    )]
     Layout {
         /// The plugin.
         plugin: String,
@@ -304,6 +306,7 @@ impl LoadSpec {
 #[derive(Debug)]
 pub struct VerifiedLibrary {
     label: String,
+    path: PathBuf,
     bytes: Vec<u8>,
     sha256: String,
 }
@@ -369,6 +372,7 @@ pub fn verify(spec: &LoadSpec) -> Result<VerifiedLibrary, LoadError> {
     check_elf(&label, &path, &bytes)?;
     Ok(VerifiedLibrary {
         label,
+        path,
         bytes,
         sha256,
     })
@@ -534,8 +538,7 @@ pub fn load(spec: &LoadSpec) -> Result<LoadedPlugin, LoadError> {
     let verified = verify(spec)?;
     let module = open_verified(&verified)?;
     let label = verified.label.clone();
-    let abi_manifest = module
-        .manifest()()
+    let abi_manifest = module.manifest()()
         .into_result()
         .map_err(|e| LoadError::Manifest {
             plugin: label.clone(),
@@ -550,8 +553,7 @@ pub fn load(spec: &LoadSpec) -> Result<LoadedPlugin, LoadError> {
             });
         }
     }
-    module
-        .init()(host::services())
+    module.init()(host::services())
         .into_result()
         .map_err(|e| LoadError::Init {
             plugin: label.clone(),
@@ -584,8 +586,8 @@ fn open_verified(v: &VerifiedLibrary) -> Result<PluginMod_Ref, LoadError> {
     let _ = memfd.into_raw_fd();
 
     // SAFETY: the library is leaked, so the 'static header never dangles.
-    let header = unsafe { abi_header_from_raw_library(raw) }.map_err(|e| map_lib_err(&plugin, e))?;
-    let lib = header.upgrade().map_err(|e| map_lib_err(&plugin, e))?;
+    let header = unsafe { abi_header_from_raw_library(raw) }.map_err(|e| map_lib_err(v, e))?;
+    let lib = header.upgrade().map_err(|e| map_lib_err(v, e))?;
     // Check the plugin-api version before the layouts, so a plugin built
     // against a newer API gets the version message, not a layout dump.
     let theirs = VersionNumber::new(lib.version_strings()).map_err(|e| LoadError::AbiStable {
@@ -597,15 +599,14 @@ fn open_verified(v: &VerifiedLibrary) -> Result<PluginMod_Ref, LoadError> {
         &format!("{}.{}.{}", theirs.major, theirs.minor, theirs.patch),
     )?;
     lib.init_root_module::<PluginMod_Ref>()
-        .map_err(|e| map_lib_err(&plugin, e))
+        .map_err(|e| map_lib_err(v, e))
 }
 
 fn sealed_memfd(bytes: &[u8]) -> std::io::Result<File> {
     let name = CString::new("vessel-plugin").expect("no NUL in a literal");
     // SAFETY: plain syscall with a valid C string.
-    let fd = unsafe {
-        libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING)
-    };
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
     if fd < 0 {
         return Err(std::io::Error::last_os_error());
     }
@@ -620,8 +621,8 @@ fn sealed_memfd(bytes: &[u8]) -> std::io::Result<File> {
     Ok(file)
 }
 
-fn map_lib_err(plugin: &str, e: LibraryError) -> LoadError {
-    let plugin = plugin.to_string();
+fn map_lib_err(v: &VerifiedLibrary, e: LibraryError) -> LoadError {
+    let plugin = v.label.clone();
     match e {
         LibraryError::OpenError { err, .. } => LoadError::Dlopen {
             plugin,
@@ -629,7 +630,7 @@ fn map_lib_err(plugin: &str, e: LibraryError) -> LoadError {
         },
         LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin {
             plugin,
-            path: PathBuf::new(),
+            path: v.path.clone(),
         },
         LibraryError::IncompatibleVersionNumber {
             expected_version,
@@ -843,6 +844,18 @@ mod tests {
             msg,
             "plugin \"example.com/x\": built against plugin-api 2.0.0, which this runtime (plugin-api 1.0.0) cannot load"
         );
+    }
+
+    #[test]
+    fn staged_bytes_are_sealed() {
+        let f = sealed_memfd(b"verified bytes").unwrap();
+        let mut w = &f;
+        assert!(w.write_all(b"tampered").is_err());
+        assert!(f.set_len(1).is_err());
+        let mut back = Vec::new();
+        let mut r = File::open(format!("/proc/self/fd/{}", f.as_raw_fd())).unwrap();
+        r.read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"verified bytes");
     }
 
     #[test]

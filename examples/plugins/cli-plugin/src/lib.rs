@@ -25,7 +25,11 @@ pub fn build() -> Plugin {
             "version",
             Flag::value("test").help("Print this value before the version"),
             |inv| {
-                writeln!(inv.stdout(), "test: {}", inv.flag("test").unwrap_or_default())?;
+                writeln!(
+                    inv.stdout(),
+                    "test: {}",
+                    inv.flag("test").unwrap_or_default()
+                )?;
                 Ok(())
             },
         )
@@ -52,22 +56,25 @@ mod tests {
 
     #[test]
     fn version_test_flag_prints_its_value() {
-        let out =
-            testing::run_flag_pre_run(&build(), "version", &[], &[("test", Some("hello"))]).unwrap();
+        let out = testing::run_flag_pre_run(&build(), "version", &[], &[("test", Some("hello"))])
+            .unwrap();
         assert_eq!(out, "test: hello\n");
     }
 
     #[test]
     fn verify_abort_aborts() {
-        let err =
-            testing::run_flag_pre_run(&build(), "verify", &["x.sif"], &[("abort", None)]).unwrap_err();
+        let err = testing::run_flag_pre_run(&build(), "verify", &["x.sif"], &[("abort", None)])
+            .unwrap_err();
         assert_eq!(err.message.as_str(), "verify aborted by --abort");
         assert!(!err.panicked);
     }
 
     #[test]
     fn verify_without_abort_runs_no_hook() {
-        assert_eq!(testing::run_flag_pre_run(&build(), "verify", &["x.sif"], &[]).unwrap(), "");
+        assert_eq!(
+            testing::run_flag_pre_run(&build(), "verify", &["x.sif"], &[]).unwrap(),
+            ""
+        );
     }
 
     #[test]
