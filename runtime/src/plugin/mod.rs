@@ -1,6 +1,7 @@
 //! Plugins: the store, the loader, lifecycle commands and dispatch.
 
 pub mod host;
+mod load_error;
 mod loaded;
 pub mod loader;
 pub mod manifest;
