@@ -81,20 +81,21 @@
 //! ```
 
 pub mod abi;
+mod container;
 #[doc(hidden)]
 pub mod export;
 pub mod log;
 mod sdk;
+mod spec;
 pub mod testing;
 
 #[doc(hidden)]
 pub use export as __export;
 
 pub use abi::{CallError, Namespaces};
-pub use sdk::{
-    Arg, Bind, BoxError, Command, ConfigMut, ConfigView, Driver, Flag, Invocation, Mount,
-    OutputWriter, Plugin, PreRun, Registrar, Result, Signals,
-};
+pub use container::{Bind, ConfigMut, ConfigView, Driver, Mount, Registrar, Signals};
+pub use sdk::{BoxError, Invocation, OutputWriter, Plugin, PreRun, Result};
+pub use spec::{Arg, Command, Flag};
 
 /// Re-exported so the runtime uses exactly the abi_stable this API was built with.
 pub use abi_stable;

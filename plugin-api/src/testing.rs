@@ -21,7 +21,8 @@ use crate::abi::{
     EngineConfig_TO, FlagValue, ImageDriverBox, KeyValue, LogLevel, MountRequest, Namespaces,
     PreRunInfo, SignalSource, SignalSource_TO,
 };
-use crate::sdk::{Bind, Mount, Output};
+use crate::container::{Bind, Mount};
+use crate::sdk::Output;
 use crate::Plugin;
 
 /// What a command printed and returned.

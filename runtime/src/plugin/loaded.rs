@@ -233,3 +233,12 @@ fn invocation(
             .collect(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn loaded_plugins_can_be_shared_across_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<super::LoadedPlugin>();
+    }
+}

@@ -26,231 +26,9 @@ use sha2::{Digest, Sha256};
 use vessel_plugin_api::abi::PluginMod_Ref;
 
 use super::host;
+pub use super::load_error::LoadError;
 use super::manifest::{AddedFlagSpec, ArgSpec, CallbackKind, CommandSpec, FlagSpec, Manifest};
 use super::LoadedPlugin;
-
-/// Why a plugin library was refused; every check has its own variant.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    /// The library file does not exist.
-    #[error("plugin {plugin:?}: {} does not exist", path.display())]
-    Missing {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-    },
-    /// The library file could not be opened or read.
-    #[error("plugin {plugin:?}: cannot read {}: {source}", path.display())]
-    Read {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The path is not a regular file.
-    #[error("plugin {plugin:?}: {} is not a regular file", path.display())]
-    NotRegularFile {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-    },
-    /// The library is outside the plugin root whose directories are checked.
-    #[error("plugin {plugin:?}: {} is outside the plugin directory {}", path.display(), root.display())]
-    OutsidePluginRoot {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-        /// The plugin root.
-        root: PathBuf,
-    },
-    /// Running as root, the library is not owned by root.
-    #[error("plugin {plugin:?}: {} is owned by uid {uid}, not root", path.display())]
-    NotRootOwned {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-        /// Its owner.
-        uid: u32,
-    },
-    /// The library is group-writable.
-    #[error("plugin {plugin:?}: {} is group-writable", path.display())]
-    GroupWritable {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-    },
-    /// The library is world-writable.
-    #[error("plugin {plugin:?}: {} is world-writable", path.display())]
-    WorldWritable {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-    },
-    /// Running as root, a directory above the library is not owned by root.
-    #[error("plugin {plugin:?}: directory {} is owned by uid {uid}, not root", dir.display())]
-    DirNotRootOwned {
-        /// The plugin.
-        plugin: String,
-        /// The directory.
-        dir: PathBuf,
-        /// Its owner.
-        uid: u32,
-    },
-    /// A directory above the library is group- or world-writable.
-    #[error("plugin {plugin:?}: directory {} is {who}-writable", dir.display())]
-    DirWritable {
-        /// The plugin.
-        plugin: String,
-        /// The directory.
-        dir: PathBuf,
-        /// `group` or `world`.
-        who: &'static str,
-    },
-    /// The library's sha256 differs from the recorded one.
-    #[error("plugin {plugin:?}: sha256 of {} is {actual}, expected {expected}", path.display())]
-    DigestMismatch {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-        /// The recorded digest.
-        expected: String,
-        /// The digest of the bytes read.
-        actual: String,
-    },
-    /// The file is not an ELF file at all.
-    #[error("plugin {plugin:?}: {} is not an ELF file", path.display())]
-    NotElf {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-    },
-    /// The file starts like an ELF file but cannot be parsed.
-    #[error("plugin {plugin:?}: {} is a malformed ELF file: {reason}", path.display())]
-    MalformedElf {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-        /// What goblin said.
-        reason: String,
-    },
-    /// The library is built for another machine.
-    #[error("plugin {plugin:?}: {} is built for {found}, this host is {expected}", path.display())]
-    WrongArchitecture {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-        /// Its `e_machine`.
-        found: String,
-        /// The host's.
-        expected: String,
-    },
-    /// The file is a (PIE) executable, not a shared library.
-    #[error("plugin {plugin:?}: {} is an executable, not a shared library", path.display())]
-    Executable {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-    },
-    /// The file is an ELF object of another kind (relocatable, core dump).
-    #[error("plugin {plugin:?}: {} is an ELF {kind} file, not a shared library", path.display())]
-    NotSharedObject {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-        /// Its `e_type`.
-        kind: String,
-    },
-    /// A shared library that does not export the plugin root module.
-    #[error("plugin {plugin:?}: {} is not a vessel plugin (it does not export the plugin root module)", path.display())]
-    NotAPlugin {
-        /// The plugin.
-        plugin: String,
-        /// The library path.
-        path: PathBuf,
-    },
-    /// Copying the verified bytes into a sealed memfd failed.
-    #[error("plugin {plugin:?}: cannot stage the verified library in memory: {source}")]
-    Memfd {
-        /// The plugin.
-        plugin: String,
-        /// The OS error.
-        source: std::io::Error,
-    },
-    /// The dynamic loader refused the library.
-    #[error("plugin {plugin:?}: dlopen failed: {reason}")]
-    Dlopen {
-        /// The plugin.
-        plugin: String,
-        /// What the dynamic loader said.
-        reason: String,
-    },
-    /// The library was built with an incompatible abi_stable.
-    #[error("plugin {plugin:?}: built with an incompatible abi_stable: {reason}")]
-    AbiStable {
-        /// The plugin.
-        plugin: String,
-        /// The details.
-        reason: String,
-    },
-    /// The plugin-api versions of the plugin and the runtime do not match.
-    #[error("plugin {plugin:?}: built against plugin-api {plugin_api}, which this runtime (plugin-api {runtime_api}) cannot load")]
-    ApiVersion {
-        /// The plugin.
-        plugin: String,
-        /// The version the plugin declares.
-        plugin_api: String,
-        /// The runtime's version.
-        runtime_api: String,
-    },
-    /// abi_stable found a type layout that differs from the runtime's.
-    #[error(
-        "plugin {plugin:?}: its root module layout is incompatible with this runtime: {summary}"
-    )]
-    Layout {
-        /// The plugin.
-        plugin: String,
-        /// First line of abi_stable's report (the full report is logged at debug level).
-        summary: String,
-    },
-    /// Building the plugin's root module or its `init` failed.
-    #[error("plugin {plugin:?}: initialisation failed: {reason}")]
-    Init {
-        /// The plugin.
-        plugin: String,
-        /// Why.
-        reason: String,
-    },
-    /// The plugin's manifest entry point failed.
-    #[error("plugin {plugin:?}: cannot read its manifest: {reason}")]
-    Manifest {
-        /// The plugin.
-        plugin: String,
-        /// Why.
-        reason: String,
-    },
-    /// The library calls itself by another name than the one it was installed as.
-    #[error("plugin {plugin:?}: the library says it is {declared:?}")]
-    NameMismatch {
-        /// The expected name.
-        plugin: String,
-        /// The name in its manifest.
-        declared: String,
-    },
-}
 
 /// What to load and what to check it against.
 #[derive(Debug, Clone, Default)]
@@ -306,6 +84,7 @@ impl LoadSpec {
 #[derive(Debug)]
 pub struct VerifiedLibrary {
     label: String,
+    path: PathBuf,
     bytes: Vec<u8>,
     sha256: String,
 }
@@ -371,6 +150,7 @@ pub fn verify(spec: &LoadSpec) -> Result<VerifiedLibrary, LoadError> {
     check_elf(&label, &path, &bytes)?;
     Ok(VerifiedLibrary {
         label,
+        path,
         bytes,
         sha256,
     })
@@ -584,9 +364,8 @@ fn open_verified(v: &VerifiedLibrary) -> Result<PluginMod_Ref, LoadError> {
     let _ = memfd.into_raw_fd();
 
     // SAFETY: the library is leaked, so the 'static header never dangles.
-    let header =
-        unsafe { abi_header_from_raw_library(raw) }.map_err(|e| map_lib_err(&plugin, e))?;
-    let lib = header.upgrade().map_err(|e| map_lib_err(&plugin, e))?;
+    let header = unsafe { abi_header_from_raw_library(raw) }.map_err(|e| map_lib_err(v, e))?;
+    let lib = header.upgrade().map_err(|e| map_lib_err(v, e))?;
     // Check the plugin-api version before the layouts, so a plugin built
     // against a newer API gets the version message, not a layout dump.
     let theirs = VersionNumber::new(lib.version_strings()).map_err(|e| LoadError::AbiStable {
@@ -598,7 +377,7 @@ fn open_verified(v: &VerifiedLibrary) -> Result<PluginMod_Ref, LoadError> {
         &format!("{}.{}.{}", theirs.major, theirs.minor, theirs.patch),
     )?;
     lib.init_root_module::<PluginMod_Ref>()
-        .map_err(|e| map_lib_err(&plugin, e))
+        .map_err(|e| map_lib_err(v, e))
 }
 
 fn sealed_memfd(bytes: &[u8]) -> std::io::Result<File> {
@@ -620,8 +399,8 @@ fn sealed_memfd(bytes: &[u8]) -> std::io::Result<File> {
     Ok(file)
 }
 
-fn map_lib_err(plugin: &str, e: LibraryError) -> LoadError {
-    let plugin = plugin.to_string();
+fn map_lib_err(v: &VerifiedLibrary, e: LibraryError) -> LoadError {
+    let plugin = v.label.clone();
     match e {
         LibraryError::OpenError { err, .. } => LoadError::Dlopen {
             plugin,
@@ -629,7 +408,7 @@ fn map_lib_err(plugin: &str, e: LibraryError) -> LoadError {
         },
         LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin {
             plugin,
-            path: PathBuf::new(),
+            path: v.path.clone(),
         },
         LibraryError::IncompatibleVersionNumber {
             expected_version,
@@ -843,6 +622,18 @@ mod tests {
             msg,
             "plugin \"example.com/x\": built against plugin-api 2.0.0, which this runtime (plugin-api 1.0.0) cannot load"
         );
+    }
+
+    #[test]
+    fn staged_bytes_are_sealed() {
+        let f = sealed_memfd(b"verified bytes").unwrap();
+        let mut w = &f;
+        assert!(w.write_all(b"tampered").is_err());
+        assert!(f.set_len(1).is_err());
+        let mut back = Vec::new();
+        let mut r = File::open(format!("/proc/self/fd/{}", f.as_raw_fd())).unwrap();
+        r.read_to_end(&mut back).unwrap();
+        assert_eq!(back, b"verified bytes");
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod host;
 pub mod image;
 pub mod install;
 pub mod lifecycle;
+mod load_error;
 mod loaded;
 pub mod loader;
 pub mod manifest;
