@@ -3,3 +3,6 @@
 //! namespaces say so in their name (`root_`) and run in CI, which runs as root.
 
 mod cli;
+mod keys;
+mod sif;
+mod sign;
