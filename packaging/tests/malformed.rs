@@ -40,7 +40,7 @@ fn desc(slot: usize, field: usize) -> usize {
 
 type Mutate = fn(&mut Vec<u8>);
 type Expect = fn(&Error) -> bool;
-type SigMutate = Box<dyn Fn(&mut Vec<u8>)>;
+type SigMutate<'a> = Box<dyn Fn(&mut Vec<u8>) + 'a>;
 
 #[test]
 fn corrupted_images_give_typed_errors() {
@@ -240,7 +240,7 @@ fn corrupted_signatures_give_typed_failures() {
     let sig = &good[sig_at..];
     let find = |needle: &[u8]| sig.windows(needle.len()).position(|w| w == needle).unwrap();
 
-    let cases: Vec<(&str, SigMutate, &str)> = vec![
+    let cases: Vec<(&str, SigMutate<'_>, &str)> = vec![
         (
             "bad json",
             Box::new(|b: &mut Vec<u8>| b[sig_at] = b'x'),
