@@ -34,7 +34,7 @@ patch64() {
 big="$work/sparse-2g.sif"
 printf 'abcd' >"$work/tiny"
 siftool new "$big"
-siftool add --datatype 4 --partfs 1 --parttype 2 --partarch 2 "$big" "$work/tiny"
+siftool add --datatype 4 --partfs 1 --parttype 2 --partarch 2 --groupid 1 "$big" "$work/tiny"
 size=$((2 * 1024 * 1024 * 1024))
 pad=$((32768 - 32176))
 patch64 "$big" $((4096 + 25)) "$size"          # descriptor 1: size
@@ -48,7 +48,7 @@ obj="$work/obj-1g.bin"
 head -c $((1024 * 1024 * 1024)) /dev/urandom >"$obj"
 signed="$work/signed-1g.sif"
 siftool new "$signed"
-siftool add --datatype 4 --partfs 4 --parttype 3 --partarch 2 "$signed" "$obj"
+siftool add --datatype 4 --partfs 4 --parttype 3 --partarch 2 --groupid 1 "$signed" "$obj"
 rm -f "$obj"
 "$VESSEL" key newpair --out "$work/bench" >/dev/null
 "$VESSEL" sign --key "$work/bench-private.pem" "$signed" >/dev/null
