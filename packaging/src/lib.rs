@@ -11,6 +11,25 @@
 //!
 //! No function allocates by an untrusted size before checking it against the
 //! real file length; malformed input gives a typed [`Error`], never a panic.
+//!
+//! ```no_run
+//! use vessel_sif::{Arch, CreateOptions, FsType, Image, ObjectInput, PartType, Writer};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // A plugin image: group 1 = plugin.so (Raw/Data, host arch) + plugin.manifest.
+//! let so = std::fs::File::open("libplugin.so")?;
+//! let mut w = Writer::create("plugin.sif", &CreateOptions::new())?;
+//! w.add(ObjectInput::partition(FsType::Raw, PartType::Data, Arch::host(), so).name("plugin.so"))?;
+//! w.add(ObjectInput::generic_json(&br#"{"name":"x"}"#[..]).name("plugin.manifest"))?;
+//! w.finish()?;
+//!
+//! // A container image: where is the squashfs root file system?
+//! let img = Image::open("container.sif")?;
+//! if let Some(d) = img.primary_partition() {
+//!     println!("squashfs at offset {} size {}", d.offset, d.size);
+//! }
+//! # Ok(()) }
+//! ```
 
 pub mod display;
 mod dsse;

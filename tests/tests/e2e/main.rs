@@ -6,3 +6,6 @@ mod cli;
 mod engine;
 mod loader;
 mod plugin;
+mod keys;
+mod sif;
+mod sign;
