@@ -29,7 +29,9 @@ fn run_ok(c: &mut Command) -> Output {
 /// A busybox rootfs: /bin/busybox plus one symlink per applet, and the
 /// mount points the engine uses.
 fn make_rootfs(root: &Path) {
-    for d in ["bin", "proc", "sys", "dev", "tmp", "root", "etc", "home", "mnt"] {
+    for d in [
+        "bin", "proc", "sys", "dev", "tmp", "root", "etc", "home", "mnt",
+    ] {
         std::fs::create_dir_all(root.join(d)).unwrap();
     }
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static installed");
@@ -54,15 +56,35 @@ fn fixtures() -> &'static Fixtures {
         let sandbox = dir.join("rootfs");
         make_rootfs(&sandbox);
         let sif_vessel = dir.join("vessel-built.sif");
-        let o = TestRoot::new().run(&["build", sif_vessel.to_str().unwrap(), sandbox.to_str().unwrap()]);
+        let o = TestRoot::new().run(&[
+            "build",
+            sif_vessel.to_str().unwrap(),
+            sandbox.to_str().unwrap(),
+        ]);
         assert!(o.status.success(), "vessel build: {}", stderr(&o));
         let squash = dir.join("rootfs.squashfs");
-        run_ok(Command::new("mksquashfs").arg(&sandbox).arg(&squash).args(["-noappend", "-no-progress", "-quiet"]));
+        run_ok(Command::new("mksquashfs").arg(&sandbox).arg(&squash).args([
+            "-noappend",
+            "-no-progress",
+            "-quiet",
+        ]));
         let sif_siftool = dir.join("siftool-built.sif");
         run_ok(Command::new("siftool").arg("new").arg(&sif_siftool));
         run_ok(
             Command::new("siftool")
-                .args(["add", "--datatype", "4", "--partfs", "1", "--parttype", "2", "--partarch", "2", "--groupid", "1"])
+                .args([
+                    "add",
+                    "--datatype",
+                    "4",
+                    "--partfs",
+                    "1",
+                    "--parttype",
+                    "2",
+                    "--partarch",
+                    "2",
+                    "--groupid",
+                    "1",
+                ])
                 .arg(&sif_siftool)
                 .arg(&squash),
         );
@@ -97,7 +119,10 @@ struct Env {
 
 impl Env {
     fn new() -> Self {
-        let tmp = tempfile::Builder::new().prefix("vessel-engine-test-").tempdir().unwrap();
+        let tmp = tempfile::Builder::new()
+            .prefix("vessel-engine-test-")
+            .tempdir()
+            .unwrap();
         set_mode(tmp.path(), 0o1777);
         Self {
             root: TestRoot::new(),
@@ -124,7 +149,11 @@ impl Env {
 
     /// Nothing of any run is left: no work dir, no mount, no loop device.
     fn assert_clean(&self) {
-        let left: Vec<_> = std::fs::read_dir(self.tmp.path()).unwrap().flatten().map(|e| e.path()).collect();
+        let left: Vec<_> = std::fs::read_dir(self.tmp.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .collect();
         assert!(left.is_empty(), "work dirs left behind: {left:?}");
         let info = mountinfo();
         let fx = fixtures().dir.to_string_lossy().into_owned();
@@ -144,7 +173,10 @@ impl Env {
             if !loops.contains(&fx) {
                 break;
             }
-            assert!(Instant::now() < deadline, "loop devices left behind:\n{loops}");
+            assert!(
+                Instant::now() < deadline,
+                "loop devices left behind:\n{loops}"
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -165,7 +197,9 @@ fn skip_unless_root(test: &str) -> bool {
 /// Whether `nobody` may create user namespaces here.
 fn nobody_has_userns() -> bool {
     let mut c = Command::new("unshare");
-    c.args(["-U", "-r", "true"]).stdout(Stdio::null()).stderr(Stdio::null());
+    c.args(["-U", "-r", "true"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
     as_nobody(&mut c);
     c.status().map(|s| s.success()).unwrap_or(false)
 }
@@ -178,7 +212,10 @@ fn assert_one_line_error(o: &Output, code: i32, needle: &str) {
     let e = stderr(o);
     assert_eq!(o.status.code(), Some(code), "stderr: {e}");
     assert_eq!(e.lines().count(), 1, "not one line: {e:?}");
-    assert!(e.starts_with("error: ") && e.contains(needle), "{e:?} lacks {needle:?}");
+    assert!(
+        e.starts_with("error: ") && e.contains(needle),
+        "{e:?} lacks {needle:?}"
+    );
 }
 
 #[test]
@@ -194,13 +231,32 @@ fn root_exec_prints_hello_from_every_image_kind_as_root_and_unprivileged() {
         assert!(o.status.success());
         env.assert_clean();
         if userns {
-            let o = env.run_as_nobody(&["exec", p(img), "/bin/busybox", "sh", "-c", "echo hello; id -u"]);
-            assert_eq!(stdout(&o), "hello\n65534\n", "{kind} as nobody: {}", stderr(&o));
+            let o = env.run_as_nobody(&[
+                "exec",
+                p(img),
+                "/bin/busybox",
+                "sh",
+                "-c",
+                "echo hello; id -u",
+            ]);
+            assert_eq!(
+                stdout(&o),
+                "hello\n65534\n",
+                "{kind} as nobody: {}",
+                stderr(&o)
+            );
             let o = env.run_as_nobody(&["exec", "--fakeroot", p(img), "id", "-u"]);
-            assert_eq!(stdout(&o), "0\n", "{kind} as nobody with --fakeroot: {}", stderr(&o));
+            assert_eq!(
+                stdout(&o),
+                "0\n",
+                "{kind} as nobody with --fakeroot: {}",
+                stderr(&o)
+            );
             env.assert_clean();
         } else {
-            eprintln!("{kind}: unprivileged user namespaces are unavailable here; ran the root case only");
+            eprintln!(
+                "{kind}: unprivileged user namespaces are unavailable here; ran the root case only"
+            );
         }
     }
     if userns {
@@ -243,7 +299,10 @@ fn root_sigterm_to_vessel_reaches_the_container() {
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(20);
         while !ready.exists() {
-            assert!(Instant::now() < deadline, "{kind}: container never got ready");
+            assert!(
+                Instant::now() < deadline,
+                "{kind}: container never got ready"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         std::fs::remove_file(&ready).unwrap();
@@ -270,13 +329,37 @@ fn root_bind_shows_host_files_and_ro_is_really_read_only() {
     std::fs::write(&file, "from the host\n").unwrap();
     for (kind, img) in images() {
         let ro = format!("{}:/etc/hn:ro", file.display());
-        let o = env.run(&["exec", "-B", &ro, p(img), "sh", "-c", "cat /etc/hn; echo x > /etc/hn && echo wrote"]);
+        let o = env.run(&[
+            "exec",
+            "-B",
+            &ro,
+            p(img),
+            "sh",
+            "-c",
+            "cat /etc/hn; echo x > /etc/hn && echo wrote",
+        ]);
         assert_eq!(stdout(&o), "from the host\n", "{kind}: {}", stderr(&o));
-        assert!(stderr(&o).contains("Read-only file system"), "{kind}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("Read-only file system"),
+            "{kind}: {}",
+            stderr(&o)
+        );
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "from the host\n");
         // rw, as a comma list with a second bind: writes reach the host.
-        let rw = format!("{}:/mnt,{}:/etc/hn:rw", host.path().display(), file.display());
-        let o = env.run(&["exec", "--bind", &rw, p(img), "sh", "-c", "echo changed > /etc/hn; ls /mnt"]);
+        let rw = format!(
+            "{}:/mnt,{}:/etc/hn:rw",
+            host.path().display(),
+            file.display()
+        );
+        let o = env.run(&[
+            "exec",
+            "--bind",
+            &rw,
+            p(img),
+            "sh",
+            "-c",
+            "echo changed > /etc/hn; ls /mnt",
+        ]);
         assert_eq!(stdout(&o), "hostfile\n", "{kind}: {}", stderr(&o));
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "changed\n");
         std::fs::write(&file, "from the host\n").unwrap();
@@ -295,18 +378,41 @@ fn root_contain_hides_the_host_home_and_tmp() {
     let marker = home.path().join("marker");
     for (kind, img) in images() {
         let cat = format!("cat {}", marker.display());
-        let o = env.cmd(&["exec", p(img), "sh", "-c", &cat]).env("HOME", home.path()).output().unwrap();
-        assert_eq!(stdout(&o), "mine\n", "{kind}: {}", stderr(&o));
         let o = env
-            .cmd(&["exec", "--contain", p(img), "sh", "-c", &format!("{cat}; ls /dev | tr '\\n' ' '")])
+            .cmd(&["exec", p(img), "sh", "-c", &cat])
             .env("HOME", home.path())
             .output()
             .unwrap();
-        assert!(stderr(&o).contains("No such file"), "{kind}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "mine\n", "{kind}: {}", stderr(&o));
+        let o = env
+            .cmd(&[
+                "exec",
+                "--contain",
+                p(img),
+                "sh",
+                "-c",
+                &format!("{cat}; ls /dev | tr '\\n' ' '"),
+            ])
+            .env("HOME", home.path())
+            .output()
+            .unwrap();
+        assert!(
+            stderr(&o).contains("No such file"),
+            "{kind}: {}",
+            stderr(&o)
+        );
         for dev in ["null", "zero", "full", "random", "urandom", "tty"] {
-            assert!(stdout(&o).split(' ').any(|d| d == dev), "{kind}: /dev lacks {dev}: {}", stdout(&o));
+            assert!(
+                stdout(&o).split(' ').any(|d| d == dev),
+                "{kind}: /dev lacks {dev}: {}",
+                stdout(&o)
+            );
         }
-        assert!(!stdout(&o).contains("sda") && !stdout(&o).contains("vda"), "{kind}: {}", stdout(&o));
+        assert!(
+            !stdout(&o).contains("sda") && !stdout(&o).contains("vda"),
+            "{kind}: {}",
+            stdout(&o)
+        );
         env.assert_clean();
     }
 }
@@ -342,18 +448,41 @@ fn root_pid_namespace_hostname_and_pwd() {
     }
     let env = Env::new();
     for (kind, img) in images() {
-        let o = env.run(&["exec", "--pid", p(img), "sh", "-c", "echo $$; cat /proc/1/cmdline | tr '\\0' ' '"]);
-        assert_eq!(stdout(&o), "1\nsh -c echo $$; cat /proc/1/cmdline | tr '\\0' ' ' ", "{kind}: {}", stderr(&o));
+        let o = env.run(&[
+            "exec",
+            "--pid",
+            p(img),
+            "sh",
+            "-c",
+            "echo $$; cat /proc/1/cmdline | tr '\\0' ' '",
+        ]);
+        assert_eq!(
+            stdout(&o),
+            "1\nsh -c echo $$; cat /proc/1/cmdline | tr '\\0' ' ' ",
+            "{kind}: {}",
+            stderr(&o)
+        );
         let o = env.run(&["exec", "--hostname", "vessel-box", p(img), "hostname"]);
         assert_eq!(stdout(&o), "vessel-box\n", "{kind}: {}", stderr(&o));
         let o = env.run(&["exec", "--pwd", "/etc", p(img), "pwd"]);
         assert_eq!(stdout(&o), "/etc\n", "{kind}: {}", stderr(&o));
-        let o = env.run(&["exec", "--net", p(img), "sh", "-c", "grep -c : /proc/net/dev"]);
+        let o = env.run(&[
+            "exec",
+            "--net",
+            p(img),
+            "sh",
+            "-c",
+            "grep -c : /proc/net/dev",
+        ]);
         assert_eq!(stdout(&o), "1\n", "{kind}: only lo: {}", stderr(&o));
         env.assert_clean();
     }
     let hn = nix::unistd::gethostname().unwrap();
-    assert_ne!(hn.to_string_lossy(), "vessel-box", "hostname leaked to the host");
+    assert_ne!(
+        hn.to_string_lossy(),
+        "vessel-box",
+        "hostname leaked to the host"
+    );
 }
 
 #[test]
@@ -373,11 +502,19 @@ fn root_run_uses_the_runscript_and_shell_runs_sh() {
     set_mode(&rs, 0o755);
     let o = env.run(&["run", p(&sb), "a", "b"]);
     assert_eq!(stdout(&o), "runscript got: a b\n", "{}", stderr(&o));
-    let o = env.cmd(&["shell", p(&sb)]).stdin(Stdio::piped()).stdout(Stdio::piped()).spawn().and_then(|mut c| {
-        use std::io::Write;
-        c.stdin.take().unwrap().write_all(b"echo from-shell; exit 4\n")?;
-        c.wait_with_output()
-    });
+    let o = env
+        .cmd(&["shell", p(&sb)])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin
+                .take()
+                .unwrap()
+                .write_all(b"echo from-shell; exit 4\n")?;
+            c.wait_with_output()
+        });
     let o = o.unwrap();
     assert_eq!(stdout(&o), "from-shell\n");
     assert_eq!(o.status.code(), Some(4));
@@ -393,7 +530,11 @@ fn root_bad_input_is_one_line_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.sif");
     std::fs::write(&junk, "this is not an image\n").unwrap();
-    assert_one_line_error(&env.run(&["exec", p(&junk), "true"]), 255, "not a sif image");
+    assert_one_line_error(
+        &env.run(&["exec", p(&junk), "true"]),
+        255,
+        "not a sif image",
+    );
 
     // A SIF whose only partition is a raw data partition.
     let raw = dir.path().join("raw.sif");
@@ -402,21 +543,49 @@ fn root_bad_input_is_one_line_and_leaves_nothing() {
     run_ok(Command::new("siftool").arg("new").arg(&raw));
     run_ok(
         Command::new("siftool")
-            .args(["add", "--datatype", "4", "--partfs", "4", "--parttype", "3", "--partarch", "2"])
+            .args([
+                "add",
+                "--datatype",
+                "4",
+                "--partfs",
+                "4",
+                "--parttype",
+                "3",
+                "--partarch",
+                "2",
+            ])
             .arg(&raw)
             .arg(&data),
     );
-    assert_one_line_error(&env.run(&["exec", p(&raw), "true"]), 255, "no primary system partition");
+    assert_one_line_error(
+        &env.run(&["exec", p(&raw), "true"]),
+        255,
+        "no primary system partition",
+    );
     // A SIF whose primary partition is not squashfs.
     let ext3 = dir.path().join("ext3.sif");
     run_ok(Command::new("siftool").arg("new").arg(&ext3));
     run_ok(
         Command::new("siftool")
-            .args(["add", "--datatype", "4", "--partfs", "2", "--parttype", "2", "--partarch", "2"])
+            .args([
+                "add",
+                "--datatype",
+                "4",
+                "--partfs",
+                "2",
+                "--parttype",
+                "2",
+                "--partarch",
+                "2",
+            ])
             .arg(&ext3)
             .arg(&data),
     );
-    assert_one_line_error(&env.run(&["exec", p(&ext3), "true"]), 255, "primary partition is not squashfs");
+    assert_one_line_error(
+        &env.run(&["exec", p(&ext3), "true"]),
+        255,
+        "primary partition is not squashfs",
+    );
 
     // A SIF whose squashfs superblock is damaged.
     let bad = dir.path().join("corrupt.sif");
@@ -428,7 +597,11 @@ fn root_bad_input_is_one_line_and_leaves_nothing() {
         f.seek(SeekFrom::Start(32768)).unwrap();
         f.write_all(&[0xAA; 64]).unwrap();
     }
-    assert_one_line_error(&env.run(&["exec", p(&bad), "true"]), 255, "corrupted squashfs");
+    assert_one_line_error(
+        &env.run(&["exec", p(&bad), "true"]),
+        255,
+        "corrupted squashfs",
+    );
 
     let sb = p(&fixtures().sandbox);
     assert_one_line_error(
@@ -436,7 +609,11 @@ fn root_bad_input_is_one_line_and_leaves_nothing() {
         255,
         "bind source /nonexistent/source",
     );
-    assert_one_line_error(&env.run(&["exec", "-B", "/etc:/no/such/dir", sb, "true"]), 255, "/no/such/dir");
+    assert_one_line_error(
+        &env.run(&["exec", "-B", "/etc:/no/such/dir", sb, "true"]),
+        255,
+        "/no/such/dir",
+    );
     for (kind, img) in images() {
         let o = env.run(&["exec", p(img), "/bin/no-such-command"]);
         assert_one_line_error(&o, 127, "/bin/no-such-command: command not found");
@@ -478,4 +655,52 @@ fn build_refuses_a_missing_sandbox_and_an_existing_output() {
     let o = env.run(&["build", p(&out), p(sb.path())]);
     assert_one_line_error(&o, 255, "exists");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me");
+}
+
+#[test]
+fn root_build_sign_key_signs_and_the_signed_image_runs() {
+    if skip_unless_root("root_build_sign_key_signs_and_the_signed_image_runs") {
+        return;
+    }
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("k");
+    let o = env.run(&["key", "newpair", "--out", p(&prefix)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = dir.path().join("k-private.pem");
+    let out = dir.path().join("signed.sif");
+    let o = env.run(&[
+        "build",
+        "--sign-key",
+        p(&key),
+        p(&out),
+        p(&fixtures().sandbox),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = env.run(&[
+        "verify",
+        "--key",
+        p(&dir.path().join("k-public.pem")),
+        p(&out),
+    ]);
+    assert!(o.status.success(), "verify: {}{}", stdout(&o), stderr(&o));
+    let listing = stdout(&run_ok(Command::new("siftool").arg("list").arg(&out)));
+    assert!(
+        listing.contains("Squashfs/*System") && listing.contains("Signature"),
+        "{listing}"
+    );
+    let o = env.run(&["exec", p(&out), "echo", "signed"]);
+    assert_eq!(stdout(&o), "signed\n", "{}", stderr(&o));
+    // A bad key fails before anything is written.
+    let out2 = dir.path().join("never.sif");
+    let o = env.run(&[
+        "build",
+        "--sign-key",
+        "/nonexistent/key.pem",
+        p(&out2),
+        p(&fixtures().sandbox),
+    ]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(!out2.exists());
+    env.assert_clean();
 }
