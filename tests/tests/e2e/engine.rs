@@ -704,3 +704,34 @@ fn root_build_sign_key_signs_and_the_signed_image_runs() {
     assert!(!out2.exists());
     env.assert_clean();
 }
+
+#[test]
+fn root_vessel_toml_bind_paths_apply_to_every_container() {
+    if skip_unless_root("root_vessel_toml_bind_paths_apply_to_every_container") {
+        return;
+    }
+    let env = Env::new();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("site"), "admin bind\n").unwrap();
+    let etc = env.root.path().join("etc/vessel");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        etc.join("vessel.toml"),
+        format!("bind_paths = [\"{}:/mnt:ro\"]\n", host.path().display()),
+    )
+    .unwrap();
+    let o = env.run(&[
+        "exec",
+        p(&fixtures().sandbox),
+        "sh",
+        "-c",
+        "cat /mnt/site; touch /mnt/x",
+    ]);
+    assert_eq!(stdout(&o), "admin bind\n", "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    env.assert_clean();
+}
