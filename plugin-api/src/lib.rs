@@ -1,1 +1,104 @@
 //! The stable ABI between vessel and its plugins, and the plugin SDK.
+//!
+//! A vessel plugin is a `cdylib` crate that depends on this crate only. It
+//! builds a [`Plugin`] from plain Rust closures and exports it with
+//! [`export_plugin!`]. The runtime loads the library, checks that it was built
+//! against a compatible version of this crate (same major version, minor not
+//! newer than the runtime's) and lets abi_stable check every type layout
+//! before calling anything.
+//!
+//! # Callback kinds
+//!
+//! | builder method | kind | when the runtime calls it |
+//! | --- | --- | --- |
+//! | [`Plugin::command`], [`Plugin::flag`], [`Plugin::global_pre_run`] | Command | a plugin command runs; a built-in command runs with a plugin flag; before every command |
+//! | [`Plugin::engine_config`] | EngineConfig | after the CLI is parsed, before the container launches |
+//! | [`Plugin::monitor_container`] | MonitorContainer | after the container starts; replaces the wait loop |
+//! | [`Plugin::post_start_process`] | PostStartProcess | once the container process exists |
+//! | [`Plugin::register_image_drivers`] | RegisterImageDriver | before the image is mounted |
+//! | [`Plugin::install`] | Install | during `vessel plugin install`, as root |
+//!
+//! Every callback runs behind a panic guard: a panic becomes an error naming
+//! the plugin and the panic message, and the runtime keeps running. Log with
+//! the functions in [`log`]; the lines land in the runtime's log tagged with
+//! the plugin name. Unit-test callbacks in-process with [`testing`].
+//!
+//! # Example
+//!
+//! `Cargo.toml`: `crate-type = ["cdylib"]` and a dependency on
+//! `vessel-plugin-api`. `src/lib.rs`:
+//!
+//! ```
+//! use std::io::Write;
+//! use vessel_plugin_api::{log, Arg, Command, Flag, Plugin};
+//!
+//! fn build() -> Plugin {
+//!     Plugin::new("example.com/hello")
+//!         .author("Jane Doe")
+//!         .version("0.1.0")
+//!         .description("says hello")
+//!         // `vessel hello NAME...`
+//!         .command(
+//!             Command::new("hello")
+//!                 .about("greet people")
+//!                 .arg(Arg::new("names").multiple()),
+//!             |inv| {
+//!                 writeln!(inv.stdout(), "hello {}", inv.args().join(" "))?;
+//!                 Ok(0)
+//!             },
+//!         )
+//!         // `vessel version --shout`
+//!         .flag("version", Flag::switch("shout").help("shout"), |inv| {
+//!             writeln!(inv.stdout(), "HELLO")?;
+//!             Ok(())
+//!         })
+//!         // Every container gets HELLO=1 in its environment.
+//!         .engine_config(|config| {
+//!             log::info("setting HELLO");
+//!             config.set_env("HELLO", "1");
+//!             Ok(())
+//!         })
+//! }
+//!
+//! vessel_plugin_api::export_plugin!(build);
+//!
+//! // In the plugin's unit tests:
+//! # fn main() {
+//! use vessel_plugin_api::testing;
+//!
+//! let plugin = build();
+//! let run = testing::run_command(&plugin, "hello", &["ann", "bob"], &[]).unwrap();
+//! assert_eq!((run.status, run.stdout.as_str()), (0, "hello ann bob\n"));
+//!
+//! let out = testing::run_flag_pre_run(&plugin, "version", &[], &[("shout", None)]).unwrap();
+//! assert_eq!(out, "HELLO\n");
+//!
+//! let mut config = testing::FakeEngineConfig::default();
+//! testing::run_engine_config(&plugin, &mut config).unwrap();
+//! assert_eq!(config.env["HELLO"], "1");
+//! assert_eq!(testing::take_logs(), [(log::LogLevel::Info, "setting HELLO".to_string())]);
+//! # }
+//! ```
+
+pub mod abi;
+#[doc(hidden)]
+pub mod export;
+pub mod log;
+mod sdk;
+pub mod testing;
+
+#[doc(hidden)]
+pub use export as __export;
+
+pub use abi::{CallError, Namespaces};
+pub use sdk::{
+    Arg, Bind, BoxError, Command, ConfigMut, ConfigView, Driver, Flag, Invocation, Mount,
+    OutputWriter, Plugin, PreRun, Registrar, Result, Signals,
+};
+
+/// Re-exported so the runtime uses exactly the abi_stable this API was built with.
+pub use abi_stable;
+
+/// The version of this crate: the plugin-api version a plugin was built
+/// against, recorded in its manifest.
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -112,15 +112,16 @@ fn invocation(meta: &Meta, name: &str, m: &ArgMatches) -> Invocation {
     inv
 }
 
-/// Flags that plugins added to built-in command `sub` and that the user gave:
-/// (plugin meta, flag name, value).
+/// Flags that plugins added to built-in command `sub` and that the user
+/// gave, grouped by plugin: (plugin meta, [(flag name, value)]).
 fn used_added_flags<'a>(
     metas: &'a [Meta],
     sub: &str,
     m: &ArgMatches,
-) -> Vec<(&'a Meta, String, Option<String>)> {
+) -> Vec<(&'a Meta, Vec<(String, Option<String>)>)> {
     let mut out = Vec::new();
     for meta in metas.iter().filter(|m| m.enabled) {
+        let mut given = Vec::new();
         for af in meta.manifest.flags.iter().filter(|f| f.command == sub) {
             let id = flag_id(&meta.manifest.name, &af.flag.name);
             if m.value_source(&id) != Some(ValueSource::CommandLine) {
@@ -131,7 +132,10 @@ fn used_added_flags<'a>(
             } else {
                 None
             };
-            out.push((meta, af.flag.name.clone(), v));
+            given.push((af.flag.name.clone(), v));
+        }
+        if !given.is_empty() {
+            out.push((meta, given));
         }
     }
     out
@@ -140,14 +144,28 @@ fn used_added_flags<'a>(
 /// Parses `args` against the merged tree, sets up tracing through
 /// `init_tracing`, runs hooks and the command, and returns the exit status.
 pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Result<i32, Error> {
+    // With VESSEL_LOG set, logging starts before parsing, so even `--help`
+    // shows what it does (and that it opens no plugin library).
+    let mut init_tracing = Some(init_tracing);
+    if std::env::var_os("VESSEL_LOG").is_some() {
+        if let Some(init) = init_tracing.take() {
+            init(&GlobalArgs::default());
+        }
+    }
     let ctx = Context::from_env()?;
     let metas = installed_metas(&ctx);
+    tracing::debug!(
+        plugins = metas.len(),
+        "building the command line from plugin metas"
+    );
     let matches = match build_command(&metas).try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => e.exit(),
     };
     let global = GlobalArgs::from_arg_matches(&matches).map_err(|e| Error::Usage(e.to_string()))?;
-    init_tracing(&global);
+    if let Some(init) = init_tracing.take() {
+        init(&global);
+    }
 
     let Some((sub, sub_m)) = matches.subcommand() else {
         return Err(Error::Usage("no command given (see vessel --help)".into()));
@@ -169,8 +187,14 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
     }
 
     // A built-in command, possibly with flags plugins added to it.
-    for (meta, flag, value) in used_added_flags(&metas, sub, sub_m) {
-        plugin_dispatch::run_pre_run(&ctx, meta, sub, &flag, value.as_deref())?;
+    let after_sub: Vec<String> = argv_tail
+        .iter()
+        .skip_while(|a| a.as_str() != sub)
+        .skip(1)
+        .cloned()
+        .collect();
+    for (meta, flags) in used_added_flags(&metas, sub, sub_m) {
+        plugin_dispatch::run_pre_run(&ctx, meta, sub, &after_sub, &flags)?;
     }
     if sub == "completion" {
         return completion(sub_m, &metas);

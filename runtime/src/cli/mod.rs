@@ -29,7 +29,7 @@ pub struct Cli {
 }
 
 /// Options every command takes.
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, Default, Args)]
 pub struct GlobalArgs {
     /// Print debugging output (most verbose).
     #[arg(short, long, global = true)]

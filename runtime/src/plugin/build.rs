@@ -166,7 +166,7 @@ edition = "2021"
 publish = false
 
 [lib]
-crate-type = ["cdylib", "rlib"]
+crate-type = ["cdylib"]
 
 [dependencies]
 vessel-plugin-api = {{ path = "{api}" }}
@@ -346,7 +346,7 @@ pub fn cargo_build(tree: &Path, dir: &Path) -> Result<Built, BuildError> {
         run_cargo(
             &dir,
             Command::new("cargo")
-                .args(["metadata", "--format-version", "1", "--offline"])
+                .args(["metadata", "--format-version", "1"])
                 .current_dir(&dir)
                 .stdout(std::process::Stdio::null()),
         )?;

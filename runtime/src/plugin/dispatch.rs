@@ -1,8 +1,14 @@
-//! Calling plugins from the CLI and the engine: load lazily, per callback
-//! kind, only enabled plugins, once per process, in name order.
+//! Calling installed plugins from the CLI and the engine: load lazily, per
+//! callback kind, only enabled plugins, once per process, in name order.
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use super::loader::{self, LoadSpec};
+use super::manifest::CallbackKind;
+use super::store::{Meta, Store, PLUGIN_SO};
+use super::LoadedPlugin;
 use crate::cli::Context;
-use crate::plugin::store::Meta;
 use crate::Error;
 
 /// A call of a plugin command: the positional values in spec order and the
@@ -17,31 +23,85 @@ pub struct Invocation {
     pub flags: Vec<(String, Option<String>)>,
 }
 
-/// Runs the global pre-run hooks of every enabled plugin that has one.
+/// Loads the installed plugin `meta` (once per process) with every loader
+/// check: ownership and modes up to the plugin dir, sha256 against the meta,
+/// ELF checks, API version and layouts.
+pub fn load_installed(ctx: &Context, meta: &Meta) -> Result<&'static LoadedPlugin, Error> {
+    // Libraries are never unloaded (unloading a Rust cdylib is unsound), so
+    // each loaded plugin lives for the process and is handed out by reference.
+    static LOADED: Mutex<BTreeMap<String, &'static LoadedPlugin>> = Mutex::new(BTreeMap::new());
+    let name = meta.name();
+    let mut cache = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(p) = cache.get(name) {
+        return Ok(p);
+    }
+    let store = Store::new(ctx.paths.plugin_dir());
+    let spec = LoadSpec::new(store.install_dir(name).join(PLUGIN_SO))
+        .name(name)
+        .sha256(meta.manifest.sha256.clone())
+        .plugin_root(store.dir());
+    tracing::debug!(plugin = name, "loading plugin library");
+    let loaded: &'static LoadedPlugin = Box::leak(Box::new(
+        loader::load(&spec).map_err(super::PluginError::from)?,
+    ));
+    cache.insert(name.to_owned(), loaded);
+    Ok(loaded)
+}
+
+/// Loads every enabled plugin that registered `kind`, in name order. Plugins
+/// that registered other kinds are not opened.
+pub fn load_with(ctx: &Context, kind: CallbackKind) -> Result<Vec<&'static LoadedPlugin>, Error> {
+    let store = Store::new(ctx.paths.plugin_dir());
+    store
+        .enabled_with(kind)?
+        .iter()
+        .map(|m| load_installed(ctx, m))
+        .collect()
+}
+
+/// Runs the global pre-run hooks of every enabled plugin that has one, in
+/// name order; the first error aborts the command.
 pub fn run_global_pre_run(
-    _ctx: &Context,
+    ctx: &Context,
     metas: &[Meta],
-    _command: &str,
-    _args: &[String],
+    command: &str,
+    args: &[String],
 ) -> Result<(), Error> {
-    if metas.iter().any(|m| m.enabled && m.manifest.global_pre_run) {
-        return Err(Error::Usage("plugin loading is not wired yet".into()));
+    let hooks: Vec<&Meta> = metas
+        .iter()
+        .filter(|m| m.enabled && m.manifest.global_pre_run)
+        .collect();
+    if hooks.is_empty() {
+        return Ok(());
+    }
+    let uid = nix::unistd::getuid();
+    let user = nix::unistd::User::from_uid(uid)
+        .ok()
+        .flatten()
+        .map(|u| u.name)
+        .unwrap_or_default();
+    for meta in hooks {
+        let p = load_installed(ctx, meta)?;
+        p.global_pre_run(uid.as_raw(), &user, command, args)?;
     }
     Ok(())
 }
 
 /// Runs a plugin command and returns its exit status.
-pub fn run_command(_ctx: &Context, _meta: &Meta, _inv: &Invocation) -> Result<i32, Error> {
-    Err(Error::Usage("plugin loading is not wired yet".into()))
+pub fn run_command(ctx: &Context, meta: &Meta, inv: &Invocation) -> Result<i32, Error> {
+    let p = load_installed(ctx, meta)?;
+    Ok(p.run_command(&inv.command, &inv.args, &inv.flags)?)
 }
 
-/// Runs the pre-run hook of a flag a plugin added to a built-in command.
+/// Runs the pre-run hook of the flags plugin `meta` added to built-in
+/// `command`; an error aborts the command.
 pub fn run_pre_run(
-    _ctx: &Context,
-    _meta: &Meta,
-    _command: &str,
-    _flag: &str,
-    _value: Option<&str>,
+    ctx: &Context,
+    meta: &Meta,
+    command: &str,
+    args: &[String],
+    flags: &[(String, Option<String>)],
 ) -> Result<(), Error> {
-    Err(Error::Usage("plugin loading is not wired yet".into()))
+    let p = load_installed(ctx, meta)?;
+    Ok(p.flag_pre_run(command, args, flags)?)
 }

@@ -2,11 +2,19 @@
 
 pub mod build;
 pub mod dispatch;
+pub mod host;
+pub mod image;
+pub mod install;
 pub mod lifecycle;
+mod loaded;
+pub mod loader;
 pub mod manifest;
 pub mod store;
 
 pub use store::StoreError;
+
+pub use loaded::LoadedPlugin;
+pub use loader::{load, LoadError, LoadSpec};
 
 /// Errors from the plugin store, loader and lifecycle.
 #[derive(Debug, thiserror::Error)]
@@ -17,9 +25,56 @@ pub enum PluginError {
     /// Creating or building a plugin crate.
     #[error(transparent)]
     Build(#[from] build::BuildError),
+    /// A file that is not a valid plugin image.
+    #[error(transparent)]
+    Image(#[from] image::PluginImageError),
+    /// An install refused after the image checked out.
+    #[error(transparent)]
+    Install(#[from] install::InstallError),
+    /// An I/O error on a named path.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path involved.
+        path: std::path::PathBuf,
+        /// The underlying error.
+        source: std::io::Error,
+    },
     /// An admin action attempted by a non-root user.
     #[error("{0}: root is needed (run it as root, e.g. with sudo)")]
     NotRoot(String),
+    /// A plugin library was refused or failed to load.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// A callback returned an error (for pre-run hooks: the command is aborted).
+    #[error("plugin {plugin:?}: {message}")]
+    Callback {
+        /// The plugin.
+        plugin: String,
+        /// Which callback, e.g. `flag pre-run`.
+        callback: &'static str,
+        /// The plugin's message.
+        message: String,
+    },
+    /// A callback panicked; the panic was caught at the boundary.
+    #[error("{message} (in its {callback} callback)")]
+    Panicked {
+        /// The plugin.
+        plugin: String,
+        /// Which callback.
+        callback: &'static str,
+        /// `plugin "NAME" panicked: MESSAGE`, from the SDK's panic guard.
+        message: String,
+    },
+    /// The plugin did not register the callback it was called for.
+    #[error("plugin {plugin:?} has no {entry} entry point ({kind} callback)")]
+    NoCallback {
+        /// The plugin.
+        plugin: String,
+        /// The callback kind.
+        kind: &'static str,
+        /// The entry point.
+        entry: &'static str,
+    },
 }
 
 impl From<StoreError> for crate::Error {

@@ -595,6 +595,20 @@ impl Staging {
         // umask may have narrowed the mode; the loader wants it exact.
         set_mode(&p, mode)
     }
+
+    /// Copies file `src` into the staging dir as `name` and fsyncs it.
+    pub fn copy_from(&self, name: &str, src: &Path, mode: u32) -> Result<(), StoreError> {
+        let p = self.dir.join(name);
+        let mut from = File::open(src).map_err(io_err(src))?;
+        let mut to = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&p)
+            .map_err(io_err(&p))?;
+        io::copy(&mut from, &mut to).map_err(io_err(&p))?;
+        to.sync_all().map_err(io_err(&p))?;
+        set_mode(&p, mode)
+    }
 }
 
 fn set_mode(p: &Path, mode: u32) -> Result<(), StoreError> {

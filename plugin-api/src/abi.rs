@@ -1,0 +1,392 @@
+//! The raw stable ABI: the root module every plugin exports, the data types
+//! that cross the boundary and the `sabi_trait` objects the runtime hands to
+//! plugins.
+//!
+//! Plugin authors normally never touch this module: the SDK ([`crate::Plugin`]
+//! and [`crate::export_plugin!`]) builds the root module from plain Rust
+//! closures. The runtime uses it directly.
+//!
+//! Compatibility rules: every type here is checked by abi_stable at load
+//! time. The root module, [`HostServices`] and the `sabi_trait`s are prefix
+//! types, so later API versions only ever append fields or methods after the
+//! `last_prefix_field` marker and plugins built against 1.0 keep loading.
+
+// abi_stable's generated names (`PluginMod_Ref`, `EngineConfig_TO`).
+#![allow(non_camel_case_types)]
+// abi_stable 0.11's `sabi_trait` expansion puts impls inside a const block.
+#![allow(non_local_definitions)]
+
+use abi_stable::{
+    declare_root_module_statics,
+    library::RootModule,
+    sabi_trait,
+    sabi_types::{RMut, RRef, VersionStrings},
+    std_types::{RBox, ROption, RResult, RStr, RString, RVec},
+    StableAbi,
+};
+
+/// An error returned by a plugin callback.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    /// One line saying what failed, already naming the plugin when it panicked.
+    pub message: RString,
+    /// The callback panicked (the SDK caught the panic at the boundary).
+    pub panicked: bool,
+}
+
+/// What a callback returns: a value or a [`CallError`].
+pub type CallResult<T> = RResult<T, CallError>;
+
+/// Severity of a log record a plugin sends to the runtime.
+#[repr(u8)]
+#[derive(StableAbi, Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum LogLevel {
+    /// Something failed.
+    Error,
+    /// Something looks wrong.
+    Warn,
+    /// Normal progress (`vessel -v`).
+    Info,
+    /// Details for debugging (`vessel -d`).
+    Debug,
+    /// Very verbose details.
+    Trace,
+}
+
+/// Services the runtime offers to a plugin, handed over once by the
+/// root module's `init` entry point.
+#[repr(C)]
+#[derive(StableAbi, Debug)]
+#[sabi(kind(Prefix(prefix_ref = HostServices_Ref, prefix_fields = HostServices_Prefix)))]
+#[sabi(missing_field(option))]
+pub struct HostServices {
+    /// Emits a log record into the runtime's log, tagged with the plugin name.
+    #[sabi(last_prefix_field)]
+    pub log: extern "C" fn(plugin: RStr<'_>, level: LogLevel, message: RStr<'_>),
+}
+
+/// A positional argument of a plugin command.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct ArgSpec {
+    /// Value name shown in help.
+    pub name: RString,
+    /// Help text.
+    pub help: RString,
+    /// Must be given.
+    pub required: bool,
+    /// Takes all remaining values.
+    pub multiple: bool,
+}
+
+/// A flag of a plugin command, or one added to a built-in command.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct FlagSpec {
+    /// Long name without dashes.
+    pub name: RString,
+    /// Optional short name (a Unicode scalar value).
+    pub short: ROption<u32>,
+    /// Help text.
+    pub help: RString,
+    /// Takes a value (`--name VALUE`) rather than being a switch.
+    pub takes_value: bool,
+}
+
+/// A top-level command a plugin adds.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct CommandSpec {
+    /// Command name.
+    pub name: RString,
+    /// One-line help.
+    pub about: RString,
+    /// Positional arguments, in order.
+    pub args: RVec<ArgSpec>,
+    /// Flags of the command.
+    pub flags: RVec<FlagSpec>,
+}
+
+/// A flag a plugin adds to a built-in command; its pre-run hook runs before
+/// that command when the flag is given.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct AddedFlagSpec {
+    /// The built-in command, e.g. `version`.
+    pub command: RString,
+    /// The flag.
+    pub flag: FlagSpec,
+}
+
+/// What a plugin says about itself. The callback kinds are not listed here:
+/// the runtime derives them from which entry points of [`PluginMod`] are
+/// present, so the two can never disagree.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct PluginManifest {
+    /// Plugin name, a clean relative path such as `example.com/cli-plugin`.
+    pub name: RString,
+    /// Author.
+    pub author: RString,
+    /// Plugin version.
+    pub version: RString,
+    /// One-line description.
+    pub description: RString,
+    /// The plugin-api version the plugin was built against.
+    pub api_version: RString,
+    /// Top-level commands it adds.
+    pub commands: RVec<CommandSpec>,
+    /// Flags it adds to built-in commands.
+    pub flags: RVec<AddedFlagSpec>,
+    /// It has a global pre-run hook.
+    pub global_pre_run: bool,
+}
+
+/// One flag given on the command line.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct FlagValue {
+    /// Long name without dashes.
+    pub name: RString,
+    /// The value, or none for a switch.
+    pub value: ROption<RString>,
+}
+
+/// A command invocation: a plugin command, or a built-in command whose
+/// plugin-added flags were given.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct CommandInvocation {
+    /// The command name.
+    pub command: RString,
+    /// Positional arguments, in order.
+    pub args: RVec<RString>,
+    /// The flags that were given (only this plugin's flags).
+    pub flags: RVec<FlagValue>,
+}
+
+/// What a global pre-run hook learns about the command about to run.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct PreRunInfo {
+    /// Real uid of the caller.
+    pub uid: u32,
+    /// User name of the caller (empty when unknown).
+    pub user: RString,
+    /// The command about to run, e.g. `exec`.
+    pub command: RString,
+    /// The full argument vector after the program name.
+    pub args: RVec<RString>,
+}
+
+/// A bind mount of the container.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// Host path.
+    pub source: RString,
+    /// Path inside the container.
+    pub destination: RString,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+/// Optional namespaces of the container (the mount namespace is always new).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Namespaces {
+    /// New PID namespace.
+    pub pid: bool,
+    /// New UTS namespace.
+    pub uts: bool,
+    /// New IPC namespace.
+    pub ipc: bool,
+    /// New network namespace.
+    pub net: bool,
+    /// New user namespace.
+    pub user: bool,
+}
+
+/// A key/value pair (environment variables, annotations).
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct KeyValue {
+    /// Key.
+    pub key: RString,
+    /// Value.
+    pub value: RString,
+}
+
+/// The engine config of the container being prepared. Methods are only
+/// ever appended after the `last_prefix_field` one, so plugins built against
+/// an older API keep working.
+#[sabi_trait]
+pub trait EngineConfig {
+    /// Bind mounts, in mount order.
+    fn binds(&self) -> RVec<Bind>;
+    /// Replaces the bind mounts.
+    fn set_binds(&mut self, binds: RVec<Bind>);
+    /// One environment variable of the container.
+    fn env_get(&self, key: RStr<'_>) -> ROption<RString>;
+    /// Sets an environment variable of the container.
+    fn env_set(&mut self, key: RStr<'_>, value: RStr<'_>);
+    /// Removes an environment variable of the container.
+    fn env_unset(&mut self, key: RStr<'_>);
+    /// All environment variables of the container.
+    fn env_list(&self) -> RVec<KeyValue>;
+    /// Contained mode: no home or host dirs are bound in.
+    fn contain(&self) -> bool;
+    /// Turns contained mode on or off.
+    fn set_contain(&mut self, contain: bool);
+    /// Hostname (needs a UTS namespace), if set.
+    fn hostname(&self) -> ROption<RString>;
+    /// Sets or clears the hostname.
+    fn set_hostname(&mut self, hostname: ROption<RString>);
+    /// Working directory inside the container, if set.
+    fn cwd(&self) -> ROption<RString>;
+    /// Sets or clears the working directory.
+    fn set_cwd(&mut self, cwd: ROption<RString>);
+    /// Requested namespaces.
+    fn namespaces(&self) -> Namespaces;
+    /// Changes the requested namespaces.
+    fn set_namespaces(&mut self, namespaces: Namespaces);
+    /// All annotations (free-form key/values plugins and tools share).
+    fn annotations(&self) -> RVec<KeyValue>;
+    /// Sets an annotation.
+    fn set_annotation(&mut self, key: RStr<'_>, value: RStr<'_>);
+    /// Removes an annotation.
+    #[sabi(last_prefix_field)]
+    fn remove_annotation(&mut self, key: RStr<'_>);
+}
+
+/// A mutable engine config handed to EngineConfig callbacks.
+pub type EngineConfigMut<'a> = EngineConfig_TO<'a, RMut<'a, ()>>;
+/// A read-only view of the engine config of a started container.
+pub type EngineConfigRef<'a> = EngineConfig_TO<'a, RRef<'a, ()>>;
+
+/// The signals the runtime received while a plugin monitors the container.
+#[sabi_trait]
+pub trait SignalSource {
+    /// Waits up to `timeout_ms` milliseconds (negative: forever) for the next
+    /// signal the runtime received and returns its number, or none on timeout.
+    #[sabi(last_prefix_field)]
+    fn next(&mut self, timeout_ms: i64) -> ROption<i32>;
+}
+
+/// The signal source handed to a MonitorContainer callback.
+pub type SignalSourceMut<'a> = SignalSource_TO<'a, RMut<'a, ()>>;
+
+/// Where and what to mount for an image driver.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct MountRequest {
+    /// The image file.
+    pub image: RString,
+    /// Byte offset of the filesystem inside the image file.
+    pub offset: u64,
+    /// Byte size of the filesystem.
+    pub size: u64,
+    /// Filesystem type, e.g. `squashfs`.
+    pub fs_type: RString,
+    /// Directory to mount on.
+    pub target: RString,
+}
+
+/// A named image driver a plugin registers. The runtime keeps it for the
+/// rest of the process, so it must be `Send + Sync + 'static`.
+#[sabi_trait]
+pub trait ImageDriver: Send + Sync + 'static {
+    /// The driver name (`image_driver` in `vessel.toml` selects it).
+    fn name(&self) -> RString;
+    /// Filesystems and features it handles, e.g. `squashfs`, `overlay`.
+    fn features(&self) -> RVec<RString>;
+    /// Called once before the first mount.
+    fn start(&self) -> CallResult<()>;
+    /// Mounts a filesystem of an image on a directory.
+    fn mount(&self, request: &MountRequest) -> CallResult<()>;
+    /// Called once after the container exits.
+    #[sabi(last_prefix_field)]
+    fn stop(&self) -> CallResult<()>;
+}
+
+/// An owned image driver object.
+pub type ImageDriverBox = ImageDriver_TO<RBox<()>>;
+
+/// What RegisterImageDriver callbacks register their drivers with.
+#[sabi_trait]
+pub trait DriverRegistrar {
+    /// Registers a driver; fails if its name is taken.
+    #[sabi(last_prefix_field)]
+    fn register(&mut self, driver: ImageDriverBox) -> RResult<(), RString>;
+}
+
+/// The registrar handed to a RegisterImageDriver callback.
+pub type DriverRegistrarMut<'a> = DriverRegistrar_TO<'a, RMut<'a, ()>>;
+
+/// The root module every plugin exports. The SDK fills it; `manifest` and
+/// `init` are always present, each callback entry point is present only when
+/// the plugin registered that kind. New entry points are appended after
+/// `install` in later API versions; an old plugin simply lacks them.
+#[repr(C)]
+#[derive(StableAbi, Debug)]
+#[sabi(kind(Prefix(prefix_ref = PluginMod_Ref, prefix_fields = PluginMod_Prefix)))]
+#[sabi(missing_field(option))]
+pub struct PluginMod {
+    /// Describes the plugin.
+    pub manifest: extern "C" fn() -> CallResult<PluginManifest>,
+    /// Hands the host services to the plugin; called once right after loading.
+    pub init: extern "C" fn(host: HostServices_Ref) -> CallResult<()>,
+    /// Command: runs one of the plugin's commands, returns its exit status.
+    pub run_command: Option<extern "C" fn(invocation: &CommandInvocation) -> CallResult<i32>>,
+    /// Command: pre-run hook for flags added to a built-in command; an error aborts it.
+    pub flag_pre_run: Option<extern "C" fn(invocation: &CommandInvocation) -> CallResult<()>>,
+    /// Command: runs before every command; an error aborts it.
+    pub global_pre_run: Option<extern "C" fn(info: &PreRunInfo) -> CallResult<()>>,
+    /// EngineConfig: reads and changes the engine config.
+    pub engine_config: Option<extern "C" fn(config: EngineConfigMut<'_>) -> CallResult<()>>,
+    /// MonitorContainer: waits for the container, returns its raw wait status.
+    pub monitor_container: Option<
+        extern "C" fn(
+            config: EngineConfigRef<'_>,
+            pid: i32,
+            signals: SignalSourceMut<'_>,
+        ) -> CallResult<i32>,
+    >,
+    /// PostStartProcess: acts on the started container's pid; an error stops it.
+    pub post_start_process:
+        Option<extern "C" fn(config: EngineConfigRef<'_>, pid: i32) -> CallResult<()>>,
+    /// RegisterImageDriver: registers image drivers.
+    pub register_image_driver: Option<
+        extern "C" fn(unprivileged: bool, registrar: DriverRegistrarMut<'_>) -> CallResult<()>,
+    >,
+    /// Install: prepares files under the plugin's install dir.
+    #[sabi(last_prefix_field)]
+    pub install: Option<extern "C" fn(install_dir: RStr<'_>) -> CallResult<()>>,
+}
+
+impl RootModule for PluginMod_Ref {
+    declare_root_module_statics! {PluginMod_Ref}
+    const BASE_NAME: &'static str = "vessel_plugin";
+    const NAME: &'static str = "vessel plugin";
+    // The version of this crate the plugin was built with: the loader checks
+    // it (same major, minor not newer) before abi_stable checks layouts.
+    const VERSION_STRINGS: VersionStrings = abi_stable::package_version_strings!();
+}
+
+/// The exported symbol every abi_stable library (and so every plugin)
+/// defines; equal to `abi_stable::library::ROOT_MODULE_LOADER_NAME`.
+pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn root_symbol_matches_abi_stable() {
+        assert_eq!(
+            ROOT_MODULE_SYMBOL,
+            abi_stable::library::ROOT_MODULE_LOADER_NAME
+        );
+    }
+}

@@ -1,0 +1,903 @@
+//! The plugin SDK: plain Rust closures and traits in, a panic-safe callback
+//! table out.
+
+use std::io::Write;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{RErr, ROk, ROption, RStr, RString, RVec},
+};
+
+use crate::abi::{
+    self, CallError, CallResult, CommandInvocation, DriverRegistrarMut, EngineConfigMut,
+    EngineConfigRef, ImageDriver_TO, MountRequest, Namespaces, PluginManifest, PreRunInfo,
+    SignalSourceMut,
+};
+
+/// The error type plugin callbacks return: anything that converts into a
+/// boxed error, so `?` works on any error and `Err("text".into())` too.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The result type of plugin callbacks.
+pub type Result<T, E = BoxError> = std::result::Result<T, E>;
+
+type CommandFn = Box<dyn Fn(&Invocation) -> Result<i32> + Send + Sync>;
+type FlagFn = Box<dyn Fn(&Invocation) -> Result<()> + Send + Sync>;
+type PreRunFn = Box<dyn Fn(&PreRun) -> Result<()> + Send + Sync>;
+type EngineConfigFn = Box<dyn Fn(&mut ConfigMut<'_>) -> Result<()> + Send + Sync>;
+type MonitorFn = Box<dyn Fn(&ConfigView<'_>, i32, &mut Signals<'_>) -> Result<i32> + Send + Sync>;
+type PostStartFn = Box<dyn Fn(&ConfigView<'_>, i32) -> Result<()> + Send + Sync>;
+type DriversFn = Box<dyn Fn(bool, &mut Registrar<'_>) -> Result<()> + Send + Sync>;
+type InstallFn = Box<dyn Fn(&Path) -> Result<()> + Send + Sync>;
+
+/// A plugin: what it is and the callbacks it registers. Build one in the
+/// function you pass to [`export_plugin!`](crate::export_plugin).
+pub struct Plugin {
+    name: String,
+    author: String,
+    version: String,
+    description: String,
+    commands: Vec<(Command, CommandFn)>,
+    flags: Vec<(String, Flag, FlagFn)>,
+    global_pre_run: Option<PreRunFn>,
+    engine_config: Option<EngineConfigFn>,
+    monitor_container: Option<MonitorFn>,
+    post_start_process: Option<PostStartFn>,
+    register_image_drivers: Option<DriversFn>,
+    install: Option<InstallFn>,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Plugin {
+    /// A plugin named `name` (a clean relative path like `example.com/x`)
+    /// with no callbacks yet.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            author: String::new(),
+            version: String::new(),
+            description: String::new(),
+            commands: Vec::new(),
+            flags: Vec::new(),
+            global_pre_run: None,
+            engine_config: None,
+            monitor_container: None,
+            post_start_process: None,
+            register_image_drivers: None,
+            install: None,
+        }
+    }
+
+    /// The plugin name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Sets the author.
+    pub fn author(mut self, author: impl Into<String>) -> Self {
+        self.author = author.into();
+        self
+    }
+
+    /// Sets the plugin version.
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = version.into();
+        self
+    }
+
+    /// Sets the one-line description.
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.description = description.into();
+        self
+    }
+
+    /// Adds a top-level command; `run` gets the parsed invocation and returns
+    /// the exit status.
+    pub fn command<F>(mut self, command: Command, run: F) -> Self
+    where
+        F: Fn(&Invocation) -> Result<i32> + Send + Sync + 'static,
+    {
+        self.commands.push((command, Box::new(run)));
+        self
+    }
+
+    /// Adds `flag` to the built-in command `command`; `pre_run` runs before
+    /// that command whenever the flag is given and may abort it with an error.
+    pub fn flag<F>(mut self, command: impl Into<String>, flag: Flag, pre_run: F) -> Self
+    where
+        F: Fn(&Invocation) -> Result<()> + Send + Sync + 'static,
+    {
+        self.flags.push((command.into(), flag, Box::new(pre_run)));
+        self
+    }
+
+    /// Sets a hook that runs before every command (but `plugin ...`) and may
+    /// abort it with an error.
+    pub fn global_pre_run<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&PreRun) -> Result<()> + Send + Sync + 'static,
+    {
+        self.global_pre_run = Some(Box::new(hook));
+        self
+    }
+
+    /// Sets the EngineConfig callback: reads and changes every container's config.
+    pub fn engine_config<F>(mut self, callback: F) -> Self
+    where
+        F: Fn(&mut ConfigMut<'_>) -> Result<()> + Send + Sync + 'static,
+    {
+        self.engine_config = Some(Box::new(callback));
+        self
+    }
+
+    /// Sets the MonitorContainer callback: waits for the container with the
+    /// given pid, handles the signals the runtime receives, and returns the
+    /// container's raw wait status.
+    pub fn monitor_container<F>(mut self, callback: F) -> Self
+    where
+        F: Fn(&ConfigView<'_>, i32, &mut Signals<'_>) -> Result<i32> + Send + Sync + 'static,
+    {
+        self.monitor_container = Some(Box::new(callback));
+        self
+    }
+
+    /// Sets the PostStartProcess callback: acts on the started container's
+    /// pid; an error stops the container.
+    pub fn post_start_process<F>(mut self, callback: F) -> Self
+    where
+        F: Fn(&ConfigView<'_>, i32) -> Result<()> + Send + Sync + 'static,
+    {
+        self.post_start_process = Some(Box::new(callback));
+        self
+    }
+
+    /// Sets the RegisterImageDriver callback; it gets whether the runtime is
+    /// unprivileged and a registrar for [`Driver`]s.
+    pub fn register_image_drivers<F>(mut self, callback: F) -> Self
+    where
+        F: Fn(bool, &mut Registrar<'_>) -> Result<()> + Send + Sync + 'static,
+    {
+        self.register_image_drivers = Some(Box::new(callback));
+        self
+    }
+
+    /// Sets the Install callback: prepares files under the install dir (runs as root).
+    pub fn install<F>(mut self, callback: F) -> Self
+    where
+        F: Fn(&Path) -> Result<()> + Send + Sync + 'static,
+    {
+        self.install = Some(Box::new(callback));
+        self
+    }
+
+    pub(crate) fn has_command_callbacks(&self) -> (bool, bool, bool) {
+        (
+            !self.commands.is_empty(),
+            !self.flags.is_empty(),
+            self.global_pre_run.is_some(),
+        )
+    }
+
+    pub(crate) fn has_engine_config(&self) -> bool {
+        self.engine_config.is_some()
+    }
+    pub(crate) fn has_monitor_container(&self) -> bool {
+        self.monitor_container.is_some()
+    }
+    pub(crate) fn has_post_start_process(&self) -> bool {
+        self.post_start_process.is_some()
+    }
+    pub(crate) fn has_register_image_drivers(&self) -> bool {
+        self.register_image_drivers.is_some()
+    }
+    pub(crate) fn has_install(&self) -> bool {
+        self.install.is_some()
+    }
+
+    /// The ABI manifest of this plugin.
+    pub fn abi_manifest(&self) -> PluginManifest {
+        PluginManifest {
+            name: self.name.as_str().into(),
+            author: self.author.as_str().into(),
+            version: self.version.as_str().into(),
+            description: self.description.as_str().into(),
+            api_version: crate::API_VERSION.into(),
+            commands: self.commands.iter().map(|(c, _)| c.to_abi()).collect(),
+            flags: self
+                .flags
+                .iter()
+                .map(|(cmd, f, _)| abi::AddedFlagSpec {
+                    command: cmd.as_str().into(),
+                    flag: f.to_abi(),
+                })
+                .collect(),
+            global_pre_run: self.global_pre_run.is_some(),
+        }
+    }
+
+    /// Runs `f`, turning an error into a [`CallError`] and a panic into one
+    /// naming the plugin and the panic message.
+    pub(crate) fn guard<T>(&self, f: impl FnOnce() -> Result<T>) -> CallResult<T> {
+        guard(&self.name, f)
+    }
+
+    pub(crate) fn call_command(&self, inv: &CommandInvocation, out: Output) -> CallResult<i32> {
+        self.guard(|| {
+            let (_, run) = self
+                .commands
+                .iter()
+                .find(|(c, _)| c.name == inv.command.as_str())
+                .ok_or_else(|| format!("no command {:?}", inv.command.as_str()))?;
+            let inv = Invocation::from_abi(inv, out);
+            let status = run(&inv);
+            inv.flush();
+            status
+        })
+    }
+
+    pub(crate) fn call_flag_pre_run(&self, inv: &CommandInvocation, out: Output) -> CallResult<()> {
+        self.guard(|| {
+            let inv = Invocation::from_abi(inv, out);
+            let result = self
+                .flags
+                .iter()
+                .filter(|(cmd, f, _)| *cmd == inv.command && inv.is_set(&f.name))
+                .try_for_each(|(_, _, hook)| hook(&inv));
+            inv.flush();
+            result
+        })
+    }
+
+    pub(crate) fn call_global_pre_run(&self, info: &PreRunInfo) -> CallResult<()> {
+        self.guard(|| match &self.global_pre_run {
+            Some(hook) => hook(&PreRun {
+                uid: info.uid,
+                user: info.user.to_string(),
+                command: info.command.to_string(),
+                args: info.args.iter().map(|a| a.to_string()).collect(),
+            }),
+            None => Ok(()),
+        })
+    }
+
+    pub(crate) fn call_engine_config(&self, config: EngineConfigMut<'_>) -> CallResult<()> {
+        self.guard(|| match &self.engine_config {
+            Some(cb) => cb(&mut ConfigMut { inner: config }),
+            None => Ok(()),
+        })
+    }
+
+    pub(crate) fn call_monitor_container(
+        &self,
+        config: EngineConfigRef<'_>,
+        pid: i32,
+        signals: SignalSourceMut<'_>,
+    ) -> CallResult<i32> {
+        self.guard(|| match &self.monitor_container {
+            Some(cb) => cb(
+                &ConfigView { inner: config },
+                pid,
+                &mut Signals { inner: signals },
+            ),
+            None => Err("no monitor_container callback".into()),
+        })
+    }
+
+    pub(crate) fn call_post_start_process(
+        &self,
+        config: EngineConfigRef<'_>,
+        pid: i32,
+    ) -> CallResult<()> {
+        self.guard(|| match &self.post_start_process {
+            Some(cb) => cb(&ConfigView { inner: config }, pid),
+            None => Ok(()),
+        })
+    }
+
+    pub(crate) fn call_register_image_drivers(
+        &self,
+        unprivileged: bool,
+        registrar: DriverRegistrarMut<'_>,
+    ) -> CallResult<()> {
+        self.guard(|| match &self.register_image_drivers {
+            Some(cb) => cb(
+                unprivileged,
+                &mut Registrar {
+                    inner: registrar,
+                    plugin: self.name.clone(),
+                },
+            ),
+            None => Ok(()),
+        })
+    }
+
+    pub(crate) fn call_install(&self, dir: RStr<'_>) -> CallResult<()> {
+        self.guard(|| match &self.install {
+            Some(cb) => cb(Path::new(dir.as_str())),
+            None => Ok(()),
+        })
+    }
+}
+
+/// Runs `f` for plugin `plugin`, catching panics (which must never unwind
+/// into the runtime: abi_stable would abort the process).
+pub(crate) fn guard<T>(plugin: &str, f: impl FnOnce() -> Result<T>) -> CallResult<T> {
+    match catch_unwind(AssertUnwindSafe(f)) {
+        Ok(Ok(v)) => ROk(v),
+        Ok(Err(e)) => RErr(CallError {
+            message: one_line(&e.to_string()).into(),
+            panicked: false,
+        }),
+        Err(payload) => {
+            let msg = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic payload".to_string());
+            RErr(CallError {
+                message: format!("plugin {plugin:?} panicked: {}", one_line(&msg)).into(),
+                panicked: true,
+            })
+        }
+    }
+}
+
+/// Error messages cross into one-line CLI errors.
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CallError {}
+
+/// A top-level command spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Command {
+    name: String,
+    about: String,
+    args: Vec<Arg>,
+    flags: Vec<Flag>,
+}
+
+impl Command {
+    /// A command called `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            about: String::new(),
+            args: Vec::new(),
+            flags: Vec::new(),
+        }
+    }
+    /// One-line help.
+    pub fn about(mut self, about: impl Into<String>) -> Self {
+        self.about = about.into();
+        self
+    }
+    /// Adds a positional argument.
+    pub fn arg(mut self, arg: Arg) -> Self {
+        self.args.push(arg);
+        self
+    }
+    /// Adds a flag.
+    pub fn flag(mut self, flag: Flag) -> Self {
+        self.flags.push(flag);
+        self
+    }
+    fn to_abi(&self) -> abi::CommandSpec {
+        abi::CommandSpec {
+            name: self.name.as_str().into(),
+            about: self.about.as_str().into(),
+            args: self.args.iter().map(Arg::to_abi).collect(),
+            flags: self.flags.iter().map(Flag::to_abi).collect(),
+        }
+    }
+}
+
+/// A positional argument spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Arg {
+    name: String,
+    help: String,
+    required: bool,
+    multiple: bool,
+}
+
+impl Arg {
+    /// An optional single argument shown as `name`.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            help: String::new(),
+            required: false,
+            multiple: false,
+        }
+    }
+    /// Help text.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = help.into();
+        self
+    }
+    /// Must be given.
+    pub fn required(mut self) -> Self {
+        self.required = true;
+        self
+    }
+    /// Takes all remaining values.
+    pub fn multiple(mut self) -> Self {
+        self.multiple = true;
+        self
+    }
+    fn to_abi(&self) -> abi::ArgSpec {
+        abi::ArgSpec {
+            name: self.name.as_str().into(),
+            help: self.help.as_str().into(),
+            required: self.required,
+            multiple: self.multiple,
+        }
+    }
+}
+
+/// A flag spec.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Flag {
+    name: String,
+    short: Option<char>,
+    help: String,
+    takes_value: bool,
+}
+
+impl Flag {
+    /// A switch `--name`.
+    pub fn switch(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            short: None,
+            help: String::new(),
+            takes_value: false,
+        }
+    }
+    /// A flag with a value, `--name VALUE`.
+    pub fn value(name: impl Into<String>) -> Self {
+        Self {
+            takes_value: true,
+            ..Self::switch(name)
+        }
+    }
+    /// Short name `-c`.
+    pub fn short(mut self, c: char) -> Self {
+        self.short = Some(c);
+        self
+    }
+    /// Help text.
+    pub fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = help.into();
+        self
+    }
+    fn to_abi(&self) -> abi::FlagSpec {
+        abi::FlagSpec {
+            name: self.name.as_str().into(),
+            short: self.short.map(u32::from).into(),
+            help: self.help.as_str().into(),
+            takes_value: self.takes_value,
+        }
+    }
+}
+
+/// Where a callback's output goes: the process's stdout, or a buffer the
+/// [`testing`](crate::testing) helpers read.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Output(Option<Arc<Mutex<Vec<u8>>>>);
+
+impl Output {
+    pub(crate) fn stdout() -> Self {
+        Self(None)
+    }
+    pub(crate) fn capture() -> (Self, Arc<Mutex<Vec<u8>>>) {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        (Self(Some(buf.clone())), buf)
+    }
+}
+
+/// A writer for a callback's output (see [`Invocation::stdout`]).
+#[derive(Debug)]
+pub struct OutputWriter<'a>(&'a Output);
+
+impl Write for OutputWriter<'_> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        match &self.0 .0 {
+            None => std::io::stdout().write(buf),
+            Some(b) => {
+                b.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .extend_from_slice(buf);
+                Ok(buf.len())
+            }
+        }
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        match &self.0 .0 {
+            None => std::io::stdout().flush(),
+            Some(_) => Ok(()),
+        }
+    }
+}
+
+/// A parsed command invocation: a plugin command, or a built-in command
+/// whose plugin-added flags were given.
+#[derive(Debug)]
+pub struct Invocation {
+    command: String,
+    args: Vec<String>,
+    flags: Vec<(String, Option<String>)>,
+    out: Output,
+}
+
+impl Invocation {
+    fn from_abi(inv: &CommandInvocation, out: Output) -> Self {
+        Self {
+            command: inv.command.to_string(),
+            args: inv.args.iter().map(|a| a.to_string()).collect(),
+            flags: inv
+                .flags
+                .iter()
+                .map(|f| {
+                    (
+                        f.name.to_string(),
+                        f.value.as_ref().map(|v| v.to_string()).into_option(),
+                    )
+                })
+                .collect(),
+            out,
+        }
+    }
+
+    /// The command name.
+    pub fn command(&self) -> &str {
+        &self.command
+    }
+
+    /// Positional arguments, in order.
+    pub fn args(&self) -> &[String] {
+        &self.args
+    }
+
+    /// The value of flag `--name`, if it was given with a value.
+    pub fn flag(&self, name: &str) -> Option<&str> {
+        self.flags
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, v)| v.as_deref())
+    }
+
+    /// True when flag or switch `--name` was given.
+    pub fn is_set(&self, name: &str) -> bool {
+        self.flags.iter().any(|(n, _)| n == name)
+    }
+
+    /// The command's standard output. Write through this rather than
+    /// `println!` so the SDK's test helpers can capture it.
+    pub fn stdout(&self) -> OutputWriter<'_> {
+        OutputWriter(&self.out)
+    }
+
+    // The plugin has its own copy of std and so its own stdout buffer: flush
+    // it before returning, or output could be lost when the runtime exits.
+    fn flush(&self) {
+        let _ = self.stdout().flush();
+    }
+}
+
+/// What a global pre-run hook learns about the command about to run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreRun {
+    /// Real uid of the caller.
+    pub uid: u32,
+    /// User name of the caller (empty when unknown).
+    pub user: String,
+    /// The command about to run.
+    pub command: String,
+    /// The argument vector after the program name.
+    pub args: Vec<String>,
+}
+
+/// A bind mount.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bind {
+    /// Host path.
+    pub source: String,
+    /// Path inside the container.
+    pub destination: String,
+    /// Mounted read-only.
+    pub readonly: bool,
+}
+
+impl Bind {
+    pub(crate) fn to_abi(&self) -> abi::Bind {
+        abi::Bind {
+            source: self.source.as_str().into(),
+            destination: self.destination.as_str().into(),
+            readonly: self.readonly,
+        }
+    }
+    pub(crate) fn from_abi(b: &abi::Bind) -> Self {
+        Self {
+            source: b.source.to_string(),
+            destination: b.destination.to_string(),
+            readonly: b.readonly,
+        }
+    }
+}
+
+fn ropt(o: ROption<RString>) -> Option<String> {
+    o.into_option().map(|s| s.into_string())
+}
+
+fn kvs(v: RVec<abi::KeyValue>) -> Vec<(String, String)> {
+    v.into_iter()
+        .map(|kv| (kv.key.into_string(), kv.value.into_string()))
+        .collect()
+}
+
+macro_rules! config_getters {
+    () => {
+        /// Bind mounts, in mount order.
+        pub fn binds(&self) -> Vec<Bind> {
+            self.inner.binds().iter().map(Bind::from_abi).collect()
+        }
+        /// One environment variable of the container.
+        pub fn env(&self, key: &str) -> Option<String> {
+            ropt(self.inner.env_get(key.into()))
+        }
+        /// All environment variables of the container.
+        pub fn env_list(&self) -> Vec<(String, String)> {
+            kvs(self.inner.env_list())
+        }
+        /// Contained mode.
+        pub fn contain(&self) -> bool {
+            self.inner.contain()
+        }
+        /// The hostname, if set.
+        pub fn hostname(&self) -> Option<String> {
+            ropt(self.inner.hostname())
+        }
+        /// The working directory inside the container, if set.
+        pub fn cwd(&self) -> Option<String> {
+            ropt(self.inner.cwd())
+        }
+        /// Requested namespaces.
+        pub fn namespaces(&self) -> Namespaces {
+            self.inner.namespaces()
+        }
+        /// One annotation.
+        pub fn annotation(&self, key: &str) -> Option<String> {
+            self.annotations()
+                .into_iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v)
+        }
+        /// All annotations.
+        pub fn annotations(&self) -> Vec<(String, String)> {
+            kvs(self.inner.annotations())
+        }
+    };
+}
+
+/// The engine config an EngineConfig callback may change.
+pub struct ConfigMut<'a> {
+    inner: EngineConfigMut<'a>,
+}
+
+impl ConfigMut<'_> {
+    config_getters!();
+
+    /// Appends a bind mount.
+    pub fn add_bind(
+        &mut self,
+        source: impl Into<String>,
+        destination: impl Into<String>,
+        readonly: bool,
+    ) {
+        let mut binds = self.inner.binds();
+        binds.push(abi::Bind {
+            source: source.into().into(),
+            destination: destination.into().into(),
+            readonly,
+        });
+        self.inner.set_binds(binds);
+    }
+    /// Replaces the bind mounts.
+    pub fn set_binds(&mut self, binds: &[Bind]) {
+        self.inner
+            .set_binds(binds.iter().map(Bind::to_abi).collect());
+    }
+    /// Sets an environment variable.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.inner.env_set(key.into(), value.into());
+    }
+    /// Removes an environment variable.
+    pub fn unset_env(&mut self, key: &str) {
+        self.inner.env_unset(key.into());
+    }
+    /// Turns contained mode on or off.
+    pub fn set_contain(&mut self, contain: bool) {
+        self.inner.set_contain(contain);
+    }
+    /// Sets or clears the hostname.
+    pub fn set_hostname(&mut self, hostname: Option<&str>) {
+        self.inner.set_hostname(hostname.map(RString::from).into());
+    }
+    /// Sets or clears the working directory.
+    pub fn set_cwd(&mut self, cwd: Option<&str>) {
+        self.inner.set_cwd(cwd.map(RString::from).into());
+    }
+    /// Changes the requested namespaces.
+    pub fn set_namespaces(&mut self, namespaces: Namespaces) {
+        self.inner.set_namespaces(namespaces);
+    }
+    /// Sets an annotation.
+    pub fn set_annotation(&mut self, key: &str, value: &str) {
+        self.inner.set_annotation(key.into(), value.into());
+    }
+    /// Removes an annotation.
+    pub fn remove_annotation(&mut self, key: &str) {
+        self.inner.remove_annotation(key.into());
+    }
+}
+
+/// A read-only view of a started container's engine config.
+pub struct ConfigView<'a> {
+    inner: EngineConfigRef<'a>,
+}
+
+impl ConfigView<'_> {
+    config_getters!();
+}
+
+/// The signals the runtime received while a plugin monitors a container.
+pub struct Signals<'a> {
+    inner: SignalSourceMut<'a>,
+}
+
+impl Signals<'_> {
+    /// Waits up to `timeout` (none: forever) for the next signal the runtime
+    /// received; returns its number, or none on timeout.
+    pub fn next(&mut self, timeout: Option<Duration>) -> Option<i32> {
+        let ms = timeout.map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
+        self.inner.next(ms).into_option()
+    }
+}
+
+/// What an image driver mounts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    /// The image file.
+    pub image: PathBuf,
+    /// Byte offset of the filesystem inside the image file.
+    pub offset: u64,
+    /// Byte size of the filesystem.
+    pub size: u64,
+    /// Filesystem type, e.g. `squashfs`.
+    pub fs_type: String,
+    /// Directory to mount on.
+    pub target: PathBuf,
+}
+
+/// An image driver, implemented in plain Rust. The SDK wraps it so that a
+/// panic in any method becomes an error naming the plugin.
+pub trait Driver: Send + Sync + 'static {
+    /// The driver name.
+    fn name(&self) -> String;
+    /// Filesystems and features it handles, e.g. `squashfs`.
+    fn features(&self) -> Vec<String> {
+        Vec::new()
+    }
+    /// Called once before the first mount.
+    fn start(&self) -> Result<()> {
+        Ok(())
+    }
+    /// Mounts a filesystem of an image on a directory.
+    fn mount(&self, mount: &Mount) -> Result<()>;
+    /// Called once after the container exits.
+    fn stop(&self) -> Result<()> {
+        Ok(())
+    }
+}
+
+struct GuardedDriver<D> {
+    plugin: String,
+    driver: D,
+}
+
+impl<D: Driver> abi::ImageDriver for GuardedDriver<D> {
+    fn name(&self) -> RString {
+        match guard(&self.plugin, || Ok(self.driver.name())) {
+            ROk(n) => n.into(),
+            RErr(_) => RString::new(),
+        }
+    }
+    fn features(&self) -> RVec<RString> {
+        match guard(&self.plugin, || Ok(self.driver.features())) {
+            ROk(f) => f.into_iter().map(RString::from).collect(),
+            RErr(_) => RVec::new(),
+        }
+    }
+    fn start(&self) -> CallResult<()> {
+        guard(&self.plugin, || self.driver.start())
+    }
+    fn mount(&self, r: &MountRequest) -> CallResult<()> {
+        let m = Mount {
+            image: PathBuf::from(r.image.as_str()),
+            offset: r.offset,
+            size: r.size,
+            fs_type: r.fs_type.to_string(),
+            target: PathBuf::from(r.target.as_str()),
+        };
+        guard(&self.plugin, || self.driver.mount(&m))
+    }
+    fn stop(&self) -> CallResult<()> {
+        guard(&self.plugin, || self.driver.stop())
+    }
+}
+
+/// Registers image drivers with the runtime.
+pub struct Registrar<'a> {
+    inner: DriverRegistrarMut<'a>,
+    plugin: String,
+}
+
+impl Registrar<'_> {
+    /// Registers `driver`; fails when the runtime already has a driver of that name.
+    pub fn register<D: Driver>(&mut self, driver: D) -> Result<()> {
+        let guarded = GuardedDriver {
+            plugin: self.plugin.clone(),
+            driver,
+        };
+        let obj = ImageDriver_TO::from_value(guarded, TD_Opaque);
+        self.inner
+            .register(obj)
+            .into_result()
+            .map_err(|e| e.into_string().into())
+    }
+}
+
+impl std::fmt::Debug for ConfigMut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigMut").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for ConfigView<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConfigView").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Signals<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Signals").finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for Registrar<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Registrar").finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,337 @@
+//! Run a plugin's callbacks in-process, without the runtime, in the plugin's
+//! own unit tests.
+//!
+//! Each helper calls the callback through the same panic guard the exported
+//! library uses, so a test sees exactly the error the runtime would (a panic
+//! becomes a [`CallError`] with `panicked` set). Fakes stand in for what the
+//! runtime provides: [`FakeEngineConfig`], [`FakeDriverRegistrar`],
+//! [`FakeSignals`]; command output written through
+//! [`Invocation::stdout`](crate::Invocation::stdout) is captured.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::path::Path;
+
+use abi_stable::{
+    sabi_trait::TD_Opaque,
+    std_types::{ROption, RResult, RStr, RString, RVec},
+};
+
+use crate::abi::{
+    self, CallError, CommandInvocation, DriverRegistrar, DriverRegistrar_TO, EngineConfig,
+    EngineConfig_TO, FlagValue, ImageDriverBox, KeyValue, LogLevel, MountRequest, Namespaces,
+    PreRunInfo, SignalSource, SignalSource_TO,
+};
+use crate::sdk::{Bind, Mount, Output};
+use crate::Plugin;
+
+/// What a command printed and returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandRun {
+    /// The exit status the handler returned.
+    pub status: i32,
+    /// What it wrote to [`Invocation::stdout`](crate::Invocation::stdout).
+    pub stdout: String,
+}
+
+fn invocation(command: &str, args: &[&str], flags: &[(&str, Option<&str>)]) -> CommandInvocation {
+    CommandInvocation {
+        command: command.into(),
+        args: args.iter().map(|a| RString::from(*a)).collect(),
+        flags: flags
+            .iter()
+            .map(|(n, v)| FlagValue {
+                name: (*n).into(),
+                value: v.map(RString::from).into(),
+            })
+            .collect(),
+    }
+}
+
+/// Runs the plugin command `command` with positional `args` and the given
+/// flags (`(name, Some(value))`, or `(name, None)` for a switch).
+pub fn run_command(
+    plugin: &Plugin,
+    command: &str,
+    args: &[&str],
+    flags: &[(&str, Option<&str>)],
+) -> Result<CommandRun, CallError> {
+    let (out, buf) = Output::capture();
+    let status = plugin
+        .call_command(&invocation(command, args, flags), out)
+        .into_result()?;
+    let stdout =
+        String::from_utf8_lossy(&buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    Ok(CommandRun { status, stdout })
+}
+
+/// Runs the pre-run hooks of the flags the plugin added to the built-in
+/// `command`, as if it were run with `flags`; returns what they printed.
+pub fn run_flag_pre_run(
+    plugin: &Plugin,
+    command: &str,
+    args: &[&str],
+    flags: &[(&str, Option<&str>)],
+) -> Result<String, CallError> {
+    let (out, buf) = Output::capture();
+    plugin
+        .call_flag_pre_run(&invocation(command, args, flags), out)
+        .into_result()?;
+    let stdout =
+        String::from_utf8_lossy(&buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    Ok(stdout)
+}
+
+/// Runs the global pre-run hook as if user `user` (uid `uid`) ran `command ARGS...`.
+pub fn run_global_pre_run(
+    plugin: &Plugin,
+    uid: u32,
+    user: &str,
+    command: &str,
+    args: &[&str],
+) -> Result<(), CallError> {
+    let info = PreRunInfo {
+        uid,
+        user: user.into(),
+        command: command.into(),
+        args: args.iter().map(|a| RString::from(*a)).collect(),
+    };
+    plugin.call_global_pre_run(&info).into_result()
+}
+
+/// Runs the EngineConfig callback on `config`.
+pub fn run_engine_config(plugin: &Plugin, config: &mut FakeEngineConfig) -> Result<(), CallError> {
+    plugin
+        .call_engine_config(EngineConfig_TO::from_ptr(config, TD_Opaque))
+        .into_result()
+}
+
+/// Runs the PostStartProcess callback for `pid`.
+pub fn run_post_start_process(
+    plugin: &Plugin,
+    config: &FakeEngineConfig,
+    pid: i32,
+) -> Result<(), CallError> {
+    plugin
+        .call_post_start_process(EngineConfig_TO::from_ptr(config, TD_Opaque), pid)
+        .into_result()
+}
+
+/// Runs the MonitorContainer callback for `pid`, feeding it `signals`.
+pub fn run_monitor_container(
+    plugin: &Plugin,
+    config: &FakeEngineConfig,
+    pid: i32,
+    signals: &mut FakeSignals,
+) -> Result<i32, CallError> {
+    plugin
+        .call_monitor_container(
+            EngineConfig_TO::from_ptr(config, TD_Opaque),
+            pid,
+            SignalSource_TO::from_ptr(signals, TD_Opaque),
+        )
+        .into_result()
+}
+
+/// Runs the RegisterImageDriver callback against `registrar`.
+pub fn run_register_image_drivers(
+    plugin: &Plugin,
+    unprivileged: bool,
+    registrar: &mut FakeDriverRegistrar,
+) -> Result<(), CallError> {
+    plugin
+        .call_register_image_drivers(
+            unprivileged,
+            DriverRegistrar_TO::from_ptr(registrar, TD_Opaque),
+        )
+        .into_result()
+}
+
+/// Runs the Install callback for install dir `dir`.
+pub fn run_install(plugin: &Plugin, dir: &Path) -> Result<(), CallError> {
+    let dir = dir.to_string_lossy();
+    plugin.call_install(RStr::from_str(&dir)).into_result()
+}
+
+/// Takes the log records this thread's callbacks emitted so far.
+pub fn take_logs() -> Vec<(LogLevel, String)> {
+    crate::log::take_captured()
+}
+
+/// An in-memory engine config.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FakeEngineConfig {
+    /// Bind mounts.
+    pub binds: Vec<Bind>,
+    /// Environment.
+    pub env: BTreeMap<String, String>,
+    /// Contained mode.
+    pub contain: bool,
+    /// Hostname.
+    pub hostname: Option<String>,
+    /// Working directory.
+    pub cwd: Option<String>,
+    /// Namespaces.
+    pub namespaces: Namespaces,
+    /// Annotations.
+    pub annotations: BTreeMap<String, String>,
+}
+
+fn to_kvs(m: &BTreeMap<String, String>) -> RVec<KeyValue> {
+    m.iter()
+        .map(|(k, v)| KeyValue {
+            key: k.as_str().into(),
+            value: v.as_str().into(),
+        })
+        .collect()
+}
+
+impl EngineConfig for FakeEngineConfig {
+    fn binds(&self) -> RVec<abi::Bind> {
+        self.binds.iter().map(Bind::to_abi).collect()
+    }
+    fn set_binds(&mut self, binds: RVec<abi::Bind>) {
+        self.binds = binds.iter().map(Bind::from_abi).collect();
+    }
+    fn env_get(&self, key: RStr<'_>) -> ROption<RString> {
+        self.env
+            .get(key.as_str())
+            .map(|v| RString::from(v.as_str()))
+            .into()
+    }
+    fn env_set(&mut self, key: RStr<'_>, value: RStr<'_>) {
+        self.env.insert(key.to_string(), value.to_string());
+    }
+    fn env_unset(&mut self, key: RStr<'_>) {
+        self.env.remove(key.as_str());
+    }
+    fn env_list(&self) -> RVec<KeyValue> {
+        to_kvs(&self.env)
+    }
+    fn contain(&self) -> bool {
+        self.contain
+    }
+    fn set_contain(&mut self, contain: bool) {
+        self.contain = contain;
+    }
+    fn hostname(&self) -> ROption<RString> {
+        self.hostname.as_deref().map(RString::from).into()
+    }
+    fn set_hostname(&mut self, hostname: ROption<RString>) {
+        self.hostname = hostname.into_option().map(RString::into_string);
+    }
+    fn cwd(&self) -> ROption<RString> {
+        self.cwd.as_deref().map(RString::from).into()
+    }
+    fn set_cwd(&mut self, cwd: ROption<RString>) {
+        self.cwd = cwd.into_option().map(RString::into_string);
+    }
+    fn namespaces(&self) -> Namespaces {
+        self.namespaces
+    }
+    fn set_namespaces(&mut self, namespaces: Namespaces) {
+        self.namespaces = namespaces;
+    }
+    fn annotations(&self) -> RVec<KeyValue> {
+        to_kvs(&self.annotations)
+    }
+    fn set_annotation(&mut self, key: RStr<'_>, value: RStr<'_>) {
+        self.annotations.insert(key.to_string(), value.to_string());
+    }
+    fn remove_annotation(&mut self, key: RStr<'_>) {
+        self.annotations.remove(key.as_str());
+    }
+}
+
+/// Collects the image drivers a plugin registers.
+#[derive(Default)]
+pub struct FakeDriverRegistrar {
+    /// The registered drivers, in order.
+    pub drivers: Vec<ImageDriverBox>,
+}
+
+impl FakeDriverRegistrar {
+    /// Names of the registered drivers.
+    pub fn names(&self) -> Vec<String> {
+        self.drivers
+            .iter()
+            .map(|d| d.name().into_string())
+            .collect()
+    }
+
+    /// Features of driver `name`.
+    pub fn features(&self, name: &str) -> Option<Vec<String>> {
+        self.find(name)
+            .map(|d| d.features().into_iter().map(RString::into_string).collect())
+    }
+
+    /// Calls `start` then `mount` of driver `name`, as the runtime would.
+    pub fn mount(&self, name: &str, mount: &Mount) -> Result<(), CallError> {
+        let d = self.find(name).ok_or_else(|| CallError {
+            message: format!("no image driver {name:?} registered").into(),
+            panicked: false,
+        })?;
+        d.start().into_result()?;
+        d.mount(&MountRequest {
+            image: mount.image.to_string_lossy().as_ref().into(),
+            offset: mount.offset,
+            size: mount.size,
+            fs_type: mount.fs_type.as_str().into(),
+            target: mount.target.to_string_lossy().as_ref().into(),
+        })
+        .into_result()
+    }
+
+    /// Calls `stop` of driver `name`.
+    pub fn stop(&self, name: &str) -> Result<(), CallError> {
+        match self.find(name) {
+            Some(d) => d.stop().into_result(),
+            None => Ok(()),
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<&ImageDriverBox> {
+        self.drivers.iter().find(|d| d.name().as_str() == name)
+    }
+}
+
+impl std::fmt::Debug for FakeDriverRegistrar {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakeDriverRegistrar")
+            .field("drivers", &self.names())
+            .finish()
+    }
+}
+
+impl DriverRegistrar for FakeDriverRegistrar {
+    fn register(&mut self, driver: ImageDriverBox) -> RResult<(), RString> {
+        let name = driver.name();
+        if self.drivers.iter().any(|d| d.name() == name) {
+            return RResult::RErr(format!("image driver {name:?} is already registered").into());
+        }
+        self.drivers.push(driver);
+        RResult::ROk(())
+    }
+}
+
+/// A queue of signals "received by the runtime"; `next` pops one, or
+/// returns none (a timeout) when empty.
+#[derive(Debug, Clone, Default)]
+pub struct FakeSignals {
+    /// Pending signal numbers.
+    pub queue: VecDeque<i32>,
+}
+
+impl FakeSignals {
+    /// A source that will deliver `signals` in order.
+    pub fn new(signals: &[i32]) -> Self {
+        Self {
+            queue: signals.iter().copied().collect(),
+        }
+    }
+}
+
+impl SignalSource for FakeSignals {
+    fn next(&mut self, _timeout_ms: i64) -> ROption<i32> {
+        self.queue.pop_front().into()
+    }
+}

@@ -1,0 +1,265 @@
+//! The SDK end to end through its testing helpers: every callback kind,
+//! errors, panics and logging, as a plugin author's unit tests would.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use vessel_plugin_api::log::{self, LogLevel};
+use vessel_plugin_api::testing::{self, FakeDriverRegistrar, FakeEngineConfig, FakeSignals};
+use vessel_plugin_api::{Arg, Bind, Command, Driver, Flag, Mount, Namespaces, Plugin};
+
+struct LoopDriver {
+    mounts: Arc<AtomicUsize>,
+}
+
+impl Driver for LoopDriver {
+    fn name(&self) -> String {
+        "loopy".into()
+    }
+    fn features(&self) -> Vec<String> {
+        vec!["squashfs".into()]
+    }
+    fn mount(&self, m: &Mount) -> vessel_plugin_api::Result<()> {
+        if m.fs_type != "squashfs" {
+            return Err(format!("cannot mount {}", m.fs_type).into());
+        }
+        if m.size == 0 {
+            panic!("empty image {}", m.image.display());
+        }
+        self.mounts.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+fn build(mounts: Arc<AtomicUsize>) -> Plugin {
+    Plugin::new("example.com/all")
+        .author("a")
+        .version("1.2.3")
+        .description("every kind")
+        .command(
+            Command::new("greet")
+                .arg(Arg::new("who").required())
+                .flag(Flag::value("greeting").short('g')),
+            |inv| {
+                let greeting = inv.flag("greeting").unwrap_or("hello");
+                writeln!(inv.stdout(), "{greeting} {}", inv.args()[0])?;
+                Ok(3)
+            },
+        )
+        .global_pre_run(|info| {
+            if info.uid != 0 && info.command == "exec" {
+                return Err(format!("user {} may not exec", info.user).into());
+            }
+            Ok(())
+        })
+        .engine_config(|c| {
+            log::info(format!("had {} binds", c.binds().len()));
+            c.add_bind("/data", "/data", true);
+            c.set_env("FROM_PLUGIN", "yes");
+            c.unset_env("SECRET");
+            c.set_contain(true);
+            c.set_hostname(Some("box"));
+            c.set_cwd(Some("/work"));
+            let mut ns = c.namespaces();
+            ns.pid = true;
+            c.set_namespaces(ns);
+            c.set_annotation("org.example/by", "all");
+            c.remove_annotation("old");
+            Ok(())
+        })
+        .monitor_container(|c, pid, signals| {
+            let mut forwarded = 0;
+            while let Some(sig) = signals.next(Some(Duration::from_millis(10))) {
+                log::debug(format!("forward {sig} to {pid}"));
+                forwarded += 1;
+            }
+            assert_eq!(c.hostname().as_deref(), Some("box"));
+            Ok(forwarded << 8)
+        })
+        .post_start_process(|c, pid| {
+            if c.annotation("fail").is_some() {
+                return Err(format!("refusing pid {pid}").into());
+            }
+            Ok(())
+        })
+        .register_image_drivers(move |unprivileged, r| {
+            if !unprivileged {
+                r.register(LoopDriver {
+                    mounts: mounts.clone(),
+                })?;
+            }
+            Ok(())
+        })
+        .install(|dir| {
+            std::fs::write(dir.join("state"), "installed")?;
+            Ok(())
+        })
+}
+
+#[test]
+fn manifest_describes_everything() {
+    let m = build(Arc::default()).abi_manifest();
+    assert_eq!(m.name.as_str(), "example.com/all");
+    assert_eq!(m.api_version.as_str(), vessel_plugin_api::API_VERSION);
+    assert_eq!(m.commands[0].flags[0].short.into_option(), Some('g' as u32));
+    assert!(m.commands[0].args[0].required);
+    assert!(m.global_pre_run);
+}
+
+#[test]
+fn command_gets_args_and_flags() {
+    let p = build(Arc::default());
+    let run = testing::run_command(&p, "greet", &["ann"], &[("greeting", Some("hi"))]).unwrap();
+    assert_eq!((run.status, run.stdout.as_str()), (3, "hi ann\n"));
+    let e = testing::run_command(&p, "nope", &[], &[]).unwrap_err();
+    assert!(!e.panicked);
+}
+
+#[test]
+fn panics_become_errors_naming_the_plugin() {
+    let p = build(Arc::default());
+    // `greet` indexes args[0]: no args panics.
+    let e = testing::run_command(&p, "greet", &[], &[]).unwrap_err();
+    assert!(e.panicked);
+    assert!(
+        e.message
+            .starts_with("plugin \"example.com/all\" panicked: index out of bounds"),
+        "{}",
+        e.message
+    );
+}
+
+#[test]
+fn global_pre_run_can_abort() {
+    let p = build(Arc::default());
+    testing::run_global_pre_run(&p, 0, "root", "exec", &["exec", "x.sif"]).unwrap();
+    let e = testing::run_global_pre_run(&p, 1000, "ann", "exec", &[]).unwrap_err();
+    assert_eq!(e.message.as_str(), "user ann may not exec");
+}
+
+#[test]
+fn engine_config_changes_the_config_and_logs() {
+    let p = build(Arc::default());
+    let mut c = FakeEngineConfig::default();
+    c.env.insert("SECRET".into(), "x".into());
+    c.annotations.insert("old".into(), "1".into());
+    testing::run_engine_config(&p, &mut c).unwrap();
+    assert_eq!(
+        c.binds,
+        [Bind {
+            source: "/data".into(),
+            destination: "/data".into(),
+            readonly: true
+        }]
+    );
+    assert_eq!(c.env.get("FROM_PLUGIN").map(String::as_str), Some("yes"));
+    assert!(!c.env.contains_key("SECRET"));
+    assert!(c.contain);
+    assert_eq!(c.hostname.as_deref(), Some("box"));
+    assert_eq!(c.cwd.as_deref(), Some("/work"));
+    assert_eq!(
+        c.namespaces,
+        Namespaces {
+            pid: true,
+            ..Namespaces::default()
+        }
+    );
+    assert_eq!(
+        c.annotations.get("org.example/by").map(String::as_str),
+        Some("all")
+    );
+    assert!(!c.annotations.contains_key("old"));
+    assert_eq!(
+        testing::take_logs(),
+        [(LogLevel::Info, "had 0 binds".to_string())]
+    );
+}
+
+#[test]
+fn monitor_sees_signals_and_returns_a_wait_status() {
+    let p = build(Arc::default());
+    let c = FakeEngineConfig {
+        hostname: Some("box".into()),
+        ..FakeEngineConfig::default()
+    };
+    let status =
+        testing::run_monitor_container(&p, &c, 42, &mut FakeSignals::new(&[15, 2])).unwrap();
+    assert_eq!(status, 2 << 8);
+    assert_eq!(testing::take_logs().len(), 2);
+    // The assert inside the callback fails without the hostname: contained.
+    let e = testing::run_monitor_container(
+        &p,
+        &FakeEngineConfig::default(),
+        1,
+        &mut FakeSignals::default(),
+    )
+    .unwrap_err();
+    assert!(e.panicked);
+}
+
+#[test]
+fn post_start_can_fail() {
+    let p = build(Arc::default());
+    testing::run_post_start_process(&p, &FakeEngineConfig::default(), 7).unwrap();
+    let mut c = FakeEngineConfig::default();
+    c.annotations.insert("fail".into(), String::new());
+    let e = testing::run_post_start_process(&p, &c, 7).unwrap_err();
+    assert_eq!(e.message.as_str(), "refusing pid 7");
+}
+
+#[test]
+fn drivers_register_mount_and_contain_panics() {
+    let mounts = Arc::new(AtomicUsize::new(0));
+    let p = build(mounts.clone());
+    let mut r = FakeDriverRegistrar::default();
+    testing::run_register_image_drivers(&p, true, &mut r).unwrap();
+    assert!(r.names().is_empty());
+    testing::run_register_image_drivers(&p, false, &mut r).unwrap();
+    assert_eq!(r.names(), ["loopy"]);
+    assert_eq!(r.features("loopy").unwrap(), ["squashfs"]);
+    // Registering the same name twice is refused by the registrar.
+    let e = testing::run_register_image_drivers(&p, false, &mut r).unwrap_err();
+    assert!(e.message.contains("already registered"), "{}", e.message);
+
+    let mut m = Mount {
+        image: "/i.sif".into(),
+        offset: 4096,
+        size: 10,
+        fs_type: "squashfs".into(),
+        target: "/mnt".into(),
+    };
+    r.mount("loopy", &m).unwrap();
+    assert_eq!(mounts.load(Ordering::SeqCst), 1);
+    m.fs_type = "ext3".into();
+    assert_eq!(
+        r.mount("loopy", &m).unwrap_err().message.as_str(),
+        "cannot mount ext3"
+    );
+    m.fs_type = "squashfs".into();
+    m.size = 0;
+    let e = r.mount("loopy", &m).unwrap_err();
+    assert!(e.panicked);
+    assert_eq!(
+        e.message.as_str(),
+        "plugin \"example.com/all\" panicked: empty image /i.sif"
+    );
+    r.stop("loopy").unwrap();
+}
+
+#[test]
+fn install_writes_into_its_dir() {
+    let p = build(Arc::default());
+    let dir = std::env::temp_dir().join(format!("vessel-sdk-install-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    testing::run_install(&p, &dir).unwrap();
+    assert_eq!(
+        std::fs::read_to_string(dir.join("state")).unwrap(),
+        "installed"
+    );
+    let e = testing::run_install(&p, Path::new("/nonexistent/dir")).unwrap_err();
+    assert!(!e.panicked);
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -1,0 +1,870 @@
+//! Loading a plugin library safely.
+//!
+//! dlopen runs the library's initialisers, so everything is checked before
+//! it: the file is opened once and every check runs on that descriptor and
+//! on the bytes read from it (ownership and permissions, sha256, the ELF
+//! header and dynamic symbols). Exactly those bytes are then copied into a
+//! sealed memfd and dlopened through `/proc/self/fd/N`, so what runs is what
+//! was verified even if the file is replaced meanwhile. Then the plugin-api
+//! version the plugin was built with is checked, abi_stable checks every type
+//! layout of the root module, and the plugin gets the host services.
+//!
+//! Libraries are never unloaded (unloading Rust cdylibs is unsound): a
+//! [`LoadedPlugin`] lives for the rest of the process.
+
+use std::ffi::CString;
+use std::fs::File;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use abi_stable::library::{abi_header_from_raw_library, LibraryError, RawLibrary};
+use abi_stable::sabi_types::VersionNumber;
+use goblin::elf::{dynamic, header, program_header, Elf};
+use sha2::{Digest, Sha256};
+use vessel_plugin_api::abi::PluginMod_Ref;
+
+use super::host;
+use super::manifest::{AddedFlagSpec, ArgSpec, CallbackKind, CommandSpec, FlagSpec, Manifest};
+use super::LoadedPlugin;
+
+/// Why a plugin library was refused; every check has its own variant.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The library file does not exist.
+    #[error("plugin {plugin:?}: {} does not exist", path.display())]
+    Missing {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+    },
+    /// The library file could not be opened or read.
+    #[error("plugin {plugin:?}: cannot read {}: {source}", path.display())]
+    Read {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The path is not a regular file.
+    #[error("plugin {plugin:?}: {} is not a regular file", path.display())]
+    NotRegularFile {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+    },
+    /// The library is outside the plugin root whose directories are checked.
+    #[error("plugin {plugin:?}: {} is outside the plugin directory {}", path.display(), root.display())]
+    OutsidePluginRoot {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+        /// The plugin root.
+        root: PathBuf,
+    },
+    /// Running as root, the library is not owned by root.
+    #[error("plugin {plugin:?}: {} is owned by uid {uid}, not root", path.display())]
+    NotRootOwned {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+        /// Its owner.
+        uid: u32,
+    },
+    /// The library is group-writable.
+    #[error("plugin {plugin:?}: {} is group-writable", path.display())]
+    GroupWritable {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+    },
+    /// The library is world-writable.
+    #[error("plugin {plugin:?}: {} is world-writable", path.display())]
+    WorldWritable {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+    },
+    /// Running as root, a directory above the library is not owned by root.
+    #[error("plugin {plugin:?}: directory {} is owned by uid {uid}, not root", dir.display())]
+    DirNotRootOwned {
+        /// The plugin.
+        plugin: String,
+        /// The directory.
+        dir: PathBuf,
+        /// Its owner.
+        uid: u32,
+    },
+    /// A directory above the library is group- or world-writable.
+    #[error("plugin {plugin:?}: directory {} is {who}-writable", dir.display())]
+    DirWritable {
+        /// The plugin.
+        plugin: String,
+        /// The directory.
+        dir: PathBuf,
+        /// `group` or `world`.
+        who: &'static str,
+    },
+    /// The library's sha256 differs from the recorded one.
+    #[error("plugin {plugin:?}: sha256 of {} is {actual}, expected {expected}", path.display())]
+    DigestMismatch {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+        /// The recorded digest.
+        expected: String,
+        /// The digest of the bytes read.
+        actual: String,
+    },
+    /// The file is not an ELF file at all.
+    #[error("plugin {plugin:?}: {} is not an ELF file", path.display())]
+    NotElf {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+    },
+    /// The file starts like an ELF file but cannot be parsed.
+    #[error("plugin {plugin:?}: {} is a malformed ELF file: {reason}", path.display())]
+    MalformedElf {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+        /// What goblin said.
+        reason: String,
+    },
+    /// The library is built for another machine.
+    #[error("plugin {plugin:?}: {} is built for {found}, this host is {expected}", path.display())]
+    WrongArchitecture {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+        /// Its `e_machine`.
+        found: String,
+        /// The host's.
+        expected: String,
+    },
+    /// The file is a (PIE) executable, not a shared library.
+    #[error("plugin {plugin:?}: {} is an executable, not a shared library", path.display())]
+    Executable {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+    },
+    /// The file is an ELF object of another kind (relocatable, core dump).
+    #[error("plugin {plugin:?}: {} is an ELF {kind} file, not a shared library", path.display())]
+    NotSharedObject {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+        /// Its `e_type`.
+        kind: String,
+    },
+    /// A shared library that does not export the plugin root module.
+    #[error("plugin {plugin:?}: {} is not a vessel plugin (it does not export the plugin root module)", path.display())]
+    NotAPlugin {
+        /// The plugin.
+        plugin: String,
+        /// The library path.
+        path: PathBuf,
+    },
+    /// Copying the verified bytes into a sealed memfd failed.
+    #[error("plugin {plugin:?}: cannot stage the verified library in memory: {source}")]
+    Memfd {
+        /// The plugin.
+        plugin: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The dynamic loader refused the library.
+    #[error("plugin {plugin:?}: dlopen failed: {reason}")]
+    Dlopen {
+        /// The plugin.
+        plugin: String,
+        /// What the dynamic loader said.
+        reason: String,
+    },
+    /// The library was built with an incompatible abi_stable.
+    #[error("plugin {plugin:?}: built with an incompatible abi_stable: {reason}")]
+    AbiStable {
+        /// The plugin.
+        plugin: String,
+        /// The details.
+        reason: String,
+    },
+    /// The plugin-api versions of the plugin and the runtime do not match.
+    #[error("plugin {plugin:?}: built against plugin-api {plugin_api}, which this runtime (plugin-api {runtime_api}) cannot load")]
+    ApiVersion {
+        /// The plugin.
+        plugin: String,
+        /// The version the plugin declares.
+        plugin_api: String,
+        /// The runtime's version.
+        runtime_api: String,
+    },
+    /// abi_stable found a type layout that differs from the runtime's.
+    #[error(
+        "plugin {plugin:?}: its root module layout is incompatible with this runtime: {summary}"
+    )]
+    Layout {
+        /// The plugin.
+        plugin: String,
+        /// First line of abi_stable's report (the full report is logged at debug level).
+        summary: String,
+    },
+    /// Building the plugin's root module or its `init` failed.
+    #[error("plugin {plugin:?}: initialisation failed: {reason}")]
+    Init {
+        /// The plugin.
+        plugin: String,
+        /// Why.
+        reason: String,
+    },
+    /// The plugin's manifest entry point failed.
+    #[error("plugin {plugin:?}: cannot read its manifest: {reason}")]
+    Manifest {
+        /// The plugin.
+        plugin: String,
+        /// Why.
+        reason: String,
+    },
+    /// The library calls itself by another name than the one it was installed as.
+    #[error("plugin {plugin:?}: the library says it is {declared:?}")]
+    NameMismatch {
+        /// The expected name.
+        plugin: String,
+        /// The name in its manifest.
+        declared: String,
+    },
+}
+
+/// What to load and what to check it against.
+#[derive(Debug, Clone, Default)]
+pub struct LoadSpec {
+    /// The library file.
+    pub path: PathBuf,
+    /// The plugin's name when known (installed plugins): used in messages and
+    /// checked against the library's manifest. Messages use the path otherwise.
+    pub name: Option<String>,
+    /// Lowercase hex sha256 the bytes must have (from the meta).
+    pub sha256: Option<String>,
+    /// When running as root, every directory from the library's up to and
+    /// including this one must be root-owned and not group/world-writable
+    /// (the library itself always is, when running as root).
+    pub plugin_root: Option<PathBuf>,
+}
+
+impl LoadSpec {
+    /// Load `path`, checking nothing beyond the library itself.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Expect the plugin to be called `name`.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.name = Some(name.into());
+        self
+    }
+
+    /// Expect this sha256 (lowercase hex).
+    pub fn sha256(mut self, sha256: impl Into<String>) -> Self {
+        self.sha256 = Some(sha256.into());
+        self
+    }
+
+    /// Check directories up to this root.
+    pub fn plugin_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.plugin_root = Some(root.into());
+        self
+    }
+
+    fn label(&self) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| self.path.display().to_string())
+    }
+}
+
+/// The library bytes after every check that can run before dlopen.
+#[derive(Debug)]
+pub struct VerifiedLibrary {
+    label: String,
+    bytes: Vec<u8>,
+    sha256: String,
+}
+
+impl VerifiedLibrary {
+    /// Lowercase hex sha256 of the bytes.
+    pub fn sha256(&self) -> &str {
+        &self.sha256
+    }
+}
+
+/// Runs every check that can run before dlopen: opens the file once, checks
+/// it (and, as root, its directories) on that descriptor, reads it, compares
+/// the sha256, and checks the ELF header and dynamic symbols.
+pub fn verify(spec: &LoadSpec) -> Result<VerifiedLibrary, LoadError> {
+    let label = spec.label();
+    let path = spec.path.clone();
+    let mut file = File::open(&path).map_err(|source| {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            LoadError::Missing {
+                plugin: label.clone(),
+                path: path.clone(),
+            }
+        } else {
+            LoadError::Read {
+                plugin: label.clone(),
+                path: path.clone(),
+                source,
+            }
+        }
+    })?;
+    let meta = file.metadata().map_err(|source| LoadError::Read {
+        plugin: label.clone(),
+        path: path.clone(),
+        source,
+    })?;
+    if !meta.file_type().is_file() {
+        return Err(LoadError::NotRegularFile {
+            plugin: label,
+            path,
+        });
+    }
+    check_permissions(spec, &label, &meta)?;
+
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.read_to_end(&mut bytes)
+        .map_err(|source| LoadError::Read {
+            plugin: label.clone(),
+            path: path.clone(),
+            source,
+        })?;
+    let sha256 = hex(&Sha256::digest(&bytes));
+    if let Some(expected) = &spec.sha256 {
+        if !expected.eq_ignore_ascii_case(&sha256) {
+            return Err(LoadError::DigestMismatch {
+                plugin: label,
+                path,
+                expected: expected.clone(),
+                actual: sha256,
+            });
+        }
+    }
+    check_elf(&label, &path, &bytes)?;
+    Ok(VerifiedLibrary {
+        label,
+        bytes,
+        sha256,
+    })
+}
+
+fn check_permissions(
+    spec: &LoadSpec,
+    label: &str,
+    meta: &std::fs::Metadata,
+) -> Result<(), LoadError> {
+    let path = &spec.path;
+    // Only root's loads are guarded: an unprivileged user loading their own
+    // build (`plugin compile`) can only hurt themselves.
+    if !nix::unistd::Uid::effective().is_root() {
+        return Ok(());
+    }
+    if meta.uid() != 0 {
+        return Err(LoadError::NotRootOwned {
+            plugin: label.to_string(),
+            path: path.clone(),
+            uid: meta.uid(),
+        });
+    }
+    if meta.mode() & 0o020 != 0 {
+        return Err(LoadError::GroupWritable {
+            plugin: label.to_string(),
+            path: path.clone(),
+        });
+    }
+    if meta.mode() & 0o002 != 0 {
+        return Err(LoadError::WorldWritable {
+            plugin: label.to_string(),
+            path: path.clone(),
+        });
+    }
+    let Some(root) = &spec.plugin_root else {
+        return Ok(());
+    };
+    let read_err = |p: &Path, source| LoadError::Read {
+        plugin: label.to_string(),
+        path: p.to_path_buf(),
+        source,
+    };
+    let root = root.canonicalize().map_err(|e| read_err(root, e))?;
+    let file = path.canonicalize().map_err(|e| read_err(path, e))?;
+    if !file.starts_with(&root) || file == root {
+        return Err(LoadError::OutsidePluginRoot {
+            plugin: label.to_string(),
+            path: path.clone(),
+            root,
+        });
+    }
+    for dir in file.ancestors().skip(1) {
+        let m = std::fs::metadata(dir).map_err(|e| read_err(dir, e))?;
+        if m.uid() != 0 {
+            return Err(LoadError::DirNotRootOwned {
+                plugin: label.to_string(),
+                dir: dir.to_path_buf(),
+                uid: m.uid(),
+            });
+        }
+        let who = if m.mode() & 0o020 != 0 {
+            Some("group")
+        } else if m.mode() & 0o002 != 0 {
+            Some("world")
+        } else {
+            None
+        };
+        if let Some(who) = who {
+            return Err(LoadError::DirWritable {
+                plugin: label.to_string(),
+                dir: dir.to_path_buf(),
+                who,
+            });
+        }
+        if dir == root {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// The `e_machine` of the running binary.
+pub const HOST_MACHINE: u16 = if cfg!(target_arch = "x86_64") {
+    header::EM_X86_64
+} else if cfg!(target_arch = "aarch64") {
+    header::EM_AARCH64
+} else if cfg!(target_arch = "x86") {
+    header::EM_386
+} else if cfg!(target_arch = "arm") {
+    header::EM_ARM
+} else if cfg!(target_arch = "riscv64") {
+    header::EM_RISCV
+} else if cfg!(target_arch = "powerpc64") {
+    header::EM_PPC64
+} else if cfg!(target_arch = "s390x") {
+    header::EM_S390
+} else {
+    header::EM_NONE
+};
+
+/// The ELF checks: a shared library (not an executable) for this host's
+/// machine that exports abi_stable's root-module symbol.
+pub fn check_elf(label: &str, path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
+    let plugin = label.to_string();
+    let path = path.to_path_buf();
+    if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
+        return Err(LoadError::NotElf { plugin, path });
+    }
+    let elf = Elf::parse(bytes).map_err(|e| LoadError::MalformedElf {
+        plugin: plugin.clone(),
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    if elf.header.e_machine != HOST_MACHINE {
+        return Err(LoadError::WrongArchitecture {
+            plugin,
+            path,
+            found: header::machine_to_str(elf.header.e_machine).to_string(),
+            expected: header::machine_to_str(HOST_MACHINE).to_string(),
+        });
+    }
+    match elf.header.e_type {
+        header::ET_DYN => {}
+        header::ET_EXEC => return Err(LoadError::Executable { plugin, path }),
+        t => {
+            return Err(LoadError::NotSharedObject {
+                plugin,
+                path,
+                kind: header::et_to_str(t).to_string(),
+            })
+        }
+    }
+    // A PIE executable is ET_DYN too; it asks for a program interpreter
+    // and/or carries DF_1_PIE.
+    let has_interp = elf
+        .program_headers
+        .iter()
+        .any(|ph| ph.p_type == program_header::PT_INTERP);
+    let pie_flag = elf
+        .dynamic
+        .as_ref()
+        .is_some_and(|d| d.info.flags_1 & dynamic::DF_1_PIE != 0);
+    if has_interp || pie_flag {
+        return Err(LoadError::Executable { plugin, path });
+    }
+    let exports_root = elf.dynsyms.iter().any(|sym| {
+        sym.st_shndx != 0
+            && elf
+                .dynstrtab
+                .get_at(sym.st_name)
+                .is_some_and(|n| n == abi_stable::library::ROOT_MODULE_LOADER_NAME)
+    });
+    if !exports_root {
+        return Err(LoadError::NotAPlugin { plugin, path });
+    }
+    Ok(())
+}
+
+/// Loads a plugin: [`verify`], then dlopen exactly the verified bytes, check
+/// the plugin-api version and the layouts, and hand it the host services.
+pub fn load(spec: &LoadSpec) -> Result<LoadedPlugin, LoadError> {
+    let verified = verify(spec)?;
+    let module = open_verified(&verified)?;
+    let label = verified.label.clone();
+    let abi_manifest = module.manifest()()
+        .into_result()
+        .map_err(|e| LoadError::Manifest {
+            plugin: label.clone(),
+            reason: e.message.into_string(),
+        })?;
+    check_api_version(&label, abi_manifest.api_version.as_str())?;
+    if let Some(name) = &spec.name {
+        if abi_manifest.name.as_str() != name {
+            return Err(LoadError::NameMismatch {
+                plugin: label,
+                declared: abi_manifest.name.into_string(),
+            });
+        }
+    }
+    module.init()(host::services())
+        .into_result()
+        .map_err(|e| LoadError::Init {
+            plugin: label.clone(),
+            reason: e.message.into_string(),
+        })?;
+    let manifest = manifest_from_abi(&abi_manifest, callbacks_of(module), &verified.sha256);
+    tracing::debug!(plugin = %manifest.name, sha256 = %manifest.sha256, "plugin loaded");
+    Ok(LoadedPlugin::new(module, manifest, spec.path.clone()))
+}
+
+/// Copies the verified bytes into a sealed memfd, dlopens it and gets the
+/// root module through abi_stable's header API (not `RootModule::load_from*`,
+/// which keeps one module per type and so one plugin per process).
+fn open_verified(v: &VerifiedLibrary) -> Result<PluginMod_Ref, LoadError> {
+    let plugin = v.label.clone();
+    let memfd = sealed_memfd(&v.bytes).map_err(|source| LoadError::Memfd {
+        plugin: plugin.clone(),
+        source,
+    })?;
+    let fd_path = PathBuf::from(format!("/proc/self/fd/{}", memfd.as_raw_fd()));
+    let raw = RawLibrary::load_at(&fd_path).map_err(|e| LoadError::Dlopen {
+        plugin: plugin.clone(),
+        reason: one_line(&e.to_string()),
+    })?;
+    // The loaded library and its memfd stay for the whole process: unloading
+    // a Rust cdylib is unsound, and keeping the fd open keeps its
+    // `/proc/self/fd/N` name unique, so glibc never mistakes a later plugin
+    // for this already-loaded one.
+    let raw: &'static RawLibrary = Box::leak(Box::new(raw));
+    let _ = memfd.into_raw_fd();
+
+    // SAFETY: the library is leaked, so the 'static header never dangles.
+    let header =
+        unsafe { abi_header_from_raw_library(raw) }.map_err(|e| map_lib_err(&plugin, e))?;
+    let lib = header.upgrade().map_err(|e| map_lib_err(&plugin, e))?;
+    // Check the plugin-api version before the layouts, so a plugin built
+    // against a newer API gets the version message, not a layout dump.
+    let theirs = VersionNumber::new(lib.version_strings()).map_err(|e| LoadError::AbiStable {
+        plugin: plugin.clone(),
+        reason: e.to_string(),
+    })?;
+    check_api_version(
+        &plugin,
+        &format!("{}.{}.{}", theirs.major, theirs.minor, theirs.patch),
+    )?;
+    lib.init_root_module::<PluginMod_Ref>()
+        .map_err(|e| map_lib_err(&plugin, e))
+}
+
+fn sealed_memfd(bytes: &[u8]) -> std::io::Result<File> {
+    let name = CString::new("vessel-plugin").expect("no NUL in a literal");
+    // SAFETY: plain syscall with a valid C string.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: a fresh fd we own.
+    let mut file = unsafe { File::from_raw_fd(fd) };
+    file.write_all(bytes)?;
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on an fd we own.
+    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(file)
+}
+
+fn map_lib_err(plugin: &str, e: LibraryError) -> LoadError {
+    let plugin = plugin.to_string();
+    match e {
+        LibraryError::OpenError { err, .. } => LoadError::Dlopen {
+            plugin,
+            reason: one_line(&err.to_string()),
+        },
+        LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin {
+            plugin,
+            path: PathBuf::new(),
+        },
+        LibraryError::IncompatibleVersionNumber {
+            expected_version,
+            actual_version,
+            ..
+        } => LoadError::ApiVersion {
+            plugin,
+            plugin_api: actual_version.to_string(),
+            runtime_api: expected_version.to_string(),
+        },
+        LibraryError::AbiInstability(report) => {
+            let report = report.to_string();
+            tracing::debug!(plugin = %plugin, "layout check failed:\n{report}");
+            LoadError::Layout {
+                plugin,
+                summary: layout_summary(&report),
+            }
+        }
+        LibraryError::RootModule { err, .. } => LoadError::Init {
+            plugin,
+            reason: one_line(&err.to_string()),
+        },
+        other => LoadError::AbiStable {
+            plugin,
+            reason: one_line(&other.to_string()),
+        },
+    }
+}
+
+/// abi_stable's layout report is many lines; keep what differs:
+/// its `Error:` lines with the expected and found values.
+fn layout_summary(report: &str) -> String {
+    let lines: Vec<&str> = report.lines().map(str::trim).collect();
+    let mut parts = Vec::new();
+    for (i, l) in lines.iter().enumerate() {
+        let Some(what) = l.strip_prefix("Error:") else {
+            continue;
+        };
+        let value_after = |label: &str| {
+            lines[i + 1..]
+                .iter()
+                .position(|l| *l == label)
+                .and_then(|k| lines.get(i + 1 + k + 1))
+                .map(|v| one_line(v))
+        };
+        let mut part = one_line(what);
+        if let (Some(e), Some(f)) = (value_after("Expected:"), value_after("Found:")) {
+            part.push_str(&format!(" (expected {e}, found {f})"));
+        }
+        parts.push(part);
+    }
+    if parts.is_empty() {
+        "type layouts differ".to_string()
+    } else {
+        parts.join("; ")
+    }
+}
+
+fn one_line(s: &str) -> String {
+    s.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Checks a plugin's plugin-api version against the runtime's: same major,
+/// plugin minor not newer. Used at load and, from the manifest, at install.
+pub fn check_api_version(plugin: &str, plugin_api: &str) -> Result<(), LoadError> {
+    let runtime_api = vessel_plugin_api::API_VERSION;
+    let err = || LoadError::ApiVersion {
+        plugin: plugin.to_string(),
+        plugin_api: plugin_api.to_string(),
+        runtime_api: runtime_api.to_string(),
+    };
+    let (pm, pn) = major_minor(plugin_api).ok_or_else(err)?;
+    let (rm, rn) = major_minor(runtime_api).ok_or_else(err)?;
+    if pm != rm || pn > rn {
+        return Err(err());
+    }
+    Ok(())
+}
+
+fn major_minor(v: &str) -> Option<(u64, u64)> {
+    let mut parts = v.trim().splitn(3, '.');
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    let patch = parts.next()?;
+    // Accept pre-release/build suffixes on the patch, like cargo does.
+    let digits = patch.split(['-', '+']).next()?;
+    digits.parse::<u64>().ok()?;
+    Some((major, minor))
+}
+
+/// The callback kinds of a loaded module, from which entry points it has.
+fn callbacks_of(m: PluginMod_Ref) -> Vec<CallbackKind> {
+    let mut v = Vec::new();
+    if m.run_command().is_some() || m.flag_pre_run().is_some() || m.global_pre_run().is_some() {
+        v.push(CallbackKind::Command);
+    }
+    if m.engine_config().is_some() {
+        v.push(CallbackKind::EngineConfig);
+    }
+    if m.monitor_container().is_some() {
+        v.push(CallbackKind::MonitorContainer);
+    }
+    if m.post_start_process().is_some() {
+        v.push(CallbackKind::PostStartProcess);
+    }
+    if m.register_image_driver().is_some() {
+        v.push(CallbackKind::RegisterImageDriver);
+    }
+    if m.install().is_some() {
+        v.push(CallbackKind::Install);
+    }
+    v
+}
+
+fn flag_from_abi(f: &vessel_plugin_api::abi::FlagSpec) -> FlagSpec {
+    FlagSpec {
+        name: f.name.to_string(),
+        short: f.short.into_option().and_then(char::from_u32),
+        help: f.help.to_string(),
+        takes_value: f.takes_value,
+    }
+}
+
+/// The runtime manifest of a loaded plugin. `runtime_version`,
+/// `rustc_version` and `target` describe a build, so `plugin compile` fills
+/// them in; they stay empty here.
+fn manifest_from_abi(
+    m: &vessel_plugin_api::abi::PluginManifest,
+    callbacks: Vec<CallbackKind>,
+    sha256: &str,
+) -> Manifest {
+    Manifest {
+        name: m.name.to_string(),
+        author: m.author.to_string(),
+        version: m.version.to_string(),
+        description: m.description.to_string(),
+        api_version: m.api_version.to_string(),
+        runtime_version: String::new(),
+        rustc_version: String::new(),
+        target: String::new(),
+        callbacks,
+        commands: m
+            .commands
+            .iter()
+            .map(|c| CommandSpec {
+                name: c.name.to_string(),
+                about: c.about.to_string(),
+                args: c
+                    .args
+                    .iter()
+                    .map(|a| ArgSpec {
+                        name: a.name.to_string(),
+                        help: a.help.to_string(),
+                        required: a.required,
+                        multiple: a.multiple,
+                    })
+                    .collect(),
+                flags: c.flags.iter().map(flag_from_abi).collect(),
+            })
+            .collect(),
+        flags: m
+            .flags
+            .iter()
+            .map(|f| AddedFlagSpec {
+                command: f.command.to_string(),
+                flag: flag_from_abi(&f.flag),
+            })
+            .collect(),
+        global_pre_run: m.global_pre_run,
+        sha256: sha256.to_string(),
+    }
+}
+
+/// Lowercase hex.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_versions_lock_major_and_minor() {
+        assert!(check_api_version("p", "1.0.0").is_ok());
+        assert!(check_api_version("p", "1.0.7").is_ok());
+        assert!(matches!(
+            check_api_version("p", "2.0.0"),
+            Err(LoadError::ApiVersion { .. })
+        ));
+        assert!(matches!(
+            check_api_version("p", "1.1.0"),
+            Err(LoadError::ApiVersion { .. })
+        ));
+        assert!(matches!(
+            check_api_version("p", "0.9.0"),
+            Err(LoadError::ApiVersion { .. })
+        ));
+        assert!(matches!(
+            check_api_version("p", "garbage"),
+            Err(LoadError::ApiVersion { .. })
+        ));
+        let msg = check_api_version("example.com/x", "2.0.0")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            msg,
+            "plugin \"example.com/x\": built against plugin-api 2.0.0, which this runtime (plugin-api 1.0.0) cannot load"
+        );
+    }
+
+    #[test]
+    fn layout_summary_keeps_the_errors() {
+        let report = "Compared <this>:\n  lots\n\nError:mismatched package\nExpected:\n    vessel-plugin-api\nFound:\n    other\n";
+        assert_eq!(
+            layout_summary(report),
+            "mismatched package (expected vessel-plugin-api, found other)"
+        );
+        assert_eq!(layout_summary("garbage"), "type layouts differ");
+    }
+
+    #[test]
+    fn not_elf_and_truncated_elf_are_told_apart() {
+        let p = Path::new("x.so");
+        assert!(matches!(
+            check_elf("x", p, b"#!/bin/sh\n"),
+            Err(LoadError::NotElf { .. })
+        ));
+        assert!(matches!(
+            check_elf("x", p, b"\x7fELF\x02\x01\x01"),
+            Err(LoadError::MalformedElf { .. })
+        ));
+    }
+}
