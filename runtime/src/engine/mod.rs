@@ -71,6 +71,9 @@ pub enum EngineError {
     /// The container's setup failed (message from the container process).
     #[error("{0}")]
     Container(String),
+    /// The runtime process has more than one thread when it must clone.
+    #[error("the runtime has {0} threads; starting a container needs a single-threaded process")]
+    Threaded(usize),
     /// The command does not exist in the container (exit 127).
     #[error("{0}")]
     CommandNotFound(String),
@@ -128,6 +131,12 @@ pub fn run(mut cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Error> {
         reason: io_reason(&e),
     })?;
 
+    // Blocked signals are per thread and a clone copies only the calling
+    // thread: with other threads around, SIGCHLD could be lost and the
+    // child could inherit a held lock.
+    if let Some(n) = thread_count().filter(|&n| n > 1) {
+        return Err(EngineError::Threaded(n).into());
+    }
     let mut signals = monitor::Signals::block()?;
     let status = match &image {
         Image::Sandbox(_) => launch_and_monitor(&cfg, &image, None, &root, &mut signals, hooks),
@@ -207,6 +216,15 @@ fn launch_and_monitor<'a>(
         None => monitor::wait_forwarding(pid, signals)?,
     };
     Ok(monitor::exit_code(raw))
+}
+
+/// Number of threads of this process, from /proc/self/status.
+fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
 }
 
 /// The private work dir of one run (mount point of the root, extracted

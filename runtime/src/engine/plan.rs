@@ -133,6 +133,15 @@ pub fn plan(
                     steps.push(bind(&format!("/dev/{d}"), dev.join(d), false, false));
                 }
             }
+            // The terminal the container inherited lives in /dev/pts.
+            if Path::new("/dev/pts/ptmx").exists() {
+                steps.push(Step::Mkdir(dev.join("pts")));
+                steps.push(bind("/dev/pts", dev.join("pts"), false, false));
+                steps.push(Step::Symlink {
+                    target: "pts/ptmx".into(),
+                    link: dev.join("ptmx"),
+                });
+            }
             steps.push(Step::Mkdir(dev.join("shm")));
             steps.push(Step::Mount {
                 fstype: "tmpfs".into(),

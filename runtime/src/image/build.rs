@@ -1,18 +1,105 @@
-//! `vessel build`: a SIF image from a sandbox directory.
+//! `vessel build`: a SIF image from a sandbox directory: the directory as a
+//! squashfs primary partition (fs Squashfs, type PrimSys, host arch), the
+//! layout the reference tooling writes, optionally signed.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use vessel_sif::{Arch, CreateOptions, FsType, ObjectInput, PartType, Writer};
 
 use super::ImageError;
+use crate::Error;
 
-/// Packs `sandbox` into a SIF image at `out`.
-pub fn build_sif(
-    out: &Path,
-    _sandbox: &Path,
-    _key: Option<&Path>,
-    _force: bool,
-) -> Result<(), ImageError> {
-    Err(ImageError::Build {
+/// Packs `sandbox` into a SIF image at `out`, signed with the PEM ed25519
+/// key at `key` when given. `out` appears only when everything succeeded;
+/// an existing `out` is replaced only with `force`.
+pub fn build_sif(out: &Path, sandbox: &Path, key: Option<&Path>, force: bool) -> Result<(), Error> {
+    let fail = |reason: String| ImageError::Build {
         out: out.to_owned(),
-        reason: "sif writer not available yet".into(),
-    })
+        reason,
+    };
+    match std::fs::metadata(sandbox) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => {
+            return Err(fail(format!("sandbox {}: not a directory", sandbox.display())).into())
+        }
+        Err(e) => {
+            return Err(fail(format!(
+                "sandbox {}: {}",
+                sandbox.display(),
+                super::io_reason(&e)
+            ))
+            .into())
+        }
+    }
+    if out.exists() && !force {
+        return Err(fail("already exists (use --force to replace it)".into()).into());
+    }
+    // Load the key before the slow part so a bad key fails fast.
+    let signing_key = key.map(crate::trust::load_signing_key).transpose()?;
+
+    let work = tempfile::Builder::new()
+        .prefix("vessel-build-")
+        .tempdir()
+        .map_err(|e| fail(format!("creating a temp dir: {}", super::io_reason(&e))))?;
+    let squash = work.path().join("rootfs.squashfs");
+    mksquashfs(sandbox, &squash).map_err(fail)?;
+
+    // Write beside the output and rename, so a failure never leaves a
+    // half-written or unsigned image at `out`.
+    let staged = staged_path(out);
+    let result = write_sif(&staged, &squash).and_then(|()| {
+        if let Some(k) = &signing_key {
+            vessel_sif::sign_image(&staged, k)?;
+        }
+        std::fs::rename(&staged, out)
+            .map_err(|e| fail(format!("renaming into place: {}", super::io_reason(&e))).into())
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_file(&staged);
+    }
+    result
+}
+
+fn staged_path(out: &Path) -> PathBuf {
+    let name = out
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    out.with_file_name(format!(".{name}.{}.building", std::process::id()))
+}
+
+fn mksquashfs(sandbox: &Path, squash: &Path) -> Result<(), String> {
+    let o = Command::new("mksquashfs")
+        .arg(sandbox)
+        .arg(squash)
+        .args(["-noappend", "-no-progress", "-quiet"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("running mksquashfs: {}", super::io_reason(&e)))?;
+    if !o.status.success() {
+        let text = String::from_utf8_lossy(&o.stderr);
+        let last = text
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty())
+            .unwrap_or("no output")
+            .to_lowercase();
+        return Err(format!("mksquashfs failed: {last}"));
+    }
+    Ok(())
+}
+
+fn write_sif(path: &Path, squash: &Path) -> Result<(), Error> {
+    let f = std::fs::File::open(squash).map_err(|e| ImageError::Build {
+        out: path.to_owned(),
+        reason: format!("opening {}: {}", squash.display(), super::io_reason(&e)),
+    })?;
+    let mut w = Writer::create(path, &CreateOptions::new())?;
+    w.add(
+        ObjectInput::partition(FsType::Squashfs, PartType::PrimSys, Arch::host(), f)
+            .name("rootfs.squashfs"),
+    )?;
+    w.finish()?;
+    Ok(())
 }

@@ -53,7 +53,12 @@ pub trait ImageDriver: std::fmt::Debug {
         Ok(())
     }
     /// Mounts the image read-only at `target`, inside the container's mount
-    /// namespace (the runtime is single-threaded here: no threads).
+    /// namespace, in the container process before it execs (single-threaded:
+    /// start no threads). State changed here is not seen by the runtime
+    /// process; a helper process started here (a FUSE daemon) must end with
+    /// the namespace or be found again by `stop` (e.g. via a pid file in
+    /// `req.workdir`). A driver may instead mount in `start` under
+    /// `req.workdir` and only bind that here.
     fn mount(&mut self, req: &MountRequest, target: &Path) -> Result<(), ImageError>;
     /// Releases, in the runtime process, what `start` set up. Called on every
     /// path once `start` succeeded.

@@ -14,43 +14,28 @@ pub fn is_sif(head: &[u8]) -> bool {
 
 /// Offset and size of the primary (PrimSys) partition, which must be squashfs.
 pub fn primary_squashfs(path: &Path) -> Result<(u64, u64), ImageError> {
-    use std::io::{Read, Seek, SeekFrom};
-    let rd = |e: std::io::Error| ImageError::Read {
+    use vessel_sif::{DataType, FsType};
+    let img = vessel_sif::Image::open(path).map_err(|e| ImageError::Read {
         path: path.to_owned(),
-        reason: super::io_reason(&e),
-    };
+        reason: e.to_string(),
+    })?;
     let no_primary = |reason: &str| ImageError::NoPrimary {
         path: path.to_owned(),
         reason: reason.to_owned(),
     };
-    let mut f = std::fs::File::open(path).map_err(rd)?;
-    let len = f.metadata().map_err(rd)?.len();
-    let mut h = [0u8; 128];
-    f.read_exact(&mut h).map_err(rd)?;
-    let u64_at = |b: &[u8], o: usize| u64::from_le_bytes(b[o..o + 8].try_into().unwrap_or([0; 8]));
-    let i32_at = |b: &[u8], o: usize| i32::from_le_bytes(b[o..o + 4].try_into().unwrap_or([0; 4]));
-    let (total, doff) = (u64_at(&h, 0x58), u64_at(&h, 0x60));
-    const DLEN: u64 = 585;
-    if total > 1 << 16 || doff.saturating_add(total * DLEN) > len {
-        return Err(no_primary("descriptor table lies outside the file"));
+    let d = img
+        .primary_partition()
+        .ok_or_else(|| no_primary("no primary system partition"))?;
+    debug_assert_eq!(d.data_type, DataType::Partition);
+    let part = d
+        .partition()
+        .ok_or_else(|| no_primary("no primary system partition"))?;
+    if part.fs != FsType::Squashfs {
+        return Err(no_primary("primary partition is not squashfs"));
     }
-    f.seek(SeekFrom::Start(doff)).map_err(rd)?;
-    let mut table = vec![0u8; (total * DLEN) as usize];
-    f.read_exact(&mut table).map_err(rd)?;
-    for d in table.chunks_exact(DLEN as usize) {
-        let (dtype, used) = (i32_at(d, 0), d[4] != 0);
-        let (fs, ptype) = (i32_at(d, 201), i32_at(d, 205));
-        if !used || dtype != 0x4004 || ptype != 2 {
-            continue;
-        }
-        if fs != 1 {
-            return Err(no_primary("primary partition is not squashfs"));
-        }
-        let (o, s) = (u64_at(d, 17), u64_at(d, 25));
-        return match o.checked_add(s) {
-            Some(end) if end <= len => Ok((o, s)),
-            _ => Err(no_primary("primary partition lies outside the file")),
-        };
+    let (offset, size) = (u64::try_from(d.offset), u64::try_from(d.size));
+    match (offset, size) {
+        (Ok(o), Ok(s)) if o.checked_add(s).is_some_and(|end| end <= img.file_len()) => Ok((o, s)),
+        _ => Err(no_primary("primary partition lies outside the file")),
     }
-    Err(no_primary("no primary system partition"))
 }

@@ -656,3 +656,82 @@ fn build_refuses_a_missing_sandbox_and_an_existing_output() {
     assert_one_line_error(&o, 255, "exists");
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me");
 }
+
+#[test]
+fn root_build_sign_key_signs_and_the_signed_image_runs() {
+    if skip_unless_root("root_build_sign_key_signs_and_the_signed_image_runs") {
+        return;
+    }
+    let env = Env::new();
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = dir.path().join("k");
+    let o = env.run(&["key", "newpair", "--out", p(&prefix)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let key = dir.path().join("k-private.pem");
+    let out = dir.path().join("signed.sif");
+    let o = env.run(&[
+        "build",
+        "--sign-key",
+        p(&key),
+        p(&out),
+        p(&fixtures().sandbox),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = env.run(&[
+        "verify",
+        "--key",
+        p(&dir.path().join("k-public.pem")),
+        p(&out),
+    ]);
+    assert!(o.status.success(), "verify: {}{}", stdout(&o), stderr(&o));
+    let listing = stdout(&run_ok(Command::new("siftool").arg("list").arg(&out)));
+    assert!(
+        listing.contains("Squashfs/*System") && listing.contains("Signature"),
+        "{listing}"
+    );
+    let o = env.run(&["exec", p(&out), "echo", "signed"]);
+    assert_eq!(stdout(&o), "signed\n", "{}", stderr(&o));
+    // A bad key fails before anything is written.
+    let out2 = dir.path().join("never.sif");
+    let o = env.run(&[
+        "build",
+        "--sign-key",
+        "/nonexistent/key.pem",
+        p(&out2),
+        p(&fixtures().sandbox),
+    ]);
+    assert_eq!(o.status.code(), Some(255));
+    assert!(!out2.exists());
+    env.assert_clean();
+}
+
+#[test]
+fn root_vessel_toml_bind_paths_apply_to_every_container() {
+    if skip_unless_root("root_vessel_toml_bind_paths_apply_to_every_container") {
+        return;
+    }
+    let env = Env::new();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("site"), "admin bind\n").unwrap();
+    let etc = env.root.path().join("etc/vessel");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(
+        etc.join("vessel.toml"),
+        format!("bind_paths = [\"{}:/mnt:ro\"]\n", host.path().display()),
+    )
+    .unwrap();
+    let o = env.run(&[
+        "exec",
+        p(&fixtures().sandbox),
+        "sh",
+        "-c",
+        "cat /mnt/site; touch /mnt/x",
+    ]);
+    assert_eq!(stdout(&o), "admin bind\n", "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("Read-only file system"),
+        "{}",
+        stderr(&o)
+    );
+    env.assert_clean();
+}

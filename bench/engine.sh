@@ -1,0 +1,72 @@
+#!/bin/sh
+# Container start latency: `vessel exec IMAGE /bin/true` on a sandbox dir and
+# on a SIF image, as root, against `runc run` on an OCI bundle of the same
+# busybox rootfs and against bubblewrap. Prints one table of medians (from
+# one hyperfine run) and each one's ratio to bwrap.
+#
+# Usage: sudo bench/engine.sh [RUNS]     (needs busybox-static, squashfs-tools,
+#                                          runc, bubblewrap, hyperfine)
+# The SIF row pays for a fresh squashfs mount per run: its page cache starts
+# cold, so the command binary is decompressed again every time.
+# VESSEL_BENCH_EXTRA="label|command" adds one more row (e.g. the same exec
+# with plugins installed under another VESSEL_ROOT).
+set -eu
+
+runs=${1:-50}
+here=$(cd "$(dirname "$0")/.." && pwd)
+[ "$(id -u)" = 0 ] || { echo "error: run as root" >&2; exit 1; }
+for t in busybox mksquashfs runc bwrap hyperfine; do
+    command -v "$t" >/dev/null || { echo "error: $t is not installed" >&2; exit 1; }
+done
+
+(cd "$here" && cargo build --quiet --release -p vessel --bin vessel)
+vessel="${CARGO_TARGET_DIR:-$here/target}/release/vessel"
+
+work=$(mktemp -d /tmp/vessel-bench-XXXXXX)
+trap 'rm -rf "$work"' EXIT INT TERM
+
+# One busybox rootfs for everyone.
+rootfs="$work/bundle/rootfs"
+mkdir -p "$rootfs/bin" "$rootfs/proc" "$rootfs/sys" "$rootfs/dev" "$rootfs/tmp" "$rootfs/root" "$rootfs/etc"
+cp "$(command -v busybox)" "$rootfs/bin/busybox"
+for a in $(busybox --list); do
+    [ -e "$rootfs/bin/$a" ] || ln -s busybox "$rootfs/bin/$a"
+done
+"$vessel" build "$work/image.sif" "$rootfs" >/dev/null
+
+# OCI bundle over the same rootfs: no terminal, run /bin/true.
+(cd "$work/bundle" && runc spec)
+sed -i -e 's/"terminal": true/"terminal": false/' -e 's/^\(\s*\)"sh"$/\1"\/bin\/true"/' "$work/bundle/config.json"
+grep -q '"/bin/true"' "$work/bundle/config.json" || { echo "error: could not edit the runc spec" >&2; exit 1; }
+
+export VESSEL_ROOT="$work/vroot"
+mkdir -p "$VESSEL_ROOT"
+set -- \
+    "vessel exec sandbox|$vessel exec $rootfs /bin/true" \
+    "vessel exec sif|$vessel exec $work/image.sif /bin/true" \
+    "runc run|runc run --bundle $work/bundle vessel-bench-\$\$" \
+    "bwrap|bwrap --bind $rootfs / --proc /proc --dev /dev /bin/true"
+if [ -n "${VESSEL_BENCH_EXTRA:-}" ]; then
+    set -- "$@" "$VESSEL_BENCH_EXTRA"
+fi
+
+# Check each command works before timing it.
+for row in "$@"; do
+    sh -c "${row#*|}" >/dev/null 2>&1 || { echo "error: ${row%%|*} does not run: ${row#*|}" >&2; exit 1; }
+done
+
+args=""
+for row in "$@"; do
+    args="$args --command-name '${row%%|*}' '${row#*|}'"
+done
+eval hyperfine --style none --warmup 3 --runs "$runs" --export-csv "$work/out.csv" $args \
+    >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log" >&2; exit 1; }
+
+# CSV: command,mean,stddev,median,user,system,min,max (seconds)
+awk -F, -v runs="$runs" '
+    NR > 1 { name[NR] = $1; med[NR] = $4; if ($1 == "bwrap") base = $4; n = NR }
+    END {
+        printf "%-24s %12s %12s\n", "command (" runs " runs)", "median ms", "x bwrap"
+        for (i = 2; i <= n; i++)
+            printf "%-24s %12.2f %12.2f\n", name[i], med[i] * 1000, med[i] / base
+    }' "$work/out.csv"
