@@ -112,13 +112,16 @@ fn invocation(meta: &Meta, name: &str, m: &ArgMatches) -> Invocation {
     inv
 }
 
+/// Flags given on the command line: name and value (None for a switch).
+type GivenFlags = Vec<(String, Option<String>)>;
+
 /// Flags that plugins added to built-in command `sub` and that the user
-/// gave, grouped by plugin: (plugin meta, [(flag name, value)]).
+/// gave, grouped by plugin.
 fn used_added_flags<'a>(
     metas: &'a [Meta],
     sub: &str,
     m: &ArgMatches,
-) -> Vec<(&'a Meta, Vec<(String, Option<String>)>)> {
+) -> Vec<(&'a Meta, GivenFlags)> {
     let mut out = Vec::new();
     for meta in metas.iter().filter(|m| m.enabled) {
         let mut given = Vec::new();

@@ -485,7 +485,11 @@ impl Store {
             if n.starts_with(TMP_PREFIX) {
                 let _ = fs::remove_file(&p);
             } else if ft.is_symlink() {
-                let rel = p.strip_prefix(&self.dir).unwrap_or(&p).to_string_lossy().into_owned();
+                let rel = p
+                    .strip_prefix(&self.dir)
+                    .unwrap_or(&p)
+                    .to_string_lossy()
+                    .into_owned();
                 if !metas.iter().any(|m| m.name() == rel) {
                     let _ = fs::remove_file(&p);
                     self.prune_empty_parents(&rel);
@@ -706,12 +710,15 @@ mod tests {
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
             .collect();
-        assert_eq!(dirs, [newer.install_id.clone()]);
+        assert_eq!(dirs, vec![newer.install_id.as_str()]);
         // Crash 3: uninstall removed the meta only.
         fs::remove_file(store.meta_path("a/p")).unwrap();
         drop(_lock);
         let _lock = store.lock().unwrap();
         assert!(!store.dir().join("a").exists());
-        assert_eq!(fs::read_dir(store.dir().join(FILES_DIR)).unwrap().count(), 0);
+        assert_eq!(
+            fs::read_dir(store.dir().join(FILES_DIR)).unwrap().count(),
+            0
+        );
     }
 }

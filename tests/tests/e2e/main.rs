@@ -4,8 +4,8 @@
 
 mod cli;
 mod engine;
+mod keys;
 mod loader;
 mod plugin;
-mod keys;
 mod sif;
 mod sign;

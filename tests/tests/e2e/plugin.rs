@@ -42,7 +42,11 @@ fn fails_255(o: &std::process::Output) -> String {
     let e = stderr(o);
     let errors = e.lines().filter(|l| l.starts_with("error:")).count();
     assert_eq!(errors, 1, "not one error line: {e}");
-    assert!(e.lines().all(|l| l.starts_with("error:") || l.starts_with("warning:")), "{e}");
+    assert!(
+        e.lines()
+            .all(|l| l.starts_with("error:") || l.starts_with("warning:")),
+        "{e}"
+    );
     e
 }
 
@@ -68,14 +72,27 @@ fn root_full_flow_create_compile_install_list_toggle_inspect_uninstall() {
         .output()
         .expect("siftool");
     let text = stdout(&list);
-    assert!(text.contains("|1       |NONE    |") && text.contains("FS (Raw/Data/amd64)"), "{text}");
+    assert!(
+        text.contains("|1       |NONE    |") && text.contains("FS (Raw/Data/amd64)"),
+        "{text}"
+    );
     assert!(text.contains("JSON.Generic"), "{text}");
-    assert_eq!(text.lines().filter(|l| l.starts_with(char::is_numeric)).count(), 2);
+    assert_eq!(
+        text.lines()
+            .filter(|l| l.starts_with(char::is_numeric))
+            .count(),
+        2
+    );
 
     // Unsigned: refused with a hint, nothing written.
     let e = fails_255(&root.run(&["plugin", "install", img.to_str().unwrap()]));
-    assert!(e.contains("not signed") && e.contains("--allow-unsigned"), "{e}");
-    assert!(snapshot(&root.plugin_dir()).iter().all(|(p, _, _)| p.starts_with(".")));
+    assert!(
+        e.contains("not signed") && e.contains("--allow-unsigned"),
+        "{e}"
+    );
+    assert!(snapshot(&root.plugin_dir())
+        .iter()
+        .all(|(p, _, _)| p.starts_with(".")));
 
     // Signed with a trusted key: accepted.
     let signed = signed_copy(&img, root.path(), None);
@@ -97,10 +114,16 @@ fn root_full_flow_create_compile_install_list_toggle_inspect_uninstall() {
     assert!(ok(&root.run(&["plugin", "list"])).contains("    yes  example.com/flow"));
 
     let by_name = ok(&root.run(&["plugin", "inspect", "example.com/flow"]));
-    assert!(by_name.starts_with("Name:        example.com/flow\n"), "{by_name}");
+    assert!(
+        by_name.starts_with("Name:        example.com/flow\n"),
+        "{by_name}"
+    );
     assert!(by_name.contains("(trusted)"), "{by_name}");
     let by_file = ok(&root.run(&["plugin", "inspect", signed.to_str().unwrap()]));
-    assert!(by_file.starts_with("Name:        example.com/flow\nDescription:"), "{by_file}");
+    assert!(
+        by_file.starts_with("Name:        example.com/flow\nDescription:"),
+        "{by_file}"
+    );
     let json = ok(&root.run(&["plugin", "inspect", "--json", "example.com/flow"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["manifest"]["name"], "example.com/flow");
@@ -111,7 +134,10 @@ fn root_full_flow_create_compile_install_list_toggle_inspect_uninstall() {
         "There are no plugins installed.\n"
     );
     let e = fails_255(&root.run(&["plugin", "uninstall", "example.com/flow"]));
-    assert!(e.contains("plugin \"example.com/flow\" is not installed"), "{e}");
+    assert!(
+        e.contains("plugin \"example.com/flow\" is not installed"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -226,14 +252,25 @@ fn help_with_50_plugins_opens_no_library() {
         .output()
         .unwrap();
     let help = ok(&o);
-    assert!(help.contains("dummy000") && help.contains("dummy049"), "{help}");
+    assert!(
+        help.contains("dummy000") && help.contains("dummy049"),
+        "{help}"
+    );
     let log = stderr(&o);
-    assert!(log.contains("building the command line from plugin metas"), "{log}");
+    assert!(
+        log.contains("building the command line from plugin metas"),
+        "{log}"
+    );
     assert!(!log.contains("loading plugin library"), "{log}");
     let list = ok(&root.run(&["plugin", "list"]));
     assert_eq!(list.lines().count(), 51);
     // Control: running a plugin command does open (and here refuse) its library.
-    let o = root.vessel().env("VESSEL_LOG", "debug").arg("dummy007").output().unwrap();
+    let o = root
+        .vessel()
+        .env("VESSEL_LOG", "debug")
+        .arg("dummy007")
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(255));
     let log = stderr(&o);
     assert!(log.contains("loading plugin library"), "{log}");
@@ -247,12 +284,20 @@ fn list_filters_and_wide_form() {
     fake_plugins(&root, 3);
     let wide = ok(&root.run(&["plugin", "list", "-l"]));
     assert!(wide.starts_with("ENABLED  NAME"), "{wide}");
-    assert!(wide.contains("CALLBACKS") && wide.contains("command"), "{wide}");
+    assert!(
+        wide.contains("CALLBACKS") && wide.contains("command"),
+        "{wide}"
+    );
     assert_eq!(
         ok(&root.run(&["plugin", "list", "--callback", "engine_config"])),
         "There are no plugins installed.\n"
     );
-    assert_eq!(ok(&root.run(&["plugin", "list", "--enabled"])).lines().count(), 4);
+    assert_eq!(
+        ok(&root.run(&["plugin", "list", "--enabled"]))
+            .lines()
+            .count(),
+        4
+    );
     let json = ok(&root.run(&["plugin", "list", "--json"]));
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 3);
@@ -261,22 +306,45 @@ fn list_filters_and_wide_form() {
 
 /// Rewrites a plugin image with another manifest (and optionally other
 /// library bytes), keeping the layout.
-fn forged(src: &Path, dir: &Path, name: &str, edit: impl FnOnce(&mut serde_json::Value, &mut Vec<u8>)) -> std::path::PathBuf {
+fn forged(
+    src: &Path,
+    dir: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Value, &mut Vec<u8>),
+) -> std::path::PathBuf {
     use vessel_sif::{Arch, CreateOptions, FsType, Image, ObjectInput, PartType, Writer};
     let img = Image::open(src).unwrap();
-    let so_id = img.group_objects(1).iter().find(|d| d.name() == "plugin.so").unwrap().id;
-    let man_id = img.group_objects(1).iter().find(|d| d.name() == "plugin.manifest").unwrap().id;
+    let so_id = img
+        .group_objects(1)
+        .iter()
+        .find(|d| d.name() == "plugin.so")
+        .unwrap()
+        .id;
+    let man_id = img
+        .group_objects(1)
+        .iter()
+        .find(|d| d.name() == "plugin.manifest")
+        .unwrap()
+        .id;
     let mut lib = img.read_object(so_id, 1 << 30).unwrap();
     let mut manifest: serde_json::Value =
         serde_json::from_slice(&img.read_object(man_id, 1 << 20).unwrap()).unwrap();
     edit(&mut manifest, &mut lib);
     let out = dir.join(format!("{name}.sif"));
     let mut w = Writer::create(&out, &CreateOptions::new()).unwrap();
-    w.add(ObjectInput::partition(FsType::Raw, PartType::Data, Arch::host(), lib.as_slice()).name("plugin.so").group(1))
-        .unwrap();
+    w.add(
+        ObjectInput::partition(FsType::Raw, PartType::Data, Arch::host(), lib.as_slice())
+            .name("plugin.so")
+            .group(1),
+    )
+    .unwrap();
     let json = serde_json::to_vec(&manifest).unwrap();
-    w.add(ObjectInput::generic_json(json.as_slice()).name("plugin.manifest").group(1))
-        .unwrap();
+    w.add(
+        ObjectInput::generic_json(json.as_slice())
+            .name("plugin.manifest")
+            .group(1),
+    )
+    .unwrap();
     w.finish().unwrap();
     out
 }
@@ -293,14 +361,30 @@ fn root_bad_plugins_leave_nothing_behind() {
     let fixtures_dir = work.path();
 
     let mut cases: Vec<(&str, std::path::PathBuf, &str, Vec<&str>)> = Vec::new();
-    for (label, bad_name) in [("dotdot", "../escape"), ("absolute", "/etc/x"), ("empty-seg", "a//b")] {
-        let p = forged(&cli, fixtures_dir, label, |m, _| m["name"] = bad_name.into());
-        cases.push((label, p, "not a clean relative path", vec!["--allow-unsigned"]));
+    for (label, bad_name) in [
+        ("dotdot", "../escape"),
+        ("absolute", "/etc/x"),
+        ("empty-seg", "a//b"),
+    ] {
+        let p = forged(&cli, fixtures_dir, label, |m, _| {
+            m["name"] = bad_name.into()
+        });
+        cases.push((
+            label,
+            p,
+            "not a clean relative path",
+            vec!["--allow-unsigned"],
+        ));
     }
     let p = forged(&cli, fixtures_dir, "badsha", |m, _| {
         m["sha256"] = "00".repeat(32).into()
     });
-    cases.push(("sha mismatch", p, "does not match the manifest", vec!["--allow-unsigned"]));
+    cases.push((
+        "sha mismatch",
+        p,
+        "does not match the manifest",
+        vec!["--allow-unsigned"],
+    ));
     let p = forged(&cli, fixtures_dir, "notelf", |m, lib| {
         *lib = b"#!/bin/sh\necho not a library\n".to_vec();
         m["sha256"] = sha256_hex(lib).into();
@@ -310,18 +394,38 @@ fn root_bad_plugins_leave_nothing_behind() {
     let unsigned = forged(&cli, fixtures_dir, "unsigned", |m, _| {
         m["name"] = "example.com/cli-plugin".into()
     });
-    cases.push(("unsigned", unsigned.clone(), "not signed", vec!["--upgrade"]));
+    cases.push((
+        "unsigned",
+        unsigned.clone(),
+        "not signed",
+        vec!["--upgrade"],
+    ));
     let other_key = work.path().join("other");
     ok(&root.run(&["key", "newpair", "--out", other_key.to_str().unwrap()]));
     let other_priv = work.path().join("other-private.pem");
     let wdir = work.path().join("w");
     std::fs::create_dir(&wdir).unwrap();
     let wrong = signed_copy(&compiled_plugin(CLI_PLUGIN), &wdir, Some(&other_priv));
-    cases.push(("wrong key", wrong, "not from a trusted key", vec!["--upgrade"]));
+    cases.push((
+        "wrong key",
+        wrong,
+        "not from a trusted key",
+        vec!["--upgrade"],
+    ));
     let clash = custom_plugin("example.com/clash", Some(CLASHING_PLUGIN));
-    cases.push(("clash", clash, "clashes with plugin \"example.com/cli-plugin\"", vec!["--allow-unsigned"]));
+    cases.push((
+        "clash",
+        clash,
+        "clashes with plugin \"example.com/cli-plugin\"",
+        vec!["--allow-unsigned"],
+    ));
     let failing = custom_plugin("example.com/failing-install", Some(FAILING_INSTALL_PLUGIN));
-    cases.push(("install callback", failing, "cannot prepare", vec!["--allow-unsigned"]));
+    cases.push((
+        "install callback",
+        failing,
+        "cannot prepare",
+        vec!["--allow-unsigned"],
+    ));
 
     for (label, img, want, extra) in cases {
         let before = snapshot(&root.plugin_dir());
@@ -330,7 +434,11 @@ fn root_bad_plugins_leave_nothing_behind() {
         args.push(img.to_str().unwrap());
         let e = fails_255(&root.run(&args));
         assert!(e.to_lowercase().contains(want), "{label}: {e}");
-        assert_eq!(snapshot(&root.plugin_dir()), before, "{label}: plugin dir changed");
+        assert_eq!(
+            snapshot(&root.plugin_dir()),
+            before,
+            "{label}: plugin dir changed"
+        );
     }
     // The installed plugin still works.
     assert_eq!(ok(&root.run(&["test-cmd", "x"])), "test-cmd: x\n");
@@ -381,7 +489,11 @@ fn root_killed_installs_leave_old_or_new_state() {
             let list = ok(&root.run(&["plugin", "list"]));
             let installed = list.contains("example.com/cli-plugin");
             if installed {
-                assert_eq!(ok(&root.run(&["test-cmd", "ok"])), "test-cmd: ok\n", "{point}");
+                assert_eq!(
+                    ok(&root.run(&["test-cmd", "ok"])),
+                    "test-cmd: ok\n",
+                    "{point}"
+                );
             } else {
                 assert!(!upgrade, "{point}: an upgrade lost the old plugin");
                 assert_eq!(list, "There are no plugins installed.\n", "{point}");
@@ -393,7 +505,8 @@ fn root_killed_installs_leave_old_or_new_state() {
                 .into_iter()
                 .filter(|(p, _, _)| {
                     let s = p.to_string_lossy();
-                    s.starts_with(".tmp") || (s.starts_with(".store/") && s.matches('/').count() == 1)
+                    s.starts_with(".tmp")
+                        || (s.starts_with(".store/") && s.matches('/').count() == 1)
                 })
                 .collect();
             assert_eq!(leftovers.len(), 1, "{point}: {leftovers:?}");
@@ -411,14 +524,20 @@ fn root_tampering_after_install_is_refused() {
     let so = root.plugin_dir().join("example.com/cli-plugin/plugin.so");
     vessel_tests::set_mode(&so, 0o664);
     let e = fails_255(&root.run(&["test-cmd", "a"]));
-    assert!(e.contains("example.com/cli-plugin") && e.contains("group-writable"), "{e}");
+    assert!(
+        e.contains("example.com/cli-plugin") && e.contains("group-writable"),
+        "{e}"
+    );
     vessel_tests::set_mode(&so, 0o644);
     let mut bytes = std::fs::read(&so).unwrap();
     let n = bytes.len() - 100;
     bytes[n] ^= 0xff;
     std::fs::write(&so, bytes).unwrap();
     let e = fails_255(&root.run(&["test-cmd", "a"]));
-    assert!(e.contains("example.com/cli-plugin") && e.contains("sha256"), "{e}");
+    assert!(
+        e.contains("example.com/cli-plugin") && e.contains("sha256"),
+        "{e}"
+    );
     // `plugin ...` still works, so the broken plugin can be removed.
     assert!(ok(&root.run(&["plugin", "list"])).contains("example.com/cli-plugin"));
     ok(&root.run(&["plugin", "uninstall", "example.com/cli-plugin"]));
