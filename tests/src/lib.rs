@@ -46,8 +46,29 @@ pub fn vessel_bin() -> &'static Path {
             .status()
             .expect("run cargo build for the vessel binary");
         assert!(status.success(), "cargo build -p vessel failed");
-        target_dir().join("debug/vessel")
+        reachable_by_everyone(&target_dir().join("debug/vessel"))
     })
+}
+
+/// `bin` itself when every user can reach it, else a copy in a
+/// world-readable temp dir: the tests also run vessel as `nobody`, and CI
+/// may check the tree out under a private home dir.
+fn reachable_by_everyone(bin: &Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let open = bin
+        .ancestors()
+        .skip(1)
+        .all(|d| std::fs::metadata(d).is_ok_and(|m| m.permissions().mode() & 0o001 != 0));
+    if open {
+        return bin.to_path_buf();
+    }
+    let dir = std::env::temp_dir().join(format!("vessel-test-bin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("create dir for the vessel binary copy");
+    set_mode(&dir, 0o755);
+    let copy = dir.join("vessel");
+    std::fs::copy(bin, &copy).expect("copy the vessel binary");
+    set_mode(&copy, 0o755);
+    copy
 }
 
 /// A temp `VESSEL_ROOT` for one test, removed when dropped.

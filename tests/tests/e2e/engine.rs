@@ -10,7 +10,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use vessel_tests::{as_nobody, is_root, set_mode, stderr, stdout, workspace_root, TestRoot};
+use vessel_tests::{as_nobody, is_root, set_mode, stderr, stdout, TestRoot};
 
 /// Shared images, built once per test process.
 struct Fixtures {
@@ -49,7 +49,9 @@ fn make_rootfs(root: &Path) {
 fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
-        let dir = workspace_root().join("target/engine-fixtures");
+        // Under the temp dir, not the tree: `nobody` must reach it even when
+        // the tree is checked out under a private home dir.
+        let dir = std::env::temp_dir().join("vessel-engine-fixtures");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         set_mode(&dir, 0o755);
