@@ -3,15 +3,10 @@
 
 use super::manifest::CallbackKind;
 use super::store::{Meta, Store, StoreError};
-use super::PluginError;
 
 /// Fails unless the effective user is root, naming the action.
-pub fn require_root(action: &str) -> Result<(), PluginError> {
-    if nix::unistd::Uid::effective().is_root() {
-        Ok(())
-    } else {
-        Err(PluginError::NotRoot(action.to_owned()))
-    }
+pub fn require_root(action: &'static str) -> Result<(), crate::Error> {
+    Ok(crate::trust::require_root(action)?)
 }
 
 /// What `enable`/`disable` did.
@@ -24,7 +19,7 @@ pub enum Toggle {
 }
 
 /// Sets a plugin's enabled flag (root only).
-pub fn set_enabled(store: &Store, name: &str, enabled: bool) -> Result<Toggle, PluginError> {
+pub fn set_enabled(store: &Store, name: &str, enabled: bool) -> Result<Toggle, crate::Error> {
     require_root(if enabled {
         "plugin enable"
     } else {
@@ -42,7 +37,7 @@ pub fn set_enabled(store: &Store, name: &str, enabled: bool) -> Result<Toggle, P
 }
 
 /// Removes an installed plugin (root only).
-pub fn uninstall(store: &Store, name: &str) -> Result<(), PluginError> {
+pub fn uninstall(store: &Store, name: &str) -> Result<(), crate::Error> {
     require_root("plugin uninstall")?;
     let lock = store.lock()?;
     store.commit_uninstall(&lock, name)?;

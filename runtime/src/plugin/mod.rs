@@ -40,9 +40,6 @@ pub enum PluginError {
         /// The underlying error.
         source: std::io::Error,
     },
-    /// An admin action attempted by a non-root user.
-    #[error("{0}: root is needed (run it as root, e.g. with sudo)")]
-    NotRoot(String),
     /// A plugin library was refused or failed to load.
     #[error(transparent)]
     Load(#[from] LoadError),

@@ -174,7 +174,7 @@ fn root_admin_commands_as_nobody_need_root_and_change_nothing() {
         vec!["plugin", "enable", "example.com/cli-plugin"],
     ] {
         let e = fails_255(&root.run_as_nobody(&args));
-        assert!(e.contains("root is needed"), "{args:?}: {e}");
+        assert!(e.contains("requires root"), "{args:?}: {e}");
     }
     assert_eq!(snapshot(&root.plugin_dir()), before);
     // Reading works for anyone.
@@ -541,4 +541,52 @@ fn root_tampering_after_install_is_refused() {
     // `plugin ...` still works, so the broken plugin can be removed.
     assert!(ok(&root.run(&["plugin", "list"])).contains("example.com/cli-plugin"));
     ok(&root.run(&["plugin", "uninstall", "example.com/cli-plugin"]));
+}
+
+#[test]
+fn completion_lists_plugin_commands_without_opening_libraries() {
+    let root = TestRoot::new();
+    fake_plugins(&root, 3);
+    let o = root
+        .vessel()
+        .env("VESSEL_LOG", "debug")
+        .args(["completion", "bash"])
+        .output()
+        .unwrap();
+    let script = ok(&o);
+    assert!(
+        script.contains("dummy001") && script.contains("plugin"),
+        "{script}"
+    );
+    assert!(
+        !stderr(&o).contains("loading plugin library"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn root_reinstall_needs_upgrade_which_keeps_the_enabled_state() {
+    if skip_unless_root("upgrade") {
+        return;
+    }
+    let root = TestRoot::new();
+    let img = install_cli_plugin(&root);
+    let e = fails_255(&root.run(&["plugin", "install", img.to_str().unwrap()]));
+    assert!(
+        e.contains("already installed") && e.contains("--upgrade"),
+        "{e}"
+    );
+    ok(&root.run(&["plugin", "disable", "example.com/cli-plugin"]));
+    let out = ok(&root.run(&["plugin", "install", "--upgrade", img.to_str().unwrap()]));
+    assert!(out.contains("upgraded"), "{out}");
+    assert_eq!(
+        ok(&root.run(&["plugin", "list"])),
+        "ENABLED  NAME\n     no  example.com/cli-plugin\n"
+    );
+    let e = fails_255(&root.run(&["plugin", "enable", "example.com/nope"]));
+    assert!(
+        e.contains("plugin \"example.com/nope\" is not installed"),
+        "{e}"
+    );
 }
