@@ -9,3 +9,4 @@ mod loader;
 mod plugin;
 mod sif;
 mod sign;
+mod compat;
