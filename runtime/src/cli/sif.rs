@@ -8,6 +8,7 @@ use clap::{Args, Subcommand};
 use vessel_sif::{display, Image};
 
 use super::Context;
+use crate::error::in_sif;
 use crate::Error;
 
 /// Arguments of `vessel sif`.
@@ -56,23 +57,23 @@ pub fn run(args: &SifArgs, _ctx: &Context) -> Result<i32, Error> {
     let mut out = std::io::stdout().lock();
     match &args.command {
         SifCommand::List { file } => {
-            let img = Image::open(file)?;
+            let img = Image::open(file).map_err(in_sif(file))?;
             out.write_all(display::list_text(&img).as_bytes())
                 .map_err(stdout_err)?;
         }
         SifCommand::Info { id, file } => {
-            let img = Image::open(file)?;
-            let d = img.descriptor(*id)?;
+            let img = Image::open(file).map_err(in_sif(file))?;
+            let d = img.descriptor(*id).map_err(in_sif(file))?;
             out.write_all(display::info_text(d).as_bytes())
                 .map_err(stdout_err)?;
         }
         SifCommand::Dump { id, file } => {
-            let img = Image::open(file)?;
-            let mut r = img.object_reader(*id)?;
+            let img = Image::open(file).map_err(in_sif(file))?;
+            let mut r = img.object_reader(*id).map_err(in_sif(file))?;
             std::io::copy(&mut r, &mut out).map_err(stdout_err)?;
         }
         SifCommand::Header { file } => {
-            let img = Image::open(file)?;
+            let img = Image::open(file).map_err(in_sif(file))?;
             out.write_all(display::header_text(img.header()).as_bytes())
                 .map_err(stdout_err)?;
         }

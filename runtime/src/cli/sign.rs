@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Context;
+use crate::error::in_sif;
 use crate::trust::{
     load_signing_key, load_verifying_key, require_verified, verify_image_with_keys, TrustStore,
 };
@@ -37,7 +38,7 @@ fn ids(v: &[u32]) -> String {
 /// Runs `vessel sign`.
 pub fn run_sign(args: &SignArgs, _ctx: &Context) -> Result<i32, Error> {
     let key = load_signing_key(&args.key)?;
-    let signed = vessel_sif::sign_image(&args.image, &key)?;
+    let signed = vessel_sif::sign_image(&args.image, &key).map_err(in_sif(&args.image))?;
     for s in signed {
         println!(
             "Signed group {} (objects {}) with {} as object {}",

@@ -3,10 +3,10 @@
 //! namespaces say so in their name (`root_`) and run in CI, which runs as root.
 
 mod cli;
+mod compat;
 mod engine;
 mod keys;
 mod loader;
 mod plugin;
 mod sif;
 mod sign;
-mod compat;

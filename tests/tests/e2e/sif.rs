@@ -177,7 +177,10 @@ fn malformed_image_gives_one_line_error_and_exit_255() {
     let o = root.run(&["sif", "list", s(&bad)]);
     assert_eq!(o.status.code(), Some(255));
     let err = stderr(&o);
-    assert!(err.starts_with("error: sif image truncated"), "{err}");
+    assert!(
+        err.starts_with(&format!("error: {}: sif image truncated", bad.display())),
+        "{err}"
+    );
     assert_eq!(err.trim_end().lines().count(), 1, "{err}");
 
     let o = root.run(&["sif", "info", "9", s(&reference("one-group.sif"))]);
