@@ -11,7 +11,9 @@ use vessel_sif::{
 };
 
 use super::manifest::Manifest;
-use super::store::{sha256_hex, PLUGIN_MANIFEST, PLUGIN_SO};
+use sha2::{Digest, Sha256};
+
+use super::store::{PLUGIN_MANIFEST, PLUGIN_SO};
 
 /// Upper bound for a manifest object: anything bigger is not ours.
 const MAX_MANIFEST: u64 = 1 << 20;
@@ -78,7 +80,14 @@ impl PluginImage {
             signatures,
             image,
         };
-        let digest = sha256_hex(&img.library()?);
+        // Hash by streaming: inspecting an image never holds its library.
+        let mut hasher = Sha256::new();
+        let mut reader = img
+            .image
+            .object_reader(img.library_id)
+            .map_err(|e| bad(format!("plugin.so: {e}")))?;
+        std::io::copy(&mut reader, &mut hasher).map_err(|e| bad(format!("plugin.so: {e}")))?;
+        let digest = super::loader::hex(&hasher.finalize());
         if digest != img.manifest.sha256 {
             return Err(bad(format!(
                 "plugin.so sha256 {digest} does not match the manifest's {}",

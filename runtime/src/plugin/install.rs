@@ -95,7 +95,8 @@ pub fn install(
         .tempdir()
         .map_err(|e| io(Path::new("/tmp"), e))?;
     let lib_path = scratch.path().join(PLUGIN_SO);
-    write_private(&lib_path, &image.library().map_err(PluginError::from)?)?;
+    let library = image.library().map_err(PluginError::from)?;
+    write_private(&lib_path, &library)?;
     let loaded = loader::load(
         &LoadSpec::new(&lib_path)
             .name(&name)
@@ -131,11 +132,7 @@ pub fn install(
     let meta = store::new_meta(manifest.clone(), enabled, signer);
     let lock = store.lock()?;
     let staging = store.new_staging(&lock, &meta)?;
-    staging.write(
-        PLUGIN_SO,
-        &image.library().map_err(PluginError::from)?,
-        0o644,
-    )?;
+    staging.write(PLUGIN_SO, &library, 0o644)?;
     let manifest_json =
         serde_json::to_vec_pretty(&manifest).map_err(|e| io(file, std::io::Error::other(e)))?;
     staging.write(PLUGIN_MANIFEST, &manifest_json, 0o644)?;

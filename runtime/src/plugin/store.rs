@@ -157,8 +157,7 @@ pub fn validate_name(name: &str) -> Result<(), StoreError> {
 
 /// Hex sha256 of a byte string.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    let d = Sha256::digest(bytes);
-    d.iter().map(|b| format!("{b:02x}")).collect()
+    super::loader::hex(&Sha256::digest(bytes))
 }
 
 /// Fails with [`StoreError::Injected`] when `VESSEL_FAULT_INJECT` names this
