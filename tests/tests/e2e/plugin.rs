@@ -590,3 +590,29 @@ fn root_reinstall_needs_upgrade_which_keeps_the_enabled_state() {
         "{e}"
     );
 }
+
+#[test]
+fn root_the_readme_plugin_example_works_as_written() {
+    if skip_unless_root("readme example") {
+        return;
+    }
+    let readme = std::fs::read_to_string(vessel_tests::workspace_root().join("README.md")).unwrap();
+    let start = readme.find("```rust\n").expect("README has a rust example") + "```rust\n".len();
+    let code: String = readme[start..][..readme[start..].find("```").unwrap()]
+        .lines()
+        .map(|l| l.strip_prefix("   ").unwrap_or(l))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let img = custom_plugin("example.com/hello", Some(&code));
+    let root = TestRoot::new();
+    ok(&root.run(&[
+        "plugin",
+        "install",
+        "--allow-unsigned",
+        img.to_str().unwrap(),
+    ]));
+    assert!(ok(&root.run(&["plugin", "list"])).contains("    yes  example.com/hello"));
+    assert_eq!(ok(&root.run(&["hello", "world"])), "hello, world\n");
+    // Its required argument is enforced by the CLI.
+    assert_eq!(root.run(&["hello"]).status.code(), Some(2));
+}
