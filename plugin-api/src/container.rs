@@ -175,7 +175,10 @@ pub struct Signals<'a> {
 
 impl Signals<'_> {
     /// Waits up to `timeout` (none: forever) for the next signal the runtime
-    /// received; returns its number, or none on timeout.
+    /// received; returns its number, or none on timeout. `SIGCHLD` (17 on
+    /// Linux) means a child changed state: time to call waitpid. Signals the
+    /// terminal generated already reached the container and are not reported;
+    /// forward the others to the container.
     pub fn next(&mut self, timeout: Option<Duration>) -> Option<i32> {
         let ms = timeout.map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
         self.inner.next(ms).into_option()
