@@ -4,6 +4,7 @@
 
 mod cli;
 mod engine;
+mod engine_plugins;
 mod keys;
 mod loader;
 mod plugin;
