@@ -37,8 +37,9 @@ use crate::Error;
 pub enum HookError {
     /// More than one enabled plugin wants to replace the container monitor.
     #[error(
-        "plugins {} all register MonitorContainer, but only one may replace the container monitor (disable all but one with vessel plugin disable NAME)",
-        quoted_list(.0)
+        "plugins {} {} register MonitorContainer, but only one may replace the container monitor (disable the others with: vessel plugin disable NAME)",
+        quoted_list(.0),
+        if .0.len() == 2 { "both" } else { "all" }
     )]
     MonitorConflict(Vec<String>),
     /// A MonitorContainer plugin returned while the container still runs.
@@ -376,7 +377,7 @@ impl abi::DriverRegistrar for RegistrarAdapter<'_> {
         match self.registry.register(Box::new(wrapped)) {
             Ok(()) => {
                 tracing::info!(
-                    plugin = %self.plugin,
+                    plugin = self.plugin.as_str(),
                     "plugin registered image driver {name:?} ({})",
                     tags.join(", ")
                 );
@@ -444,7 +445,11 @@ impl ImageDriver for PluginDriver {
     }
 
     fn start(&mut self, req: &MountRequest) -> Result<(), ImageError> {
-        tracing::debug!(plugin = %self.plugin, "starting image driver {:?}", self.name);
+        tracing::debug!(
+            plugin = self.plugin.as_str(),
+            "starting image driver {:?}",
+            self.name
+        );
         self.inner
             .start()
             .into_result()
@@ -573,7 +578,10 @@ mod tests {
     #[test]
     fn conflict_names_every_monitor() {
         let e = HookError::MonitorConflict(vec!["a.com/x".into(), "b.com/y".into()]).to_string();
-        assert!(e.starts_with("plugins \"a.com/x\" and \"b.com/y\" all register MonitorContainer"));
+        assert!(
+            e.starts_with("plugins \"a.com/x\" and \"b.com/y\" both register MonitorContainer"),
+            "{e}"
+        );
         assert!(!e.contains('\n'));
         assert_eq!(
             quoted_list(&["a".into(), "b".into(), "c".into()]),

@@ -141,6 +141,8 @@ mod tests {
     }
 
     #[test]
+    // The monitor under test reaps the child with waitpid.
+    #[allow(clippy::zombie_processes)]
     fn monitor_records_and_returns_the_real_status() {
         with_records(|records| {
             let child = Command::new("sh").args(["-c", "exit 7"]).spawn().unwrap();
@@ -161,6 +163,8 @@ mod tests {
     }
 
     #[test]
+    // The monitor under test reaps the child with waitpid.
+    #[allow(clippy::zombie_processes)]
     fn monitor_forwards_signals() {
         with_records(|records| {
             let child = Command::new("sleep").arg("30").spawn().unwrap();
