@@ -4,8 +4,11 @@
 //! store: EngineConfig callbacks change the config, RegisterImageDriver
 //! callbacks add image drivers, PostStartProcess callbacks see the container
 //! pid, and a MonitorContainer plugin replaces the default monitor. Each hook
-//! point loads only the plugins that registered its kind, in name order, the
-//! first time it is reached; a run without such plugins opens no library.
+//! point loads only the plugins that registered its kind, in name order; a
+//! run without such plugins opens no library. PostStartProcess and
+//! MonitorContainer plugins are loaded with the EngineConfig ones, before
+//! anything is mounted, so a plugin failing its load checks never leaves a
+//! started container to kill.
 //!
 //! The adapters here translate between the runtime's types and the stable
 //! ABI's: [`ConfigAdapter`] (the engine config), [`SignalAdapter`] (the
@@ -121,6 +124,12 @@ impl Hooks for PluginHooks<'_> {
             tracing::debug!(plugin = p.name(), "running the engine config callback");
             p.engine_config(&mut ConfigAdapter::new(cfg))?;
         }
+        // Plugins that act once the container runs are loaded (and so pass
+        // the loader's checks) now, before anything is mounted or started:
+        // a plugin that fails to load must stop the run, not kill a started
+        // container. Loads are cached, so their hook points reuse these.
+        self.load(CallbackKind::PostStartProcess)?;
+        self.load(CallbackKind::MonitorContainer)?;
         Ok(())
     }
 

@@ -461,6 +461,39 @@ fn root_post_start_error_stops_the_container_and_names_the_plugin() {
     }
 }
 
+#[test]
+fn root_a_runtime_plugin_that_fails_to_load_stops_the_run_before_the_container_starts() {
+    if skip_unless_root("root_a_runtime_plugin_that_fails_to_load_stops_the_run...") {
+        return;
+    }
+    let env = Env::new();
+    env.install(&compiled_plugin(RUNTIME_PLUGIN));
+    let so = env
+        .plugin_files("example.com/runtime-plugin")
+        .join("plugin.so");
+    set_mode(&so, 0o664);
+    let host = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/mnt", host.path().display());
+    for img in [&images().sandbox, &images().sif] {
+        let o = env.run(&["-d", "exec", "-B", &bind, p(img), "touch", "/mnt/ran"]);
+        assert_one_line_error(
+            &o,
+            &["plugin \"example.com/runtime-plugin\"", "group-writable"],
+        );
+        // Refused before anything was mounted or started, not killed after.
+        let log = stderr(&o);
+        assert!(
+            !log.contains("container process") && !log.contains("with image driver"),
+            "{img:?}: {log}"
+        );
+        assert!(
+            !host.path().join("ran").exists(),
+            "{img:?}: the container ran"
+        );
+        env.assert_clean();
+    }
+}
+
 /// Whether `nobody` can open /dev/fuse (needed for an unprivileged FUSE mount).
 fn nobody_can_use_fuse() -> bool {
     let mut c = Command::new("sh");
