@@ -202,6 +202,15 @@ pub struct Mount {
 
 /// An image driver, implemented in plain Rust. The SDK wraps it so that a
 /// panic in any method becomes an error naming the plugin.
+///
+/// For each container using it, the runtime calls `start`, then `mount` on
+/// an empty directory private to that run, both in the runtime's own process
+/// before the container exists (so a FUSE daemon the driver starts lives
+/// outside the container), and binds that directory as the container's
+/// root. After the container exited it calls `stop`, which must undo the
+/// mount; the runtime detaches anything still mounted there and reports it.
+/// Tag `features` with `squashfs` and, when it works for users without
+/// privileges, `unprivileged`.
 pub trait Driver: Send + Sync + 'static {
     /// The driver name.
     fn name(&self) -> String;
