@@ -1,8 +1,11 @@
 #!/bin/sh
 # Container start latency: `vessel exec IMAGE /bin/true` on a sandbox dir and
 # on a SIF image, as root, against `runc run` on an OCI bundle of the same
-# busybox rootfs and against bubblewrap. Prints one table of medians (from
-# one hyperfine run) and each one's ratio to bwrap.
+# busybox rootfs and against bubblewrap; and the sandbox exec again with 10
+# installed plugins, one of them EngineConfig (config-plugin, which reads its
+# config file and adds a bind and an env var; the 9 others only add commands,
+# so the exec never opens them). Prints one table of medians (from one
+# hyperfine run) and each one's ratio to bwrap.
 #
 # Usage: sudo bench/engine.sh [RUNS]     (needs busybox-static, squashfs-tools,
 #                                          runc, bubblewrap, hyperfine)
@@ -32,7 +35,44 @@ cp "$(command -v busybox)" "$rootfs/bin/busybox"
 for a in $(busybox --list); do
     [ -e "$rootfs/bin/$a" ] || ln -s busybox "$rootfs/bin/$a"
 done
+# config-plugin's bind destination.
+mkdir -p "$rootfs/config-plugin"
+: >"$rootfs/config-plugin/hostname"
 "$vessel" build "$work/image.sif" "$rootfs" >/dev/null
+
+# A VESSEL_ROOT with 10 plugins: 9 command-only ones and config-plugin.
+# Plugins compile inside the source tree (target/bench-plugins).
+plugroot="$work/vroot-plugins"
+plugsrc="$here/target/bench-plugins"
+mkdir -p "$plugroot/etc/vessel" "$plugsrc"
+printf 'plugin_signatures = "off"\n' >"$plugroot/etc/vessel/vessel.toml"
+compile() { # DIR OUT
+    "$vessel" plugin compile --out "$2" "$1" >"$work/compile.log" 2>&1 ||
+        { cat "$work/compile.log" >&2; echo "error: plugin compile $1 failed" >&2; exit 1; }
+}
+for i in 1 2 3 4 5 6 7 8 9; do
+    d="$plugsrc/src-cmd-$i"
+    rm -rf "$d"
+    "$vessel" plugin create "$d" "bench.example.com/cmd-$i" >/dev/null
+    cat >"$d/src/lib.rs" <<EOF
+use vessel_plugin_api::{Command, Plugin};
+pub fn build() -> Plugin {
+    Plugin::new("bench.example.com/cmd-$i")
+        .version("0.1.0")
+        .command(Command::new("bench-cmd-$i").about("benchmark filler"), |_| Ok(0))
+}
+vessel_plugin_api::export_plugin!(build);
+EOF
+    compile "$d" "$plugsrc/cmd-$i.sif"
+    VESSEL_ROOT="$plugroot" "$vessel" plugin install "$plugsrc/cmd-$i.sif" >/dev/null
+done
+compile "$here/examples/plugins/config-plugin" "$plugsrc/config-plugin.sif"
+VESSEL_ROOT="$plugroot" "$vessel" plugin install "$plugsrc/config-plugin.sif" >/dev/null
+echo "bench" >"$work/hostname"
+printf 'bind = %s:/config-plugin/hostname:ro\nenv = CONFIG_PLUGIN=1\n' "$work/hostname" \
+    >"$plugroot/usr/local/libexec/vessel/plugins/example.com/config-plugin/config-plugin.conf"
+[ "$(VESSEL_ROOT="$plugroot" "$vessel" exec "$rootfs" sh -c 'echo $CONFIG_PLUGIN; cat /config-plugin/hostname')" = "1
+bench" ] || { echo "error: config-plugin is not applied in the bench root" >&2; exit 1; }
 
 # OCI bundle over the same rootfs: no terminal, run /bin/true.
 (cd "$work/bundle" && runc spec)
@@ -45,7 +85,8 @@ set -- \
     "vessel exec sandbox|$vessel exec $rootfs /bin/true" \
     "vessel exec sif|$vessel exec $work/image.sif /bin/true" \
     "runc run|runc run --bundle $work/bundle vessel-bench-\$\$" \
-    "bwrap|bwrap --bind $rootfs / --proc /proc --dev /dev /bin/true"
+    "bwrap|bwrap --bind $rootfs / --proc /proc --dev /dev /bin/true" \
+    "vessel exec sandbox +10 plugins|env VESSEL_ROOT=$plugroot $vessel exec $rootfs /bin/true"
 if [ -n "${VESSEL_BENCH_EXTRA:-}" ]; then
     set -- "$@" "$VESSEL_BENCH_EXTRA"
 fi
@@ -66,7 +107,7 @@ eval hyperfine --style none --warmup 3 --runs "$runs" --export-csv "$work/out.cs
 awk -F, -v runs="$runs" '
     NR > 1 { name[NR] = $1; med[NR] = $4; if ($1 == "bwrap") base = $4; n = NR }
     END {
-        printf "%-24s %12s %12s\n", "command (" runs " runs)", "median ms", "x bwrap"
+        printf "%-34s %12s %12s\n", "command (" runs " runs)", "median ms", "x bwrap"
         for (i = 2; i <= n; i++)
-            printf "%-24s %12.2f %12.2f\n", name[i], med[i] * 1000, med[i] / base
+            printf "%-34s %12.2f %12.2f\n", name[i], med[i] * 1000, med[i] / base
     }' "$work/out.csv"

@@ -64,6 +64,10 @@ pub struct HostServices {
     /// Emits a log record into the runtime's log, tagged with the plugin name.
     #[sabi(last_prefix_field)]
     pub log: extern "C" fn(plugin: RStr<'_>, level: LogLevel, message: RStr<'_>),
+    /// The install dir of plugin `plugin` (what its Install callback got),
+    /// or none when the runtime does not know it. Appended after the
+    /// prefix: a runtime that predates it simply lacks the field.
+    pub install_dir: extern "C" fn(plugin: RStr<'_>) -> ROption<RString>,
 }
 
 /// A positional argument of a plugin command.
@@ -270,6 +274,9 @@ pub type EngineConfigRef<'a> = EngineConfig_TO<'a, RRef<'a, ()>>;
 pub trait SignalSource {
     /// Waits up to `timeout_ms` milliseconds (negative: forever) for the next
     /// signal the runtime received and returns its number, or none on timeout.
+    /// `SIGCHLD` means a child changed state (time to call waitpid); signals
+    /// the terminal generated (Ctrl-C) already reached the container, which
+    /// shares the foreground process group, and are not reported.
     #[sabi(last_prefix_field)]
     fn next(&mut self, timeout_ms: i64) -> ROption<i32>;
 }

@@ -175,7 +175,10 @@ pub struct Signals<'a> {
 
 impl Signals<'_> {
     /// Waits up to `timeout` (none: forever) for the next signal the runtime
-    /// received; returns its number, or none on timeout.
+    /// received; returns its number, or none on timeout. `SIGCHLD` (17 on
+    /// Linux) means a child changed state: time to call waitpid. Signals the
+    /// terminal generated already reached the container and are not reported;
+    /// forward the others to the container.
     pub fn next(&mut self, timeout: Option<Duration>) -> Option<i32> {
         let ms = timeout.map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
         self.inner.next(ms).into_option()
@@ -199,6 +202,15 @@ pub struct Mount {
 
 /// An image driver, implemented in plain Rust. The SDK wraps it so that a
 /// panic in any method becomes an error naming the plugin.
+///
+/// For each container using it, the runtime calls `start`, then `mount` on
+/// an empty directory private to that run, both in the runtime's own process
+/// before the container exists (so a FUSE daemon the driver starts lives
+/// outside the container), and binds that directory as the container's
+/// root. After the container exited it calls `stop`, which must undo the
+/// mount; the runtime detaches anything still mounted there and reports it.
+/// Tag `features` with `squashfs` and, when it works for users without
+/// privileges, `unprivileged`.
 pub trait Driver: Send + Sync + 'static {
     /// The driver name.
     fn name(&self) -> String;

@@ -21,7 +21,8 @@
 //! Every callback runs behind a panic guard: a panic becomes an error naming
 //! the plugin and the panic message, and the runtime keeps running. Log with
 //! the functions in [`log`]; the lines land in the runtime's log tagged with
-//! the plugin name. Unit-test callbacks in-process with [`testing`].
+//! the plugin name. [`host::install_dir`] is where the Install callback
+//! wrote the plugin's files. Unit-test callbacks in-process with [`testing`].
 //!
 //! # Example
 //!
@@ -84,6 +85,7 @@ pub mod abi;
 mod container;
 #[doc(hidden)]
 pub mod export;
+pub mod host;
 pub mod log;
 mod sdk;
 mod spec;

@@ -12,9 +12,9 @@ use std::sync::OnceLock;
 use crate::abi::HostServices_Ref;
 pub use crate::abi::LogLevel;
 
-struct Host {
-    services: HostServices_Ref,
-    plugin: String,
+pub(crate) struct Host {
+    pub(crate) services: HostServices_Ref,
+    pub(crate) plugin: String,
 }
 
 // Each plugin library has its own copy of this crate and so its own HOST.
@@ -29,6 +29,11 @@ pub(crate) fn set_host(services: HostServices_Ref, plugin: &str) {
         services,
         plugin: plugin.to_string(),
     });
+}
+
+/// The runtime's services, once the runtime loaded this plugin.
+pub(crate) fn host() -> Option<&'static Host> {
+    HOST.get()
 }
 
 pub(crate) fn take_captured() -> Vec<(LogLevel, String)> {

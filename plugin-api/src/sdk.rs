@@ -161,7 +161,7 @@ impl Plugin {
     }
 
     /// Sets the RegisterImageDriver callback; it gets whether the runtime is
-    /// unprivileged and a registrar for [`Driver`]s.
+    /// unprivileged and a registrar for [`Driver`](crate::Driver)s.
     pub fn register_image_drivers<F>(mut self, callback: F) -> Self
     where
         F: Fn(bool, &mut Registrar<'_>) -> Result<()> + Send + Sync + 'static,

@@ -153,6 +153,12 @@ pub fn run_install(plugin: &Plugin, dir: &Path) -> Result<(), CallError> {
     plugin.call_install(RStr::from_str(&dir)).into_result()
 }
 
+/// Makes [`host::install_dir`](crate::host::install_dir) return `dir` on
+/// this thread (none: unknown), as the runtime would for an installed plugin.
+pub fn set_install_dir(dir: Option<&Path>) {
+    crate::host::set_fake_install_dir(dir.map(Path::to_path_buf));
+}
+
 /// Takes the log records this thread's callbacks emitted so far.
 pub fn take_logs() -> Vec<(LogLevel, String)> {
     crate::log::take_captured()

@@ -263,3 +263,37 @@ fn install_writes_into_its_dir() {
     assert!(!e.panicked);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn install_dir_is_what_the_test_set_on_this_thread() {
+    use vessel_plugin_api::host;
+    // A callback reading its config from the install dir at run time.
+    let p = Plugin::new("example.com/reads-config").engine_config(|c| {
+        let dir = host::install_dir().ok_or("install dir unknown")?;
+        let v = std::fs::read_to_string(dir.join("value"))?;
+        c.set_env("VALUE", v.trim());
+        Ok(())
+    });
+    testing::set_install_dir(None);
+    let mut cfg = FakeEngineConfig::default();
+    let e = testing::run_engine_config(&p, &mut cfg).unwrap_err();
+    assert_eq!(e.message.as_str(), "install dir unknown");
+
+    let dir = tempfile_dir("install-dir");
+    std::fs::write(dir.join("value"), "42\n").unwrap();
+    testing::set_install_dir(Some(&dir));
+    assert_eq!(host::install_dir().as_deref(), Some(dir.as_path()));
+    testing::run_engine_config(&p, &mut cfg).unwrap();
+    assert_eq!(cfg.env["VALUE"], "42");
+    // Other threads do not see it.
+    let other = std::thread::spawn(host::install_dir).join().unwrap();
+    assert_eq!(other, None);
+    testing::set_install_dir(None);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+fn tempfile_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("vessel-sdk-{tag}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Context;
-use crate::engine::{self, Bind, EngineConfig, EnvOp, Hooks, NoHooks, Runscript};
+use crate::engine::{self, Bind, EngineConfig, EnvOp, Hooks, Runscript};
+use crate::plugin::engine_hooks::PluginHooks;
 use crate::Error;
 
 /// Options every container command takes.
@@ -142,7 +143,7 @@ pub fn run_container(cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Er
 /// Runs `vessel exec`.
 pub fn run_exec(a: &ExecArgs, ctx: &Context) -> Result<i32, Error> {
     let cfg = engine_config(&a.opts, a.image.clone(), a.command.clone(), ctx)?;
-    run_container(cfg, &mut NoHooks)
+    run_container(cfg, &mut PluginHooks::new(ctx)?)
 }
 
 /// Runs `vessel run`.
@@ -157,13 +158,13 @@ pub fn run_run(a: &RunArgs, ctx: &Context) -> Result<i32, Error> {
         path: RUNSCRIPT.into(),
         args: a.args.clone(),
     });
-    run_container(cfg, &mut NoHooks)
+    run_container(cfg, &mut PluginHooks::new(ctx)?)
 }
 
 /// Runs `vessel shell`.
 pub fn run_shell(a: &ShellArgs, ctx: &Context) -> Result<i32, Error> {
     let cfg = engine_config(&a.opts, a.image.clone(), vec!["/bin/sh".to_owned()], ctx)?;
-    run_container(cfg, &mut NoHooks)
+    run_container(cfg, &mut PluginHooks::new(ctx)?)
 }
 
 /// Runs `vessel build`.

@@ -39,7 +39,8 @@ pub fn load_installed(ctx: &Context, meta: &Meta) -> Result<&'static LoadedPlugi
     let spec = LoadSpec::new(store.files_dir(meta).join(PLUGIN_SO))
         .name(name)
         .sha256(meta.manifest.sha256.clone())
-        .plugin_root(store.dir());
+        .plugin_root(store.dir())
+        .install_dir(store.files_dir(meta));
     tracing::debug!(plugin = name, "loading plugin library");
     let loaded: &'static LoadedPlugin = Box::leak(Box::new(
         loader::load(&spec).map_err(super::PluginError::from)?,

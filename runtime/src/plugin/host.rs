@@ -1,10 +1,12 @@
-//! Host services the runtime hands to every plugin at load: for now,
-//! logging into the runtime's `tracing` output.
+//! Host services the runtime hands to every plugin at load: logging into
+//! the runtime's `tracing` output, and each plugin's install dir.
 
-use std::sync::OnceLock;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
 
 use abi_stable::prefix_type::PrefixTypeTrait;
-use abi_stable::std_types::RStr;
+use abi_stable::std_types::{ROption, RStr, RString};
 use vessel_plugin_api::abi::{HostServices, HostServices_Ref, LogLevel};
 
 extern "C" fn log(plugin: RStr<'_>, level: LogLevel, message: RStr<'_>) {
@@ -18,8 +20,60 @@ extern "C" fn log(plugin: RStr<'_>, level: LogLevel, message: RStr<'_>) {
     }
 }
 
+// One table serves every plugin (each passes its own name), so the dirs are
+// looked up by name; the loader records them before the plugin's `init`.
+fn install_dirs() -> &'static Mutex<BTreeMap<String, PathBuf>> {
+    static DIRS: OnceLock<Mutex<BTreeMap<String, PathBuf>>> = OnceLock::new();
+    DIRS.get_or_init(Default::default)
+}
+
+extern "C" fn install_dir(plugin: RStr<'_>) -> ROption<RString> {
+    let dirs = install_dirs().lock().unwrap_or_else(|p| p.into_inner());
+    dirs.get(plugin.as_str())
+        .map(|d| RString::from(d.to_string_lossy().as_ref()))
+        .into()
+}
+
+/// Records `dir` as the install dir of plugin `plugin` (what
+/// `vessel_plugin_api::host::install_dir` returns to it).
+pub fn set_install_dir(plugin: &str, dir: &Path) {
+    install_dirs()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(plugin.to_owned(), dir.to_owned());
+}
+
+/// The install dir recorded for `plugin`, if any.
+pub fn install_dir_of(plugin: &str) -> Option<PathBuf> {
+    install_dirs()
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(plugin)
+        .cloned()
+}
+
 /// The host services table, built once and shared by every plugin.
 pub fn services() -> HostServices_Ref {
     static SERVICES: OnceLock<HostServices_Ref> = OnceLock::new();
-    *SERVICES.get_or_init(|| HostServices { log }.leak_into_prefix())
+    *SERVICES.get_or_init(|| HostServices { log, install_dir }.leak_into_prefix())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn install_dirs_are_per_plugin() {
+        set_install_dir("example.com/a", Path::new("/plugins/.store/1"));
+        let f = services().install_dir().expect("runtime has the service");
+        assert_eq!(
+            f("example.com/a".into()).into_option().unwrap().as_str(),
+            "/plugins/.store/1"
+        );
+        assert!(f("example.com/unknown".into()).is_none());
+        assert_eq!(
+            install_dir_of("example.com/a").as_deref(),
+            Some(Path::new("/plugins/.store/1"))
+        );
+    }
 }

@@ -140,6 +140,8 @@ pub fn install(
     store.commit_install(&lock, staging, &meta, |dir| {
         if manifest.has(CallbackKind::Install) {
             tracing::info!(plugin = %name, dir = %dir.display(), "running the install callback");
+            // What `host::install_dir()` says during Install, too.
+            super::host::set_install_dir(&name, dir);
             loaded.install(dir)?;
         }
         Ok(())

@@ -44,6 +44,9 @@ pub struct LoadSpec {
     /// including this one must be root-owned and not group/world-writable
     /// (the library itself always is, when running as root).
     pub plugin_root: Option<PathBuf>,
+    /// The plugin's install dir (installed plugins), handed to it through
+    /// the host services; needs `name`.
+    pub install_dir: Option<PathBuf>,
 }
 
 impl LoadSpec {
@@ -70,6 +73,12 @@ impl LoadSpec {
     /// Check directories up to this root.
     pub fn plugin_root(mut self, root: impl Into<PathBuf>) -> Self {
         self.plugin_root = Some(root.into());
+        self
+    }
+
+    /// Tell the plugin this is its install dir.
+    pub fn install_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.install_dir = Some(dir.into());
         self
     }
 
@@ -330,6 +339,9 @@ pub fn load(spec: &LoadSpec) -> Result<LoadedPlugin, LoadError> {
                 declared: abi_manifest.name.into_string(),
             });
         }
+    }
+    if let (Some(name), Some(dir)) = (&spec.name, &spec.install_dir) {
+        host::set_install_dir(name, dir);
     }
     module.init()(host::services())
         .into_result()

@@ -2,6 +2,7 @@
 
 pub mod build;
 pub mod dispatch;
+pub mod engine_hooks;
 pub mod host;
 pub mod image;
 pub mod install;
@@ -63,6 +64,9 @@ pub enum PluginError {
         /// `plugin "NAME" panicked: MESSAGE`, from the SDK's panic guard.
         message: String,
     },
+    /// A hook point of the engine refused to go on.
+    #[error(transparent)]
+    Hooks(#[from] engine_hooks::HookError),
     /// The plugin did not register the callback it was called for.
     #[error("plugin {plugin:?} has no {entry} entry point ({kind} callback)")]
     NoCallback {

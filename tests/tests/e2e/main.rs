@@ -5,6 +5,7 @@
 mod cli;
 mod compat;
 mod engine;
+mod engine_plugins;
 mod keys;
 mod loader;
 mod plugin;
