@@ -24,6 +24,17 @@
 //! the plugin name. [`host::install_dir`] is where the Install callback
 //! wrote the plugin's files. Unit-test callbacks in-process with [`testing`].
 //!
+//! # Versions
+//!
+//! The ABI only grows: new entry points, host services and trait methods
+//! are appended after the `last_prefix_field` markers, and each addition
+//! bumps the minor version. A plugin built against 1.x loads in every
+//! runtime with API 1.y, y >= x, without being rebuilt (the tests load a
+//! golden 1.0.0 plugin binary into the current runtime).
+//!
+//! - 1.0.0: the root module, every callback kind, logging.
+//! - 1.1.0: [`host::install_dir`] (the `install_dir` host service).
+//!
 //! # Example
 //!
 //! `Cargo.toml`: `crate-type = ["cdylib"]` and a dependency on

@@ -609,14 +609,23 @@ mod tests {
 
     #[test]
     fn api_versions_lock_major_and_minor() {
-        assert!(check_api_version("p", "1.0.0").is_ok());
+        let (major, minor) = {
+            let mut v = vessel_plugin_api::API_VERSION.split('.');
+            let n = |x: Option<&str>| x.unwrap().parse::<u64>().unwrap();
+            (n(v.next()), n(v.next()))
+        };
+        assert!(
+            check_api_version("p", "1.0.0").is_ok(),
+            "1.0 plugins load in every 1.x"
+        );
         assert!(check_api_version("p", "1.0.7").is_ok());
+        assert!(check_api_version("p", &format!("{major}.{minor}.3")).is_ok());
         assert!(matches!(
             check_api_version("p", "2.0.0"),
             Err(LoadError::ApiVersion { .. })
         ));
         assert!(matches!(
-            check_api_version("p", "1.1.0"),
+            check_api_version("p", &format!("{major}.{}.0", minor + 1)),
             Err(LoadError::ApiVersion { .. })
         ));
         assert!(matches!(
@@ -632,7 +641,10 @@ mod tests {
             .to_string();
         assert_eq!(
             msg,
-            "plugin \"example.com/x\": built against plugin-api 2.0.0, which this runtime (plugin-api 1.0.0) cannot load"
+            format!(
+                "plugin \"example.com/x\": built against plugin-api 2.0.0, which this runtime (plugin-api {}) cannot load",
+                vessel_plugin_api::API_VERSION
+            )
         );
     }
 
