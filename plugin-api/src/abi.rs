@@ -334,7 +334,8 @@ pub type DriverRegistrarMut<'a> = DriverRegistrar_TO<'a, RMut<'a, ()>>;
 /// The root module every plugin exports. The SDK fills it; `manifest` and
 /// `init` are always present, each callback entry point is present only when
 /// the plugin registered that kind. New entry points are appended after
-/// `install` in later API versions; an old plugin simply lacks them.
+/// `install` in later API versions; the layout each older version had stays
+/// in a frozen module (see [`v1_0`]) so the runtime keeps loading its plugins.
 #[repr(C)]
 #[derive(StableAbi, Debug)]
 #[sabi(kind(Prefix(prefix_ref = PluginMod_Ref, prefix_fields = PluginMod_Prefix)))]
@@ -380,6 +381,8 @@ impl RootModule for PluginMod_Ref {
     // it (same major, minor not newer) before abi_stable checks layouts.
     const VERSION_STRINGS: VersionStrings = abi_stable::package_version_strings!();
 }
+
+pub mod v1_0;
 
 /// The exported symbol every abi_stable library (and so every plugin)
 /// defines; equal to `abi_stable::library::ROOT_MODULE_LOADER_NAME`.

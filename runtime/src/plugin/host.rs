@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{ROption, RStr, RString};
-use vessel_plugin_api::abi::{HostServices, HostServices_Ref, LogLevel};
+use vessel_plugin_api::abi::{v1_0, HostServices, HostServices_Ref, LogLevel};
 
 extern "C" fn log(plugin: RStr<'_>, level: LogLevel, message: RStr<'_>) {
     let (plugin, message) = (plugin.as_str(), message.as_str());
@@ -56,6 +56,12 @@ pub fn install_dir_of(plugin: &str) -> Option<PathBuf> {
 pub fn services() -> HostServices_Ref {
     static SERVICES: OnceLock<HostServices_Ref> = OnceLock::new();
     *SERVICES.get_or_init(|| HostServices { log, install_dir }.leak_into_prefix())
+}
+
+/// The host services as plugin-api 1.0 plugins know them (logging only).
+pub fn services_v1_0() -> v1_0::HostServices_Ref {
+    static SERVICES: OnceLock<v1_0::HostServices_Ref> = OnceLock::new();
+    *SERVICES.get_or_init(|| v1_0::HostServices { log }.leak_into_prefix())
 }
 
 #[cfg(test)]

@@ -6,9 +6,10 @@ use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RString, RVec};
 use vessel_plugin_api::abi::{
     CallError, CommandInvocation, DriverRegistrar, DriverRegistrar_TO, EngineConfig,
-    EngineConfig_TO, FlagValue, PluginMod_Ref, PreRunInfo, SignalSource, SignalSource_TO,
+    EngineConfig_TO, FlagValue, PreRunInfo, SignalSource, SignalSource_TO,
 };
 
+use super::entries::Entries;
 use super::manifest::{CallbackKind, Manifest};
 use super::PluginError;
 
@@ -16,7 +17,7 @@ use super::PluginError;
 /// loaded for the rest of the process; dropping this handle keeps the library.
 #[derive(Clone)]
 pub struct LoadedPlugin {
-    module: PluginMod_Ref,
+    module: Entries,
     manifest: Manifest,
     path: PathBuf,
 }
@@ -31,7 +32,7 @@ impl std::fmt::Debug for LoadedPlugin {
 }
 
 impl LoadedPlugin {
-    pub(super) fn new(module: PluginMod_Ref, manifest: Manifest, path: PathBuf) -> Self {
+    pub(super) fn new(module: Entries, manifest: Manifest, path: PathBuf) -> Self {
         Self {
             module,
             manifest,

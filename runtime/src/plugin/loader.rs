@@ -23,7 +23,9 @@ use abi_stable::library::{abi_header_from_raw_library, LibraryError, RawLibrary}
 use abi_stable::sabi_types::VersionNumber;
 use goblin::elf::{dynamic, header, program_header, Elf};
 use sha2::{Digest, Sha256};
-use vessel_plugin_api::abi::PluginMod_Ref;
+use vessel_plugin_api::abi::{self, v1_0};
+
+use super::entries::Entries;
 
 use super::host;
 pub use super::load_error::LoadError;
@@ -323,7 +325,7 @@ pub fn check_elf(label: &str, path: &Path, bytes: &[u8]) -> Result<(), LoadError
 /// the plugin-api version and the layouts, and hand it the host services.
 pub fn load(spec: &LoadSpec) -> Result<LoadedPlugin, LoadError> {
     let verified = verify(spec)?;
-    let module = open_verified(&verified)?;
+    let (module, init) = open_verified(&verified)?;
     let label = verified.label.clone();
     let abi_manifest = module.manifest()()
         .into_result()
@@ -343,21 +345,39 @@ pub fn load(spec: &LoadSpec) -> Result<LoadedPlugin, LoadError> {
     if let (Some(name), Some(dir)) = (&spec.name, &spec.install_dir) {
         host::set_install_dir(name, dir);
     }
-    module.init()(host::services())
-        .into_result()
-        .map_err(|e| LoadError::Init {
-            plugin: label.clone(),
-            reason: e.message.into_string(),
-        })?;
-    let manifest = manifest_from_abi(&abi_manifest, callbacks_of(module), &verified.sha256);
+    init.call().into_result().map_err(|e| LoadError::Init {
+        plugin: label.clone(),
+        reason: e.message.into_string(),
+    })?;
+    let manifest = manifest_from_abi(&abi_manifest, callbacks_of(&module), &verified.sha256);
     tracing::debug!(plugin = %manifest.name, sha256 = %manifest.sha256, "plugin loaded");
     Ok(LoadedPlugin::new(module, manifest, spec.path.clone()))
 }
 
+/// A plugin's `init` entry point, typed by the host services of the
+/// plugin-api version it was built with.
+#[derive(Clone, Copy)]
+enum Init {
+    V1_0(extern "C" fn(v1_0::HostServices_Ref) -> abi::CallResult<()>),
+    Current(extern "C" fn(abi::HostServices_Ref) -> abi::CallResult<()>),
+}
+
+impl Init {
+    fn call(self) -> abi::CallResult<()> {
+        match self {
+            Init::V1_0(f) => f(host::services_v1_0()),
+            Init::Current(f) => f(host::services()),
+        }
+    }
+}
+
 /// Copies the verified bytes into a sealed memfd, dlopens it and gets the
 /// root module through abi_stable's header API (not `RootModule::load_from*`,
-/// which keeps one module per type and so one plugin per process).
-fn open_verified(v: &VerifiedLibrary) -> Result<PluginMod_Ref, LoadError> {
+/// which keeps one module per type and so one plugin per process). The
+/// layout checked is the one of the plugin-api minor the plugin was built
+/// with: abi_stable accepts a library with more prefix fields than expected,
+/// never fewer, so older plugins are checked against their frozen layout.
+fn open_verified(v: &VerifiedLibrary) -> Result<(Entries, Init), LoadError> {
     let plugin = v.label.clone();
     let memfd = sealed_memfd(&v.bytes).map_err(|source| LoadError::Memfd {
         plugin: plugin.clone(),
@@ -388,8 +408,17 @@ fn open_verified(v: &VerifiedLibrary) -> Result<PluginMod_Ref, LoadError> {
         &plugin,
         &format!("{}.{}.{}", theirs.major, theirs.minor, theirs.patch),
     )?;
-    lib.init_root_module::<PluginMod_Ref>()
-        .map_err(|e| map_lib_err(v, e))
+    if theirs.minor == 0 {
+        let m = lib
+            .init_root_module::<v1_0::PluginMod_Ref>()
+            .map_err(|e| map_lib_err(v, e))?;
+        Ok((Entries::from(m), Init::V1_0(m.init())))
+    } else {
+        let m = lib
+            .init_root_module::<abi::PluginMod_Ref>()
+            .map_err(|e| map_lib_err(v, e))?;
+        Ok((Entries::from(m), Init::Current(m.init())))
+    }
 }
 
 fn sealed_memfd(bytes: &[u8]) -> std::io::Result<File> {
@@ -512,7 +541,7 @@ fn major_minor(v: &str) -> Option<(u64, u64)> {
 }
 
 /// The callback kinds of a loaded module, from which entry points it has.
-fn callbacks_of(m: PluginMod_Ref) -> Vec<CallbackKind> {
+fn callbacks_of(m: &Entries) -> Vec<CallbackKind> {
     let mut v = Vec::new();
     if m.run_command().is_some() || m.flag_pre_run().is_some() || m.global_pre_run().is_some() {
         v.push(CallbackKind::Command);

@@ -3,6 +3,7 @@
 pub mod build;
 pub mod dispatch;
 pub mod engine_hooks;
+mod entries;
 pub mod host;
 pub mod image;
 pub mod install;

@@ -1,0 +1,67 @@
+//! The plugin-api 1.0 root module, frozen.
+//!
+//! abi_stable lets a library's prefix types have *more* fields than the
+//! loader expects, never fewer. A newer runtime therefore checks an older
+//! plugin against the layout that plugin was built with: each minor release
+//! that changes a root-module type keeps the previous layout here, and the
+//! loader picks it by the plugin's declared minor version. Types that did
+//! not change are shared with the current [`super`] definitions.
+//!
+//! 1.0 → 1.1: [`super::HostServices`] gained `install_dir`.
+
+use abi_stable::{
+    declare_root_module_statics, library::RootModule, sabi_types::VersionStrings, std_types::RStr,
+    StableAbi,
+};
+
+use super::{
+    CallResult, CommandInvocation, DriverRegistrarMut, EngineConfigMut, EngineConfigRef, LogLevel,
+    PluginManifest, PreRunInfo, SignalSourceMut,
+};
+
+/// Host services of plugin-api 1.0: logging only.
+#[repr(C)]
+#[derive(StableAbi, Debug)]
+#[sabi(kind(Prefix(prefix_ref = HostServices_Ref, prefix_fields = HostServices_Prefix)))]
+#[sabi(missing_field(option))]
+pub struct HostServices {
+    /// Emits a log record into the runtime's log, tagged with the plugin name.
+    #[sabi(last_prefix_field)]
+    pub log: extern "C" fn(plugin: RStr<'_>, level: LogLevel, message: RStr<'_>),
+}
+
+/// The root module of plugin-api 1.0 (see [`super::PluginMod`]).
+#[repr(C)]
+#[derive(StableAbi, Debug)]
+#[sabi(kind(Prefix(prefix_ref = PluginMod_Ref, prefix_fields = PluginMod_Prefix)))]
+#[sabi(missing_field(option))]
+#[allow(missing_docs)]
+pub struct PluginMod {
+    pub manifest: extern "C" fn() -> CallResult<PluginManifest>,
+    pub init: extern "C" fn(host: HostServices_Ref) -> CallResult<()>,
+    pub run_command: Option<extern "C" fn(invocation: &CommandInvocation) -> CallResult<i32>>,
+    pub flag_pre_run: Option<extern "C" fn(invocation: &CommandInvocation) -> CallResult<()>>,
+    pub global_pre_run: Option<extern "C" fn(info: &PreRunInfo) -> CallResult<()>>,
+    pub engine_config: Option<extern "C" fn(config: EngineConfigMut<'_>) -> CallResult<()>>,
+    pub monitor_container: Option<
+        extern "C" fn(
+            config: EngineConfigRef<'_>,
+            pid: i32,
+            signals: SignalSourceMut<'_>,
+        ) -> CallResult<i32>,
+    >,
+    pub post_start_process:
+        Option<extern "C" fn(config: EngineConfigRef<'_>, pid: i32) -> CallResult<()>>,
+    pub register_image_driver: Option<
+        extern "C" fn(unprivileged: bool, registrar: DriverRegistrarMut<'_>) -> CallResult<()>,
+    >,
+    #[sabi(last_prefix_field)]
+    pub install: Option<extern "C" fn(install_dir: RStr<'_>) -> CallResult<()>>,
+}
+
+impl RootModule for PluginMod_Ref {
+    declare_root_module_statics! {PluginMod_Ref}
+    const BASE_NAME: &'static str = "vessel_plugin";
+    const NAME: &'static str = "vessel plugin";
+    const VERSION_STRINGS: VersionStrings = VersionStrings::new("1.0.0");
+}
