@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 LIST_RUNS="${1:-50}"
 VERIFY_RUNS="${2:-3}"
-REF="${VESSEL_SIF_REFERENCE:-../shared/testdata/sif-reference}"
+REF="${VESSEL_SIF_REFERENCE:-testdata/sif-reference}"
 
 cargo build --release --quiet -p vessel
 VESSEL="${CARGO_TARGET_DIR:-target}/release/vessel"

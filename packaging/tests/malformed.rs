@@ -13,14 +13,14 @@ use vessel_sif::{
 
 fn reference(name: &str) -> Vec<u8> {
     let dir = std::env::var_os("VESSEL_SIF_REFERENCE").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/sif-reference"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/sif-reference"),
         PathBuf::from,
     );
     std::fs::read(dir.join(name)).unwrap()
 }
 
 fn public_key() -> VerifyingKey {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/sif-reference");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/sif-reference");
     let pem = std::fs::read_to_string(dir.join("ed25519-public.pem")).unwrap();
     VerifyingKey::from_public_key_pem(&pem).unwrap()
 }

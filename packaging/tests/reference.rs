@@ -11,7 +11,7 @@ use vessel_sif::{
 
 fn reference(name: &str) -> PathBuf {
     let dir = std::env::var_os("VESSEL_SIF_REFERENCE").map_or_else(
-        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/sif-reference"),
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/sif-reference"),
         PathBuf::from,
     );
     dir.join(name)

@@ -14,13 +14,14 @@ pub fn workspace_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// `../shared/testdata/sif-reference` beside the source tree, or the
+/// The SIF reference test vectors (`testdata/sif-reference`, copied
+/// unchanged from the reference implementation), or the
 /// `VESSEL_SIF_REFERENCE` override.
 pub fn sif_reference_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("VESSEL_SIF_REFERENCE") {
         return PathBuf::from(d);
     }
-    workspace_root().join("../shared/testdata/sif-reference")
+    workspace_root().join("testdata/sif-reference")
 }
 
 /// A file in the SIF reference test data.
