@@ -5,7 +5,6 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use super::loader::{self, LoadSpec};
-use super::manifest::CallbackKind;
 use super::store::{Meta, Store, PLUGIN_SO};
 use super::LoadedPlugin;
 use crate::cli::Context;
@@ -47,17 +46,6 @@ pub fn load_installed(ctx: &Context, meta: &Meta) -> Result<&'static LoadedPlugi
     ));
     cache.insert(name.to_owned(), loaded);
     Ok(loaded)
-}
-
-/// Loads every enabled plugin that registered `kind`, in name order. Plugins
-/// that registered other kinds are not opened.
-pub fn load_with(ctx: &Context, kind: CallbackKind) -> Result<Vec<&'static LoadedPlugin>, Error> {
-    let store = Store::new(ctx.paths.plugin_dir());
-    store
-        .enabled_with(kind)?
-        .iter()
-        .map(|m| load_installed(ctx, m))
-        .collect()
 }
 
 /// Runs the global pre-run hooks of every enabled plugin that has one, in

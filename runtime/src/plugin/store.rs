@@ -23,7 +23,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::manifest::{CallbackKind, Manifest};
+use super::manifest::Manifest;
 
 /// File names inside an installed plugin's dir.
 pub const PLUGIN_SO: &str = "plugin.so";
@@ -273,15 +273,6 @@ impl Store {
             out.insert(meta.manifest.name.clone(), meta);
         }
         Ok(out.into_values().collect())
-    }
-
-    /// Enabled plugins that registered `kind`, sorted by name.
-    pub fn enabled_with(&self, kind: CallbackKind) -> Result<Vec<Meta>, StoreError> {
-        Ok(self
-            .list()?
-            .into_iter()
-            .filter(|m| m.enabled && m.manifest.has(kind))
-            .collect())
     }
 
     fn read_meta_file(path: &Path) -> Result<Meta, StoreError> {
@@ -585,6 +576,7 @@ pub fn new_meta(manifest: Manifest, enabled: bool, signer: Option<String>) -> Me
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::manifest::CallbackKind;
 
     fn manifest(name: &str) -> Manifest {
         Manifest {
