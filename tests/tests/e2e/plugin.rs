@@ -157,6 +157,21 @@ fn compile_outside_the_tree_fails_and_writes_nothing() {
     ]));
     assert!(e.contains("outside the vessel source tree"), "{e}");
     assert!(!outside.path().join("new").exists());
+
+    // Inside the tree, `create` refuses a non-empty dir and touches nothing.
+    let busy = tempfile::tempdir_in(vessel_tests::plugin_work_dir()).unwrap();
+    std::fs::write(busy.path().join("keep.txt"), "mine").unwrap();
+    let before = snapshot(busy.path());
+    let e = fails_255(&root.run(&[
+        "plugin",
+        "create",
+        busy.path().to_str().unwrap(),
+        "example.com/x",
+    ]));
+    assert!(e.contains("already exists and is not empty"), "{e}");
+    assert_eq!(snapshot(busy.path()), before);
+    let e = fails_255(&root.run(&["plugin", "create", "target/x", "../bad"]));
+    assert!(e.contains("not a clean relative path"), "{e}");
 }
 
 #[test]
