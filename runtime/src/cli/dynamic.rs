@@ -68,12 +68,12 @@ pub fn build_command(metas: &[Meta]) -> clap::Command {
 
 /// The installed plugins' metas; a broken plugin dir only costs a warning so
 /// that `vessel plugin ...` always works.
-pub fn installed_metas(ctx: &Context) -> Vec<Meta> {
+fn installed_metas(ctx: &Context) -> Option<Vec<Meta>> {
     match Store::new(ctx.paths.plugin_dir()).list() {
-        Ok(m) => m,
+        Ok(m) => Some(m),
         Err(e) => {
             tracing::warn!("ignoring installed plugins: {e}");
-            Vec::new()
+            None
         }
     }
 }
@@ -155,8 +155,9 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
             init(&GlobalArgs::default());
         }
     }
-    let ctx = Context::from_env()?;
-    let metas = installed_metas(&ctx);
+    let mut ctx = Context::from_env()?;
+    ctx.installed = installed_metas(&ctx);
+    let metas = ctx.installed.clone().unwrap_or_default();
     tracing::debug!(
         plugins = metas.len(),
         "building the command line from plugin metas"

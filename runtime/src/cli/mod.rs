@@ -80,6 +80,9 @@ pub struct Context {
     pub paths: Paths,
     /// The parsed `vessel.toml`.
     pub config: Config,
+    /// The installed plugins' metas as read once at start-up (for the
+    /// command line), or `None` if the store could not be read then.
+    pub installed: Option<Vec<crate::plugin::store::Meta>>,
 }
 
 impl Context {
@@ -87,7 +90,11 @@ impl Context {
     pub fn from_env() -> Result<Self, Error> {
         let paths = Paths::from_env();
         let config = Config::load(&paths.config_file())?;
-        Ok(Self { paths, config })
+        Ok(Self {
+            paths,
+            config,
+            installed: None,
+        })
     }
 }
 

@@ -142,7 +142,7 @@ pub fn run(args: &PluginArgs, ctx: &Context) -> Result<i32, Error> {
                 },
                 callback: *callback,
             };
-            let metas = lifecycle::list(&store, &filter)?;
+            let metas = lifecycle::list(&store, ctx.installed.as_deref(), &filter)?;
             print!("{}", render_list(&metas, *json, *long));
             Ok(0)
         }

@@ -84,11 +84,11 @@ impl<'a> PluginHooks<'a> {
     /// Reads the store (no library is opened) and checks what can be checked
     /// before anything runs: at most one MonitorContainer plugin.
     pub fn new(ctx: &'a Context) -> Result<Self, Error> {
-        let enabled: Vec<Meta> = Store::new(ctx.paths.plugin_dir())
-            .list()?
-            .into_iter()
-            .filter(|m| m.enabled)
-            .collect();
+        let all = match &ctx.installed {
+            Some(known) => known.clone(),
+            None => Store::new(ctx.paths.plugin_dir()).list()?,
+        };
+        let enabled: Vec<Meta> = all.into_iter().filter(|m| m.enabled).collect();
         let monitors: Vec<&Meta> = enabled
             .iter()
             .filter(|m| m.manifest.has(CallbackKind::MonitorContainer))

@@ -54,10 +54,18 @@ pub struct ListFilter {
     pub callback: Option<CallbackKind>,
 }
 
-/// Installed plugins matching `filter`, sorted by name.
-pub fn list(store: &Store, filter: &ListFilter) -> Result<Vec<Meta>, StoreError> {
-    Ok(store
-        .list()?
+/// Installed plugins matching `filter`, sorted by name; `known` is a
+/// listing already read in this process, if any.
+pub fn list(
+    store: &Store,
+    known: Option<&[Meta]>,
+    filter: &ListFilter,
+) -> Result<Vec<Meta>, StoreError> {
+    let all = match known {
+        Some(k) => k.to_vec(),
+        None => store.list()?,
+    };
+    Ok(all
         .into_iter()
         .filter(|m| filter.enabled.is_none_or(|e| m.enabled == e))
         .filter(|m| filter.callback.is_none_or(|k| m.manifest.has(k)))
