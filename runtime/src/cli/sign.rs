@@ -31,8 +31,14 @@ pub struct VerifyArgs {
     pub image: PathBuf,
 }
 
+/// `object 3` or `objects 1, 2`.
 fn ids(v: &[u32]) -> String {
-    v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ")
+    let list = v.iter().map(u32::to_string).collect::<Vec<_>>().join(", ");
+    if v.len() == 1 {
+        format!("object {list}")
+    } else {
+        format!("objects {list}")
+    }
 }
 
 /// Runs `vessel sign`.
@@ -41,7 +47,7 @@ pub fn run_sign(args: &SignArgs, _ctx: &Context) -> Result<i32, Error> {
     let signed = vessel_sif::sign_image(&args.image, &key).map_err(in_sif(&args.image))?;
     for s in signed {
         println!(
-            "Signed group {} (objects {}) with {} as object {}",
+            "Signed group {} ({}) with {} as object {}",
             s.group,
             ids(&s.objects),
             s.keyid,
@@ -64,7 +70,7 @@ pub fn run_verify(args: &VerifyArgs, ctx: &Context) -> Result<i32, Error> {
     let report = verify_image_with_keys(&args.image, &keys)?;
     for g in report.groups.iter().filter(|g| g.is_ok()) {
         println!(
-            "Group {}: objects {} verified by {}",
+            "Group {}: {} verified by {}",
             g.group,
             ids(&g.objects),
             g.verified_by.join(", ")

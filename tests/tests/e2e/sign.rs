@@ -31,7 +31,7 @@ fn reference_image_verifies_with_reference_key_only() {
     let o = root.run(&["verify", "--key", s(&pubkey), s(&two)]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(
-        stdout(&o).contains("Group 2: objects 3 verified by"),
+        stdout(&o).contains("Group 2: object 3 verified by"),
         "{}",
         stdout(&o)
     );
@@ -149,7 +149,7 @@ fn sign_then_verify_with_a_new_key_and_every_group() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("Group 1: objects 1, 2 verified by SHA256:"));
-    assert!(stdout(&o).contains("Group 2: objects 3 verified by SHA256:"));
+    assert!(stdout(&o).contains("Group 2: object 3 verified by SHA256:"));
 
     // The reference key did not sign it.
     let o = root.run(&[
