@@ -631,3 +631,41 @@ fn root_the_readme_plugin_example_works_as_written() {
     // Its required argument is enforced by the CLI.
     assert_eq!(root.run(&["hello"]).status.code(), Some(2));
 }
+
+#[test]
+fn root_sigkill_during_installs_never_leaves_a_half_plugin() {
+    if skip_unless_root("sigkill loop") {
+        return;
+    }
+    let img = signed_copy(&compiled_plugin(CLI_PLUGIN), &std::env::temp_dir(), None);
+    let root = TestRoot::new();
+    root.trust_reference_key();
+    // How long a whole upgrade takes here, to spread the kills over it.
+    let t0 = std::time::Instant::now();
+    ok(&root.run(&["plugin", "install", img.to_str().unwrap()]));
+    let span = t0.elapsed().as_micros() as u64;
+    for i in 0..24u64 {
+        let mut child = root
+            .vessel()
+            .args(["plugin", "install", "--upgrade", img.to_str().unwrap()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_micros(span * i / 20));
+        let _ = child.kill();
+        let _ = child.wait();
+        // Old or new, it is always a whole, working plugin.
+        assert_eq!(
+            ok(&root.run(&["test-cmd", "k"])),
+            "test-cmd: k\n",
+            "kill {i}"
+        );
+    }
+    // The next writer sweeps what the killed ones left.
+    ok(&root.run(&["plugin", "disable", "example.com/cli-plugin"]));
+    let dirs = std::fs::read_dir(root.plugin_dir().join(".store"))
+        .unwrap()
+        .count();
+    assert_eq!(dirs, 1, "leftover files dirs");
+}
