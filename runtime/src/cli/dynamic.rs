@@ -162,6 +162,13 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
         plugins = metas.len(),
         "building the command line from plugin metas"
     );
+    // The raw words after the binary name, for plugin hooks. Taken from
+    // `args` (not `std::env::args`, which panics on a non-UTF-8 word).
+    let argv_tail: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
     let matches = match build_command(&metas).try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => e.exit(),
@@ -174,7 +181,6 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
     let Some((sub, sub_m)) = matches.subcommand() else {
         return Err(Error::Usage("no command given (see vessel --help)".into()));
     };
-    let argv_tail: Vec<String> = std::env::args().skip(1).collect();
     let is_plugin_admin = sub == "plugin";
     if !is_plugin_admin {
         plugin_dispatch::run_global_pre_run(&ctx, &metas, sub, &argv_tail)?;

@@ -7,3 +7,23 @@ fn version_prints_the_version() {
     assert!(o.status.success());
     assert!(stdout(&o).starts_with("vessel version "), "{}", stdout(&o));
 }
+
+#[test]
+fn a_non_utf8_argument_is_an_error_not_a_panic() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let root = TestRoot::new();
+    let o = root
+        .vessel()
+        .args([
+            OsStr::new("sif"),
+            OsStr::new("list"),
+            OsStr::from_bytes(b"\xff.sif"),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(255), "{}", vessel_tests::stderr(&o));
+    let err = vessel_tests::stderr(&o);
+    assert!(err.starts_with("error: "), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
