@@ -80,20 +80,31 @@ pub fn install(
     out: &mut dyn Write,
 ) -> Result<Meta, Error> {
     require_root("plugin install")?;
-    let image = PluginImage::open(file).map_err(PluginError::from)?;
+    // Every check and the install itself read one private copy of the image:
+    // the file given may belong to someone who could rewrite it between the
+    // signature check and the read of the library that gets installed.
+    let scratch = tempfile::Builder::new()
+        .prefix("vessel-install-")
+        .tempdir()
+        .map_err(|e| io(&std::env::temp_dir(), e))?;
+    let private = scratch.path().join(PLUGIN_SIF);
+    copy_private(file, &private)?;
+    let mut image = PluginImage::open(&private)
+        .map_err(|mut e| {
+            e.path = file.to_owned();
+            e
+        })
+        .map_err(PluginError::from)?;
+    image.path = file.to_owned();
     let manifest = image.manifest.clone();
     let name = manifest.name.clone();
     store::validate_name(&name)?;
 
-    let signer = check_signature(ctx, file, &name, opts.allow_unsigned)?;
+    let signer = check_signature(ctx, &image, &name, opts.allow_unsigned)?;
     loader::check_api_version(&name, &manifest.api_version).map_err(PluginError::from)?;
 
     // Load exactly the image's library from a private copy: the loader's ELF,
     // hash, API and layout checks, and the library's own view of itself.
-    let scratch = tempfile::Builder::new()
-        .prefix("vessel-install-")
-        .tempdir()
-        .map_err(|e| io(Path::new("/tmp"), e))?;
     let lib_path = scratch.path().join(PLUGIN_SO);
     let library = image.library().map_err(PluginError::from)?;
     write_private(&lib_path, &library)?;
@@ -136,7 +147,7 @@ pub fn install(
     let manifest_json =
         serde_json::to_vec_pretty(&manifest).map_err(|e| io(file, std::io::Error::other(e)))?;
     staging.write(PLUGIN_MANIFEST, &manifest_json, 0o644)?;
-    staging.copy_from(PLUGIN_SIF, file, 0o644)?;
+    staging.copy_from(PLUGIN_SIF, &private, 0o644)?;
     store.commit_install(&lock, staging, &meta, |dir| {
         if manifest.has(CallbackKind::Install) {
             tracing::info!(plugin = %name, dir = %dir.display(), "running the install callback");
@@ -163,6 +174,20 @@ fn io(path: &Path, source: std::io::Error) -> Error {
     .into()
 }
 
+/// Copies `src` to a new file `dst` that only root can change.
+fn copy_private(src: &Path, dst: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut from = std::fs::File::open(src).map_err(|e| io(src, e))?;
+    let mut to = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dst)
+        .map_err(|e| io(dst, e))?;
+    std::io::copy(&mut from, &mut to).map_err(|e| io(src, e))?;
+    Ok(())
+}
+
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut f = std::fs::OpenOptions::new()
@@ -177,12 +202,14 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 /// Applies the signature policy; returns the trusted signer's keyid.
 fn check_signature(
     ctx: &Context,
-    file: &Path,
+    image: &PluginImage,
     name: &str,
     allow_unsigned: bool,
 ) -> Result<Option<String>, Error> {
     let trust = TrustStore::load(&ctx.paths)?;
-    let report = trust.verify_image(file)?;
+    let report = image
+        .verify(&trust.verifying_keys())
+        .map_err(crate::error::in_sif(&image.path))?;
     if report.is_ok() {
         return Ok(report.signers().into_iter().next());
     }
