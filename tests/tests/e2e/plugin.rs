@@ -496,6 +496,9 @@ fn root_killed_installs_leave_old_or_new_state() {
             let o = root
                 .vessel()
                 .env("VESSEL_FAULT_INJECT", format!("{point}:kill"))
+                // A killed install cannot remove its scratch dir: keep it in
+                // this test's root rather than litter the real /tmp.
+                .env("TMPDIR", root.path())
                 .args(["plugin", "install", "--upgrade", img.to_str().unwrap()])
                 .output()
                 .unwrap();
