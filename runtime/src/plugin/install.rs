@@ -116,6 +116,9 @@ pub fn install(
     .map_err(PluginError::from)?;
     compare_manifests(&manifest, loaded.manifest())?;
 
+    // What is installed is read under the writer lock, so two installs at
+    // once cannot both pass the "already installed" and clash checks.
+    let lock = store.lock()?;
     let previous = match store.get(&name) {
         Ok(m) => Some(m),
         Err(StoreError::NotInstalled(_)) => None,
@@ -141,7 +144,6 @@ pub fn install(
 
     let enabled = previous.as_ref().is_none_or(|m| m.enabled);
     let meta = store::new_meta(manifest.clone(), enabled, signer);
-    let lock = store.lock()?;
     let staging = store.new_staging(&lock, &meta)?;
     staging.write(PLUGIN_SO, &library, 0o644)?;
     let manifest_json =
