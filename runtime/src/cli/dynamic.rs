@@ -66,15 +66,19 @@ pub fn build_command(metas: &[Meta]) -> clap::Command {
     cmd
 }
 
-/// The installed plugins' metas; a broken plugin dir only costs a warning so
-/// that `vessel plugin ...` always works.
-fn installed_metas(ctx: &Context) -> Option<Vec<Meta>> {
-    match Store::new(ctx.paths.plugin_dir()).list() {
-        Ok(m) => Some(m),
-        Err(e) => {
-            tracing::warn!("ignoring installed plugins: {e}");
-            None
-        }
+/// The installed plugins' metas, and warnings to log once logging is set
+/// up: a broken plugin dir or meta only costs a warning so that
+/// `vessel plugin ...` always works.
+fn installed_metas(ctx: &Context) -> (Option<Vec<Meta>>, Vec<String>) {
+    match Store::new(ctx.paths.plugin_dir()).list_all() {
+        Ok((metas, unreadable)) => (
+            Some(metas),
+            unreadable
+                .iter()
+                .map(|e| format!("ignoring an installed plugin: {e}"))
+                .collect(),
+        ),
+        Err(e) => (None, vec![format!("ignoring installed plugins: {e}")]),
     }
 }
 
@@ -156,7 +160,8 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
         }
     }
     let mut ctx = Context::from_env()?;
-    ctx.installed = installed_metas(&ctx);
+    let (installed, warnings) = installed_metas(&ctx);
+    ctx.installed = installed;
     let metas = ctx.installed.clone().unwrap_or_default();
     tracing::debug!(
         plugins = metas.len(),
@@ -176,6 +181,9 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
     let global = GlobalArgs::from_arg_matches(&matches).map_err(|e| Error::Usage(e.to_string()))?;
     if let Some(init) = init_tracing.take() {
         init(&global);
+    }
+    for w in &warnings {
+        tracing::warn!("{w}");
     }
 
     let Some((sub, sub_m)) = matches.subcommand() else {
