@@ -226,7 +226,5 @@ fn completion(m: &ArgMatches, metas: &[Meta]) -> Result<i32, Error> {
         .get_one::<clap_complete::Shell>("shell")
         .copied()
         .ok_or_else(|| Error::Usage("completion: no shell given".into()))?;
-    let mut cmd = build_command(metas);
-    clap_complete::generate(shell, &mut cmd, "vessel", &mut std::io::stdout());
-    Ok(0)
+    super::print_completion(shell, &mut build_command(metas))
 }
