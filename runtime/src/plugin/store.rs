@@ -569,11 +569,15 @@ impl Staging {
 
     /// Copies file `src` into the staging dir as `name` and fsyncs it.
     pub fn copy_from(&self, name: &str, src: &Path, mode: u32) -> Result<(), StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let p = self.dir.join(name);
         let mut from = File::open(src).map_err(io_err(src))?;
+        // Private until complete: with a loose umask the default mode would
+        // let others open it for writing before `set_mode` narrows it.
         let mut to = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&p)
             .map_err(io_err(&p))?;
         io::copy(&mut from, &mut to).map_err(io_err(&p))?;
