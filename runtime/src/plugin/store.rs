@@ -277,8 +277,14 @@ impl Store {
         for entry in rd {
             let entry = entry.map_err(io_err(&self.dir))?;
             let path = entry.path();
-            let is_meta = path.extension().is_some_and(|e| e == "meta")
-                && !entry.file_name().to_string_lossy().starts_with('.');
+            // Only `<sha256 hex>.meta` files: a plugin named e.g. `x.meta`
+            // has a name link of that name (a symlink), which is no meta.
+            let file_name = entry.file_name();
+            let is_meta = file_name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".meta"))
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                && entry.file_type().is_ok_and(|t| t.is_file());
             if !is_meta {
                 continue;
             }
@@ -705,6 +711,19 @@ mod tests {
         assert_eq!(so_of(&store, "p"), b"old");
         let dirs = fs::read_dir(store.dir().join(FILES_DIR)).unwrap().count();
         assert_eq!(dirs, 1);
+    }
+
+    #[test]
+    fn a_name_ending_in_meta_is_not_mistaken_for_a_meta() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::new(d.path().join("plugins"));
+        install(&store, "x.meta", b"x").unwrap();
+        install(&store, "y", b"y").unwrap();
+        let (metas, unreadable) = store.list_all().unwrap();
+        assert!(unreadable.is_empty(), "{unreadable:?}");
+        let names: Vec<_> = metas.iter().map(|m| m.name()).collect();
+        assert_eq!(names, ["x.meta", "y"]);
+        assert_eq!(so_of(&store, "x.meta"), b"x");
     }
 
     #[test]
