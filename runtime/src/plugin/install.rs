@@ -186,17 +186,34 @@ fn io(path: &Path, source: std::io::Error) -> Error {
     .into()
 }
 
-/// Copies `src` to a new file `dst` that only root can change.
+/// Copies the regular file `src` (as large as it was when opened: a device
+/// or a growing file must not fill the disk) to a new file `dst` that only
+/// root can change.
 fn copy_private(src: &Path, dst: &Path) -> Result<(), Error> {
+    use std::io::Read as _;
     use std::os::unix::fs::OpenOptionsExt;
-    let mut from = std::fs::File::open(src).map_err(|e| io(src, e))?;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer (it has no
+    // effect on reading a regular file).
+    let from = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(src)
+        .map_err(|e| io(src, e))?;
+    let meta = from.metadata().map_err(|e| io(src, e))?;
+    if !meta.is_file() {
+        return Err(PluginError::from(super::image::PluginImageError {
+            path: src.to_owned(),
+            reason: "not a regular file".into(),
+        })
+        .into());
+    }
     let mut to = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
         .open(dst)
         .map_err(|e| io(dst, e))?;
-    std::io::copy(&mut from, &mut to).map_err(|e| io(src, e))?;
+    std::io::copy(&mut from.take(meta.len()), &mut to).map_err(|e| io(src, e))?;
     Ok(())
 }
 
