@@ -66,15 +66,19 @@ pub fn build_command(metas: &[Meta]) -> clap::Command {
     cmd
 }
 
-/// The installed plugins' metas; a broken plugin dir only costs a warning so
-/// that `vessel plugin ...` always works.
-fn installed_metas(ctx: &Context) -> Option<Vec<Meta>> {
-    match Store::new(ctx.paths.plugin_dir()).list() {
-        Ok(m) => Some(m),
-        Err(e) => {
-            tracing::warn!("ignoring installed plugins: {e}");
-            None
-        }
+/// The installed plugins' metas, and warnings to log once logging is set
+/// up: a broken plugin dir or meta only costs a warning so that
+/// `vessel plugin ...` always works.
+fn installed_metas(ctx: &Context) -> (Option<Vec<Meta>>, Vec<String>) {
+    match Store::new(ctx.paths.plugin_dir()).list_all() {
+        Ok((metas, unreadable)) => (
+            Some(metas),
+            unreadable
+                .iter()
+                .map(|e| format!("ignoring an installed plugin: {e}"))
+                .collect(),
+        ),
+        Err(e) => (None, vec![format!("ignoring installed plugins: {e}")]),
     }
 }
 
@@ -156,13 +160,21 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
         }
     }
     let mut ctx = Context::from_env()?;
-    ctx.installed = installed_metas(&ctx);
+    let (installed, warnings) = installed_metas(&ctx);
+    ctx.installed = installed;
     let metas = ctx.installed.clone().unwrap_or_default();
     tracing::debug!(
         plugins = metas.len(),
         "building the command line from plugin metas"
     );
-    let matches = match build_command(&metas).try_get_matches_from(&args) {
+    // The raw words after the binary name, for plugin hooks. Taken from
+    // `args` (not `std::env::args`, which panics on a non-UTF-8 word).
+    let argv_tail: Vec<String> = args
+        .iter()
+        .skip(1)
+        .map(|a| a.to_string_lossy().into_owned())
+        .collect();
+    let matches = match build_command(&metas).try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => e.exit(),
     };
@@ -170,16 +182,13 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
     if let Some(init) = init_tracing.take() {
         init(&global);
     }
+    for w in &warnings {
+        tracing::warn!("{w}");
+    }
 
     let Some((sub, sub_m)) = matches.subcommand() else {
         return Err(Error::Usage("no command given (see vessel --help)".into()));
     };
-    // Lossy, not std::env::args(): a non-UTF-8 argument must not panic here.
-    let argv_tail: Vec<String> = args
-        .iter()
-        .skip(1)
-        .map(|a| a.to_string_lossy().into_owned())
-        .collect();
     let is_plugin_admin = sub == "plugin";
     if !is_plugin_admin {
         plugin_dispatch::run_global_pre_run(&ctx, &metas, sub, &argv_tail)?;
@@ -217,7 +226,5 @@ fn completion(m: &ArgMatches, metas: &[Meta]) -> Result<i32, Error> {
         .get_one::<clap_complete::Shell>("shell")
         .copied()
         .ok_or_else(|| Error::Usage("completion: no shell given".into()))?;
-    let mut cmd = build_command(metas);
-    clap_complete::generate(shell, &mut cmd, "vessel", &mut std::io::stdout());
-    Ok(0)
+    super::print_completion(shell, &mut build_command(metas))
 }

@@ -170,6 +170,6 @@ pub fn run_shell(a: &ShellArgs, ctx: &Context) -> Result<i32, Error> {
 /// Runs `vessel build`.
 pub fn run_build(a: &BuildArgs, _ctx: &Context) -> Result<i32, Error> {
     crate::image::build::build_sif(&a.output, &a.sandbox, a.sign_key.as_deref(), a.force)?;
-    println!("built {}", a.output.display());
+    let _ = outln!("built {}", a.output.display());
     Ok(0)
 }

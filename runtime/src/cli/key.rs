@@ -45,18 +45,19 @@ pub fn run(args: &KeyArgs, ctx: &Context) -> Result<i32, Error> {
     match &args.command {
         KeyCommand::Newpair { out } => {
             let files = generate_keypair(out)?;
-            println!("Private key: {}", files.private.display());
-            println!("Public key:  {}", files.public.display());
-            println!("Key ID:      {}", files.keyid);
+            // The keys are written: a closed stdout does not undo that.
+            let _ = outln!("Private key: {}", files.private.display());
+            let _ = outln!("Public key:  {}", files.public.display());
+            let _ = outln!("Key ID:      {}", files.keyid);
         }
         KeyCommand::List => {
             let store = TrustStore::load(&ctx.paths)?;
             if store.keys().is_empty() {
-                println!("There are no trusted keys.");
+                outln!("There are no trusted keys.")?;
             } else {
-                println!("KEYID{:46}FILE", "");
+                outln!("KEYID{:46}FILE", "")?;
                 for k in store.keys() {
-                    println!("{:<51}{}", k.keyid, k.path.display());
+                    outln!("{:<51}{}", k.keyid, k.path.display())?;
                 }
             }
         }
@@ -64,15 +65,15 @@ pub fn run(args: &KeyArgs, ctx: &Context) -> Result<i32, Error> {
             let mut store = TrustStore::load(&ctx.paths)?;
             let added = store.add(pubfile)?;
             if added.already_trusted {
-                println!("Key {} is already trusted.", added.keyid);
+                let _ = outln!("Key {} is already trusted.", added.keyid);
             } else {
-                println!("Trusted key {} ({}).", added.keyid, added.path.display());
+                let _ = outln!("Trusted key {} ({}).", added.keyid, added.path.display());
             }
         }
         KeyCommand::Remove { keyid } => {
             let mut store = TrustStore::load(&ctx.paths)?;
             store.remove(keyid)?;
-            println!("Removed key {keyid}.");
+            let _ = outln!("Removed key {keyid}.");
         }
     }
     Ok(0)

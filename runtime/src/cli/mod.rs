@@ -8,6 +8,41 @@ use crate::config::Config;
 use crate::paths::Paths;
 use crate::Error;
 
+/// `println!` for command output that returns the write error instead of
+/// panicking when stdout is closed (`vessel plugin list | head -0`).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*).map_err($crate::cli::stdout_err)
+    }};
+}
+
+/// `print!` counterpart of [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*).map_err($crate::cli::stdout_err)
+    }};
+}
+
+/// A failed write of command output.
+pub(crate) fn stdout_err(e: std::io::Error) -> Error {
+    Error::Sif(vessel_sif::Error::io("<stdout>", e))
+}
+
+/// Prints a shell completion script for `cmd` (generated into memory first:
+/// clap_complete panics when its writer fails).
+pub(crate) fn print_completion(
+    shell: clap_complete::Shell,
+    cmd: &mut clap::Command,
+) -> Result<i32, Error> {
+    use std::io::Write as _;
+    let mut script = Vec::new();
+    clap_complete::generate(shell, cmd, "vessel", &mut script);
+    std::io::stdout().write_all(&script).map_err(stdout_err)?;
+    Ok(0)
+}
+
 pub mod dynamic;
 pub mod engine;
 pub mod key;
@@ -111,17 +146,11 @@ pub fn dispatch(cli: &Cli, ctx: &Context) -> Result<i32, Error> {
         Command::Shell(a) => engine::run_shell(a, ctx),
         Command::Build(a) => engine::run_build(a, ctx),
         Command::Version => {
-            println!("vessel version {}", env!("CARGO_PKG_VERSION"));
+            outln!("vessel version {}", env!("CARGO_PKG_VERSION"))?;
             Ok(0)
         }
         Command::Completion { shell } => {
-            clap_complete::generate(
-                *shell,
-                &mut <Cli as clap::CommandFactory>::command(),
-                "vessel",
-                &mut std::io::stdout(),
-            );
-            Ok(0)
+            print_completion(*shell, &mut <Cli as clap::CommandFactory>::command())
         }
     }
 }

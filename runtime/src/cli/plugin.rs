@@ -122,7 +122,7 @@ pub fn run(args: &PluginArgs, ctx: &Context) -> Result<i32, Error> {
         } => super::plugin_build::install(ctx, &store, file, *allow_unsigned, *upgrade),
         PluginCommand::Uninstall { name } => {
             lifecycle::uninstall(&store, name)?;
-            println!("Plugin \"{name}\" uninstalled.");
+            let _ = outln!("Plugin \"{name}\" uninstalled.");
             Ok(0)
         }
         PluginCommand::Enable { name } => toggle(&store, name, true),
@@ -143,7 +143,7 @@ pub fn run(args: &PluginArgs, ctx: &Context) -> Result<i32, Error> {
                 callback: *callback,
             };
             let metas = lifecycle::list(&store, ctx.installed.as_deref(), &filter)?;
-            print!("{}", render_list(&metas, *json, *long));
+            out!("{}", render_list(&metas, *json, *long))?;
             Ok(0)
         }
     }
@@ -152,9 +152,10 @@ pub fn run(args: &PluginArgs, ctx: &Context) -> Result<i32, Error> {
 fn toggle(store: &Store, name: &str, enabled: bool) -> Result<i32, Error> {
     let word = if enabled { "enabled" } else { "disabled" };
     match lifecycle::set_enabled(store, name, enabled)? {
-        Toggle::Changed => println!("Plugin \"{name}\" {word}."),
-        Toggle::AlreadyThere => println!("Plugin \"{name}\" is already {word}."),
+        Toggle::Changed => outln!("Plugin \"{name}\" {word}."),
+        Toggle::AlreadyThere => outln!("Plugin \"{name}\" is already {word}."),
     }
+    .ok();
     Ok(0)
 }
 

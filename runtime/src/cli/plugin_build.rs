@@ -43,7 +43,7 @@ pub fn create(dir: &Path, name: &str) -> Result<i32, Error> {
     store::validate_name(name)?;
     let tree = build::source_tree().map_err(PluginError::from)?;
     let dir = build::create(&tree, dir, name, &skeleton_lib_rs(name)).map_err(PluginError::from)?;
-    println!(
+    let _ = outln!(
         "Plugin \"{name}\" created in {} (crate {}).",
         dir.display(),
         crate_name_for(name)
@@ -76,7 +76,7 @@ pub fn compile(dir: &Path, out: Option<&Path>, key: Option<&Path>) -> Result<i32
             return Err(e.into());
         }
     }
-    println!("Plugin built to: {}", out.display());
+    let _ = outln!("Plugin built to: {}", out.display());
     Ok(0)
 }
 
@@ -109,13 +109,13 @@ pub fn inspect(ctx: &Context, store: &Store, target: &str, json: bool) -> Result
                 "installed_at": m.installed_at,
             })),
         });
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&v).unwrap_or_else(|_| "{}".into())
-        );
+        )?;
         return Ok(0);
     }
-    print!("{}", render_inspect(&manifest, &sigs, installed.as_ref()));
+    out!("{}", render_inspect(&manifest, &sigs, installed.as_ref()))?;
     Ok(0)
 }
 

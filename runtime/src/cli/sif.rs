@@ -48,9 +48,7 @@ pub enum SifCommand {
     },
 }
 
-fn stdout_err(e: std::io::Error) -> Error {
-    Error::Sif(vessel_sif::Error::io("<stdout>", e))
-}
+use super::stdout_err;
 
 /// Runs `vessel sif`.
 pub fn run(args: &SifArgs, _ctx: &Context) -> Result<i32, Error> {

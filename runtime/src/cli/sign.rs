@@ -46,7 +46,8 @@ pub fn run_sign(args: &SignArgs, _ctx: &Context) -> Result<i32, Error> {
     let key = load_signing_key(&args.key)?;
     let signed = vessel_sif::sign_image(&args.image, &key).map_err(in_sif(&args.image))?;
     for s in signed {
-        println!(
+        // The image is signed: a closed stdout does not undo that.
+        let _ = outln!(
             "Signed group {} ({}) with {} as object {}",
             s.group,
             ids(&s.objects),
@@ -69,14 +70,14 @@ pub fn run_verify(args: &VerifyArgs, ctx: &Context) -> Result<i32, Error> {
     };
     let report = verify_image_with_keys(&args.image, &keys)?;
     for g in report.groups.iter().filter(|g| g.is_ok()) {
-        println!(
+        outln!(
             "Group {}: {} verified by {}",
             g.group,
             ids(&g.objects),
             g.verified_by.join(", ")
-        );
+        )?;
     }
     require_verified(&args.image, &report)?;
-    println!("Verified {}", args.image.display());
+    outln!("Verified {}", args.image.display())?;
     Ok(0)
 }

@@ -122,7 +122,11 @@ pub fn run(mut cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Error> {
     let unprivileged = cfg.namespaces.user;
 
     let mut registry = Registry::with_builtins();
-    hooks.register_image_drivers(&mut registry, unprivileged)?;
+    // Only an image that needs a driver loads the plugins that register
+    // drivers: a sandbox dir runs without opening their libraries.
+    if matches!(image, Image::Squashfs { .. }) {
+        hooks.register_image_drivers(&mut registry, unprivileged)?;
+    }
 
     let workdir = WorkDir::new()?;
     let root = workdir.path().join("root");

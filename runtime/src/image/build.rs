@@ -78,13 +78,7 @@ fn mksquashfs(sandbox: &Path, squash: &Path) -> Result<(), String> {
         .output()
         .map_err(|e| format!("running mksquashfs: {}", super::io_reason(&e)))?;
     if !o.status.success() {
-        let text = String::from_utf8_lossy(&o.stderr);
-        let last = text
-            .lines()
-            .map(str::trim)
-            .rfind(|l| !l.is_empty())
-            .unwrap_or("no output")
-            .to_lowercase();
+        let last = super::last_stderr_line(&o.stderr);
         return Err(format!("mksquashfs failed: {last}"));
     }
     Ok(())

@@ -218,13 +218,7 @@ impl ImageDriver for Extract {
             .output()
             .map_err(|e| fail(format!("running unsquashfs: {}", super::io_reason(&e))))?;
         if !out.status.success() {
-            let text = String::from_utf8_lossy(&out.stderr);
-            let last = text
-                .lines()
-                .map(str::trim)
-                .rfind(|l| !l.is_empty())
-                .unwrap_or("no output")
-                .to_lowercase();
+            let last = super::last_stderr_line(&out.stderr);
             return Err(fail(format!("unsquashfs failed: {last}")));
         }
         self.dir = Some(dest);

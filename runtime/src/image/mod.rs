@@ -89,6 +89,17 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
     s.to_lowercase()
 }
 
+/// The last non-empty line a failed tool printed on stderr, lowercase, for
+/// a one-line error.
+pub(crate) fn last_stderr_line(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .map(str::trim)
+        .rfind(|l| !l.is_empty())
+        .unwrap_or("no output")
+        .to_lowercase()
+}
+
 /// Squashfs superblock magic, "hsqs" little-endian.
 const SQUASHFS_MAGIC: &[u8; 4] = b"hsqs";
 

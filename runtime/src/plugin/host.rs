@@ -43,15 +43,6 @@ pub fn set_install_dir(plugin: &str, dir: &Path) {
         .insert(plugin.to_owned(), dir.to_owned());
 }
 
-/// The install dir recorded for `plugin`, if any.
-pub fn install_dir_of(plugin: &str) -> Option<PathBuf> {
-    install_dirs()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(plugin)
-        .cloned()
-}
-
 /// The host services table, built once and shared by every plugin.
 pub fn services() -> HostServices_Ref {
     static SERVICES: OnceLock<HostServices_Ref> = OnceLock::new();
@@ -77,9 +68,5 @@ mod tests {
             "/plugins/.store/1"
         );
         assert!(f("example.com/unknown".into()).is_none());
-        assert_eq!(
-            install_dir_of("example.com/a").as_deref(),
-            Some(Path::new("/plugins/.store/1"))
-        );
     }
 }

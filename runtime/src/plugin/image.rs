@@ -107,6 +107,15 @@ impl PluginImage {
             })
     }
 
+    /// Verifies the image's signatures against `keys`, reading through the
+    /// same open file as every other read of this image.
+    pub fn verify(
+        &self,
+        keys: &[ed25519_dalek::VerifyingKey],
+    ) -> Result<vessel_sif::VerifyReport, vessel_sif::Error> {
+        vessel_sif::verify_image(&self.image, keys)
+    }
+
     /// keyids of the DSSE signatures linked to group 1.
     pub fn signer_keyids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self

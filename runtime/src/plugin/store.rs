@@ -253,26 +253,49 @@ impl Store {
     }
 
     /// Every installed plugin's meta, sorted by name. A missing plugin dir
-    /// means no plugins. Opens no plugin library.
+    /// means no plugins. Opens no plugin library. A meta that cannot be
+    /// read is skipped with a warning: one damaged (or newer-format) meta
+    /// must not hide the other plugins or block `plugin uninstall`.
     pub fn list(&self) -> Result<Vec<Meta>, StoreError> {
+        let (metas, unreadable) = self.list_all()?;
+        for e in &unreadable {
+            tracing::warn!("ignoring an installed plugin: {e}");
+        }
+        Ok(metas)
+    }
+
+    /// The readable metas, sorted by name, and the errors of the others
+    /// (for callers that report them later, e.g. once logging is set up).
+    pub fn list_all(&self) -> Result<(Vec<Meta>, Vec<StoreError>), StoreError> {
         let rd = match fs::read_dir(&self.dir) {
             Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
             Err(e) => return Err(io_err(&self.dir)(e)),
         };
         let mut out = BTreeMap::new();
+        let mut unreadable = Vec::new();
         for entry in rd {
             let entry = entry.map_err(io_err(&self.dir))?;
             let path = entry.path();
-            let is_meta = path.extension().is_some_and(|e| e == "meta")
-                && !entry.file_name().to_string_lossy().starts_with('.');
+            // Only `<sha256 hex>.meta` files: a plugin named e.g. `x.meta`
+            // has a name link of that name (a symlink), which is no meta.
+            let file_name = entry.file_name();
+            let is_meta = file_name
+                .to_str()
+                .and_then(|n| n.strip_suffix(".meta"))
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
+                && entry.file_type().is_ok_and(|t| t.is_file());
             if !is_meta {
                 continue;
             }
-            let meta = Self::read_meta_file(&path)?;
-            out.insert(meta.manifest.name.clone(), meta);
+            match Self::read_meta_file(&path) {
+                Ok(meta) => {
+                    out.insert(meta.manifest.name.clone(), meta);
+                }
+                Err(e) => unreadable.push(e),
+            }
         }
-        Ok(out.into_values().collect())
+        Ok((out.into_values().collect(), unreadable))
     }
 
     fn read_meta_file(path: &Path) -> Result<Meta, StoreError> {
@@ -391,14 +414,26 @@ impl Store {
     }
 
     /// Removes plugin `name`: the meta first (the switch), then its files.
+    /// A meta that cannot be read is removed too; its files then belong to
+    /// no meta and go with the next cleanup.
     pub fn commit_uninstall(&self, _lock: &WriteLock, name: &str) -> Result<(), StoreError> {
-        let meta = self.get(name)?;
+        let meta = match self.get(name) {
+            Ok(m) => Some(m),
+            Err(e @ StoreError::BadMeta { .. }) => {
+                tracing::warn!("removing an unreadable meta: {e}");
+                None
+            }
+            Err(e) => return Err(e),
+        };
         let path = self.meta_path(name);
         fs::remove_file(&path).map_err(io_err(&path))?;
         fsync_dir(&self.dir)?;
         fault_point("uninstall-meta-removed")?;
         self.remove_link(name)?;
-        remove_tree(&self.files_dir(&meta))
+        match meta {
+            Some(meta) => remove_tree(&self.files_dir(&meta)),
+            None => self.recover(),
+        }
     }
 
     /// Points `<name as path>` at the meta's files dir (atomically replacing
@@ -440,11 +475,14 @@ impl Store {
     /// Removes what a crashed writer left: files dirs no meta names, temp
     /// files, and name links that do not match their meta.
     fn recover(&self) -> Result<(), StoreError> {
-        let metas = self.list()?;
+        let (metas, unreadable) = self.list_all()?;
+        // With a meta that cannot be read, which files are live is unknown:
+        // remove only temp files until it is fixed or uninstalled.
+        let sure = unreadable.is_empty();
         let live: std::collections::BTreeSet<&str> =
             metas.iter().map(|m| m.install_id.as_str()).collect();
         let store = self.dir.join(FILES_DIR);
-        if let Ok(rd) = fs::read_dir(&store) {
+        if let Some(rd) = fs::read_dir(&store).ok().filter(|_| sure) {
             for e in rd.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();
                 if !live.contains(n.as_str()) {
@@ -456,12 +494,12 @@ impl Store {
         for m in &metas {
             self.point_link(m)?;
         }
-        self.sweep(&self.dir.clone(), &metas)
+        self.sweep(&self.dir.clone(), &metas, sure)
     }
 
-    /// Removes temp files and symlinks into `.store` that no meta owns,
-    /// walking the name dirs below `dir`.
-    fn sweep(&self, dir: &Path, metas: &[Meta]) -> Result<(), StoreError> {
+    /// Removes temp files and (when `links`) symlinks into `.store` that no
+    /// meta owns, walking the name dirs below `dir`.
+    fn sweep(&self, dir: &Path, metas: &[Meta], links: bool) -> Result<(), StoreError> {
         let Ok(rd) = fs::read_dir(dir) else {
             return Ok(());
         };
@@ -474,7 +512,7 @@ impl Store {
             let Ok(ft) = e.file_type() else { continue };
             if n.starts_with(TMP_PREFIX) {
                 let _ = fs::remove_file(&p);
-            } else if ft.is_symlink() {
+            } else if ft.is_symlink() && links {
                 let rel = p
                     .strip_prefix(&self.dir)
                     .unwrap_or(&p)
@@ -485,7 +523,7 @@ impl Store {
                     self.prune_empty_parents(&rel);
                 }
             } else if ft.is_dir() {
-                self.sweep(&p, metas)?;
+                self.sweep(&p, metas, links)?;
             }
         }
         Ok(())
@@ -537,11 +575,15 @@ impl Staging {
 
     /// Copies file `src` into the staging dir as `name` and fsyncs it.
     pub fn copy_from(&self, name: &str, src: &Path, mode: u32) -> Result<(), StoreError> {
+        use std::os::unix::fs::OpenOptionsExt;
         let p = self.dir.join(name);
         let mut from = File::open(src).map_err(io_err(src))?;
+        // Private until complete: with a loose umask the default mode would
+        // let others open it for writing before `set_mode` narrows it.
         let mut to = OpenOptions::new()
             .write(true)
             .create_new(true)
+            .mode(0o600)
             .open(&p)
             .map_err(io_err(&p))?;
         io::copy(&mut from, &mut to).map_err(io_err(&p))?;
@@ -669,6 +711,51 @@ mod tests {
         assert_eq!(so_of(&store, "p"), b"old");
         let dirs = fs::read_dir(store.dir().join(FILES_DIR)).unwrap().count();
         assert_eq!(dirs, 1);
+    }
+
+    #[test]
+    fn a_name_ending_in_meta_is_not_mistaken_for_a_meta() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::new(d.path().join("plugins"));
+        install(&store, "x.meta", b"x").unwrap();
+        install(&store, "y", b"y").unwrap();
+        let (metas, unreadable) = store.list_all().unwrap();
+        assert!(unreadable.is_empty(), "{unreadable:?}");
+        let names: Vec<_> = metas.iter().map(|m| m.name()).collect();
+        assert_eq!(names, ["x.meta", "y"]);
+        assert_eq!(so_of(&store, "x.meta"), b"x");
+    }
+
+    #[test]
+    fn an_unreadable_meta_hides_only_itself_and_can_be_uninstalled() {
+        let d = tempfile::tempdir().unwrap();
+        let store = Store::new(d.path().join("plugins"));
+        install(&store, "a/good", b"good").unwrap();
+        install(&store, "a/broken", b"broken").unwrap();
+        let broken = store.get("a/broken").unwrap();
+        fs::write(store.meta_path("a/broken"), b"{\"manifest\":").unwrap();
+        let names: Vec<_> = store
+            .list()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.manifest.name)
+            .collect();
+        assert_eq!(names, ["a/good"]);
+        // Writers still work, and keep the broken plugin's files meanwhile.
+        let lock = store.lock().unwrap();
+        assert!(store.files_dir(&broken).join(PLUGIN_SO).exists());
+        let mut good = store.get("a/good").unwrap();
+        good.enabled = false;
+        store.put_meta(&lock, &good).unwrap();
+        assert!(matches!(
+            store.get("a/broken"),
+            Err(StoreError::BadMeta { .. })
+        ));
+        store.commit_uninstall(&lock, "a/broken").unwrap();
+        assert!(!store.meta_path("a/broken").exists());
+        assert!(!store.files_dir(&broken).exists());
+        assert!(!store.name_link("a/broken").exists());
+        assert_eq!(so_of(&store, "a/good"), b"good");
     }
 
     #[test]

@@ -16,40 +16,53 @@ pub fn keyid(key: &VerifyingKey) -> String {
     vessel_sif::keyid(key)
 }
 
-fn read_pem(path: &Path) -> Result<String, TrustError> {
+/// Reads a key file; `bad` builds the error for a file that cannot be a key.
+fn read_pem(path: &Path, bad: fn(PathBuf, String) -> TrustError) -> Result<String, TrustError> {
+    use std::io::Read;
+    const MAX_KEY_FILE: u64 = 64 * 1024;
+    let read_err = |source| TrustError::ReadKey {
+        path: path.to_owned(),
+        source,
+    };
     // Key files are tiny; refuse anything that is not, rather than read it.
-    let meta = std::fs::metadata(path).map_err(|source| TrustError::ReadKey {
-        path: path.to_owned(),
-        source,
-    })?;
-    if meta.len() > 64 * 1024 {
-        return Err(TrustError::BadPublicKey {
-            path: path.to_owned(),
-            reason: "file too large for a key".into(),
-        });
+    let f = std::fs::File::open(path).map_err(read_err)?;
+    let mut pem = String::new();
+    f.take(MAX_KEY_FILE + 1)
+        .read_to_string(&mut pem)
+        .map_err(read_err)?;
+    if pem.len() as u64 > MAX_KEY_FILE {
+        return Err(bad(path.to_owned(), "file too large for a key".into()));
     }
-    std::fs::read_to_string(path).map_err(|source| TrustError::ReadKey {
-        path: path.to_owned(),
-        source,
-    })
+    Ok(pem)
+}
+
+fn bad_private(path: PathBuf, reason: String) -> TrustError {
+    TrustError::BadPrivateKey { path, reason }
+}
+
+fn bad_public(path: PathBuf, reason: String) -> TrustError {
+    TrustError::BadPublicKey { path, reason }
 }
 
 /// Loads a PKCS#8 PEM ed25519 private key.
 pub fn load_signing_key(path: &Path) -> Result<SigningKey, TrustError> {
-    let pem = read_pem(path)?;
-    SigningKey::from_pkcs8_pem(&pem).map_err(|e| TrustError::BadPrivateKey {
-        path: path.to_owned(),
-        reason: e.to_string().to_lowercase(),
-    })
+    let pem = read_pem(path, bad_private)?;
+    SigningKey::from_pkcs8_pem(&pem)
+        .map_err(|e| bad_private(path.to_owned(), e.to_string().to_lowercase()))
 }
 
 /// Loads an SPKI PEM ed25519 public key.
 pub fn load_verifying_key(path: &Path) -> Result<VerifyingKey, TrustError> {
-    let pem = read_pem(path)?;
-    VerifyingKey::from_public_key_pem(&pem).map_err(|e| TrustError::BadPublicKey {
-        path: path.to_owned(),
-        reason: e.to_string().to_lowercase(),
-    })
+    Ok(load_verifying_key_pem(path)?.0)
+}
+
+/// Loads an SPKI PEM ed25519 public key and returns it with the PEM text it
+/// was parsed from (read once, so the two always agree).
+pub(crate) fn load_verifying_key_pem(path: &Path) -> Result<(VerifyingKey, String), TrustError> {
+    let pem = read_pem(path, bad_public)?;
+    let key = VerifyingKey::from_public_key_pem(&pem)
+        .map_err(|e| bad_public(path.to_owned(), e.to_string().to_lowercase()))?;
+    Ok((key, pem))
 }
 
 /// The files [`generate_keypair`] wrote.
@@ -153,6 +166,20 @@ mod tests {
         ));
         assert!(matches!(
             load_verifying_key(&files.private),
+            Err(TrustError::BadPublicKey { .. })
+        ));
+    }
+
+    #[test]
+    fn an_oversized_private_key_file_is_a_bad_private_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.pem");
+        std::fs::write(&big, vec![b'A'; 100 * 1024]).unwrap();
+        let e = load_signing_key(&big).unwrap_err();
+        assert!(matches!(e, TrustError::BadPrivateKey { .. }), "{e}");
+        assert!(e.to_string().contains("file too large"), "{e}");
+        assert!(matches!(
+            load_verifying_key(&big),
             Err(TrustError::BadPublicKey { .. })
         ));
     }

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use ed25519_dalek::VerifyingKey;
 use vessel_sif::{Image, VerifyReport};
 
-use super::keys::{keyid, load_verifying_key};
+use super::keys::{keyid, load_verifying_key, load_verifying_key_pem};
 use super::{require_root, TrustError};
 use crate::paths::Paths;
 use crate::Error;
@@ -118,7 +118,9 @@ impl TrustStore {
     /// atomically (temp file, fsync, rename) as `<keyid>.pem`.
     pub fn add(&mut self, pubfile: &Path) -> Result<AddOutcome, TrustError> {
         require_root("trusting a key")?;
-        let key = load_verifying_key(pubfile)?;
+        // The file is read once: what is stored is the key whose keyid is
+        // reported, even if the (user-owned) file changes meanwhile.
+        let (key, pem) = load_verifying_key_pem(pubfile)?;
         let kid = keyid(&key);
         if let Some(k) = self.keys.iter().find(|k| k.keyid == kid) {
             return Ok(AddOutcome {
@@ -132,10 +134,6 @@ impl TrustStore {
             source,
         };
         std::fs::create_dir_all(&self.dir).map_err(|e| store_err(&self.dir, e))?;
-        let pem = std::fs::read(pubfile).map_err(|source| TrustError::ReadKey {
-            path: pubfile.to_owned(),
-            source,
-        })?;
         let dest = self.dir.join(file_name_for(&kid));
         let tmp = self.dir.join(format!(".{}.tmp", file_name_for(&kid)));
         let write = || -> std::io::Result<()> {
@@ -145,7 +143,7 @@ impl TrustStore {
                 .truncate(true)
                 .mode(0o644)
                 .open(&tmp)?;
-            f.write_all(&pem)?;
+            f.write_all(pem.as_bytes())?;
             f.sync_all()?;
             std::fs::rename(&tmp, &dest)?;
             std::fs::File::open(&self.dir)?.sync_all()

@@ -535,6 +535,14 @@ fn root_squashfuse_driver_mounts_sif_images() {
     let o = env.run(&["exec", sif, "sh", "-c", "exit 7"]);
     assert_eq!(o.status.code(), Some(7), "{}", stderr(&o));
     env.assert_clean();
+    // A sandbox dir needs no image driver: the driver plugin stays unopened.
+    let o = env.run(&["-d", "exec", p(&images().sandbox), "true"]);
+    assert!(
+        ok(&o).is_empty() && !stderr(&o).contains("loading plugin library"),
+        "{}",
+        stderr(&o)
+    );
+    env.assert_clean();
 
     // Unprivileged: the driver is offered to user-namespace runs too; it
     // works where the user may open /dev/fuse.

@@ -496,6 +496,9 @@ fn root_killed_installs_leave_old_or_new_state() {
             let o = root
                 .vessel()
                 .env("VESSEL_FAULT_INJECT", format!("{point}:kill"))
+                // A killed install cannot remove its scratch dir: keep it in
+                // this test's root rather than litter the real /tmp.
+                .env("TMPDIR", root.path())
                 .args(["plugin", "install", "--upgrade", img.to_str().unwrap()])
                 .output()
                 .unwrap();
@@ -668,4 +671,33 @@ fn root_sigkill_during_installs_never_leaves_a_half_plugin() {
         .unwrap()
         .count();
     assert_eq!(dirs, 1, "leftover files dirs");
+}
+
+#[test]
+fn root_install_of_a_device_or_fifo_fails_at_once() {
+    if skip_unless_root("install of a device or fifo") {
+        return;
+    }
+    let root = TestRoot::new();
+    let fifo = root.path().join("plugin.fifo");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    for file in [Path::new("/dev/zero"), fifo.as_path()] {
+        let mut child = root
+            .vessel()
+            .args(["plugin", "install", file.to_str().unwrap()])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while child.try_wait().unwrap().is_none() {
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("plugin install {} hangs", file.display());
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let e = fails_255(&child.wait_with_output().unwrap());
+        assert!(e.contains("not a regular file"), "{e}");
+    }
 }
