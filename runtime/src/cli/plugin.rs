@@ -142,8 +142,13 @@ pub fn run(args: &PluginArgs, ctx: &Context) -> Result<i32, Error> {
                 },
                 callback: *callback,
             };
-            let metas = lifecycle::list(&store, ctx.installed.as_deref(), &filter)?;
-            out!("{}", render_list(&metas, *json, *long))?;
+            let listing = lifecycle::list(&store, ctx.installed.as_deref(), &filter)?;
+            let text = if listing.shown.is_empty() && listing.installed > 0 && !*json {
+                "No installed plugin matches.\n".to_owned()
+            } else {
+                render_list(&listing.shown, *json, *long)
+            };
+            out!("{}", text)?;
             Ok(0)
         }
     }

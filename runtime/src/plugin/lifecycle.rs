@@ -54,20 +54,36 @@ pub struct ListFilter {
     pub callback: Option<CallbackKind>,
 }
 
-/// Installed plugins matching `filter`, sorted by name; `known` is a
-/// listing already read in this process, if any.
+impl ListFilter {
+    /// True when `m` passes the filter.
+    pub fn matches(&self, m: &Meta) -> bool {
+        self.enabled.is_none_or(|e| m.enabled == e)
+            && self.callback.is_none_or(|k| m.manifest.has(k))
+    }
+}
+
+/// What `plugin list` found.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    /// How many plugins are installed at all.
+    pub installed: usize,
+    /// The ones matching the filter, sorted by name.
+    pub shown: Vec<Meta>,
+}
+
+/// Installed plugins matching `filter`; `known` is a listing already read
+/// in this process, if any.
 pub fn list(
     store: &Store,
     known: Option<&[Meta]>,
     filter: &ListFilter,
-) -> Result<Vec<Meta>, StoreError> {
+) -> Result<Listing, StoreError> {
     let all = match known {
         Some(k) => k.to_vec(),
         None => store.list()?,
     };
-    Ok(all
-        .into_iter()
-        .filter(|m| filter.enabled.is_none_or(|e| m.enabled == e))
-        .filter(|m| filter.callback.is_none_or(|k| m.manifest.has(k)))
-        .collect())
+    Ok(Listing {
+        installed: all.len(),
+        shown: all.into_iter().filter(|m| filter.matches(m)).collect(),
+    })
 }

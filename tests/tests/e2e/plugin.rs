@@ -305,7 +305,7 @@ fn list_filters_and_wide_form() {
     );
     assert_eq!(
         ok(&root.run(&["plugin", "list", "--callback", "engine_config"])),
-        "There are no plugins installed.\n"
+        "No installed plugin matches.\n"
     );
     assert_eq!(
         ok(&root.run(&["plugin", "list", "--enabled"]))
