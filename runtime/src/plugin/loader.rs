@@ -408,6 +408,8 @@ fn open_verified(v: &VerifiedLibrary) -> Result<(Entries, Init), LoadError> {
         &plugin,
         &format!("{}.{}.{}", theirs.major, theirs.minor, theirs.patch),
     )?;
+    // One arm per frozen layout: when an API minor changes a root-module
+    // type, freeze the previous one in `abi::v1_N` and add its arm here.
     if theirs.minor == 0 {
         let m = lib
             .init_root_module::<v1_0::PluginMod_Ref>()
