@@ -485,7 +485,9 @@ fn root_killed_installs_leave_old_or_new_state() {
     if skip_unless_root("crash safety") {
         return;
     }
-    let img = signed_copy(&compiled_plugin(CLI_PLUGIN), &std::env::temp_dir(), None);
+    // A dir of its own: tests run in parallel and must not share the copy.
+    let own = tempfile::tempdir().unwrap();
+    let img = signed_copy(&compiled_plugin(CLI_PLUGIN), own.path(), None);
     for point in ["files-written", "activated", "meta-written", "link-updated"] {
         for upgrade in [false, true] {
             let root = TestRoot::new();
@@ -640,7 +642,9 @@ fn root_sigkill_during_installs_never_leaves_a_half_plugin() {
     if skip_unless_root("sigkill loop") {
         return;
     }
-    let img = signed_copy(&compiled_plugin(CLI_PLUGIN), &std::env::temp_dir(), None);
+    // A dir of its own: tests run in parallel and must not share the copy.
+    let own = tempfile::tempdir().unwrap();
+    let img = signed_copy(&compiled_plugin(CLI_PLUGIN), own.path(), None);
     let root = TestRoot::new();
     root.trust_reference_key();
     // How long a whole upgrade takes here, to spread the kills over it.
