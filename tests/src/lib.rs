@@ -294,3 +294,124 @@ pub fn signed_copy(image: &Path, dir: &Path, key: Option<&Path>) -> PathBuf {
     assert!(o.status.success(), "sign: {}", stderr(&o));
     dest
 }
+
+/// Skips (returns true, saying so) unless the tests run as root.
+pub fn skip_unless_root(test: &str) -> bool {
+    if !is_root() {
+        eprintln!("{test}: skipped, needs root (CI runs as root)");
+        return true;
+    }
+    false
+}
+
+/// Runs `c`, asserting it succeeds.
+pub fn run_ok(c: &mut Command) -> Output {
+    let o = c.output().unwrap_or_else(|e| panic!("run {c:?}: {e}"));
+    assert!(o.status.success(), "{c:?} failed: {}", stderr(&o));
+    o
+}
+
+/// Asserts a vessel run succeeded; returns its stdout.
+pub fn ok(o: &Output) -> String {
+    assert!(
+        o.status.success(),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
+}
+
+/// A path as `&str` for argument lists.
+pub fn path_str(p: &Path) -> &str {
+    p.to_str().expect("test paths are UTF-8")
+}
+
+/// The host's mount table, as seen by the test process.
+pub fn mountinfo() -> String {
+    std::fs::read_to_string("/proc/self/mountinfo").expect("read /proc/self/mountinfo")
+}
+
+/// Whether `nobody` may create user namespaces here.
+pub fn nobody_has_userns() -> bool {
+    let mut c = Command::new("unshare");
+    c.args(["-U", "-r", "true"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    as_nobody(&mut c);
+    c.status().map(|s| s.success()).unwrap_or(false)
+}
+
+/// A busybox rootfs at `root`: `/bin/busybox` (from busybox-static) with one
+/// symlink per applet, the mount points the engine uses, and `extra_dirs`.
+pub fn busybox_rootfs(root: &Path, extra_dirs: &[&str]) {
+    let base = [
+        "bin", "proc", "sys", "dev", "tmp", "root", "etc", "home", "mnt",
+    ];
+    for d in base.iter().chain(extra_dirs) {
+        std::fs::create_dir_all(root.join(d)).expect("create rootfs dir");
+    }
+    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static installed");
+    let list = run_ok(Command::new("/bin/busybox").arg("--list"));
+    for applet in stdout(&list).lines() {
+        let link = root.join("bin").join(applet);
+        if !link.exists() {
+            std::os::unix::fs::symlink("busybox", link).expect("applet link");
+        }
+    }
+    set_mode(root, 0o755);
+}
+
+/// A test's VESSEL_ROOT plus a private TMPDIR for vessel's work dirs, so a
+/// test can check that every run cleaned up after itself.
+#[derive(Debug)]
+pub struct RunEnv {
+    /// The VESSEL_ROOT.
+    pub root: TestRoot,
+    /// vessel's TMPDIR (world-writable, sticky, so `nobody` can use it).
+    pub tmp: tempfile::TempDir,
+}
+
+impl RunEnv {
+    /// A fresh root and TMPDIR (named with `prefix`).
+    pub fn new(prefix: &str) -> Self {
+        let tmp = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir()
+            .expect("create TMPDIR");
+        set_mode(tmp.path(), 0o1777);
+        Self {
+            root: TestRoot::new(),
+            tmp,
+        }
+    }
+
+    /// `vessel ARGS` with this root and TMPDIR.
+    pub fn cmd(&self, args: &[&str]) -> Command {
+        let mut c = self.root.vessel();
+        c.env("TMPDIR", self.tmp.path()).args(args);
+        c
+    }
+
+    /// Runs `vessel ARGS`.
+    pub fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().expect("run vessel")
+    }
+
+    /// Runs `vessel ARGS` as `nobody`.
+    pub fn run_as_nobody(&self, args: &[&str]) -> Output {
+        let mut c = self.cmd(args);
+        as_nobody(&mut c);
+        c.output().expect("run vessel as nobody")
+    }
+
+    /// What vessel left in its TMPDIR (should be nothing).
+    pub fn work_dirs_left(&self) -> Vec<PathBuf> {
+        std::fs::read_dir(self.tmp.path())
+            .expect("read TMPDIR")
+            .flatten()
+            .map(|e| e.path())
+            .collect()
+    }
+}

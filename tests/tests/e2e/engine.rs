@@ -10,7 +10,10 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use vessel_tests::{as_nobody, is_root, set_mode, stderr, stdout, TestRoot};
+use vessel_tests::{
+    busybox_rootfs, mountinfo, nobody_has_userns, path_str as p, run_ok, set_mode,
+    skip_unless_root, stderr, stdout, RunEnv, TestRoot,
+};
 
 /// Shared images, built once per test process.
 struct Fixtures {
@@ -20,30 +23,10 @@ struct Fixtures {
     dir: PathBuf,
 }
 
-fn run_ok(c: &mut Command) -> Output {
-    let o = c.output().unwrap_or_else(|e| panic!("run {c:?}: {e}"));
-    assert!(o.status.success(), "{c:?} failed: {}", stderr(&o));
-    o
-}
-
-/// A busybox rootfs: /bin/busybox plus one symlink per applet, and the
-/// mount points the engine uses.
+/// The shared busybox rootfs, plus a file the tests bind and read.
 fn make_rootfs(root: &Path) {
-    for d in [
-        "bin", "proc", "sys", "dev", "tmp", "root", "etc", "home", "mnt",
-    ] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::copy("/bin/busybox", root.join("bin/busybox")).expect("busybox-static installed");
-    let list = run_ok(Command::new("/bin/busybox").arg("--list"));
-    for applet in stdout(&list).lines() {
-        let link = root.join("bin").join(applet);
-        if !link.exists() {
-            std::os::unix::fs::symlink("busybox", link).unwrap();
-        }
-    }
+    busybox_rootfs(root, &[]);
     std::fs::write(root.join("etc/hn"), "image file\n").unwrap();
-    set_mode(root, 0o755);
 }
 
 fn fixtures() -> &'static Fixtures {
@@ -114,48 +97,28 @@ fn images() -> Vec<(&'static str, &'static Path)> {
 /// One test's environment: a VESSEL_ROOT and a private TMPDIR for vessel's
 /// work dirs, checked for leftovers when the test ends.
 struct Env {
-    root: TestRoot,
-    tmp: tempfile::TempDir,
+    run: RunEnv,
     mounts_before: usize,
+}
+
+impl std::ops::Deref for Env {
+    type Target = RunEnv;
+    fn deref(&self) -> &RunEnv {
+        &self.run
+    }
 }
 
 impl Env {
     fn new() -> Self {
-        let tmp = tempfile::Builder::new()
-            .prefix("vessel-engine-test-")
-            .tempdir()
-            .unwrap();
-        set_mode(tmp.path(), 0o1777);
         Self {
-            root: TestRoot::new(),
-            tmp,
+            run: RunEnv::new("vessel-engine-test-"),
             mounts_before: mountinfo().lines().count(),
         }
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = self.root.vessel();
-        c.env("TMPDIR", self.tmp.path()).args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run vessel")
-    }
-
-    fn run_as_nobody(&self, args: &[&str]) -> Output {
-        let mut c = self.cmd(args);
-        as_nobody(&mut c);
-        c.output().expect("run vessel as nobody")
-    }
-
     /// Nothing of any run is left: no work dir, no mount, no loop device.
     fn assert_clean(&self) {
-        let left: Vec<_> = std::fs::read_dir(self.tmp.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
+        let left = self.work_dirs_left();
         assert!(left.is_empty(), "work dirs left behind: {left:?}");
         let info = mountinfo();
         let fx = fixtures().dir.to_string_lossy().into_owned();
@@ -182,32 +145,6 @@ impl Env {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-fn mountinfo() -> String {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
-}
-
-fn skip_unless_root(test: &str) -> bool {
-    if !is_root() {
-        eprintln!("skipping {test}: needs root");
-        return true;
-    }
-    false
-}
-
-/// Whether `nobody` may create user namespaces here.
-fn nobody_has_userns() -> bool {
-    let mut c = Command::new("unshare");
-    c.args(["-U", "-r", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    as_nobody(&mut c);
-    c.status().map(|s| s.success()).unwrap_or(false)
-}
-
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
 }
 
 fn assert_one_line_error(o: &Output, code: i32, needle: &str) {

@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use vessel_tests::{
-    as_nobody, compiled_plugin, custom_plugin, is_root, set_mode, signed_copy, stderr, stdout,
-    workspace_root, TestRoot,
+    as_nobody, busybox_rootfs, compiled_plugin, custom_plugin, mountinfo, nobody_has_userns, ok,
+    path_str as p, set_mode, signed_copy, skip_unless_root, stderr, stdout, RunEnv, TestRoot,
 };
 
 const CONFIG_PLUGIN: &str = "examples/plugins/config-plugin";
@@ -28,40 +28,15 @@ struct Images {
     sif: PathBuf,
 }
 
-fn run_ok(c: &mut Command) -> Output {
-    let o = c.output().unwrap_or_else(|e| panic!("run {c:?}: {e}"));
-    assert!(o.status.success(), "{c:?} failed: {}", stderr(&o));
-    o
-}
-
 fn images() -> &'static Images {
     static I: OnceLock<Images> = OnceLock::new();
     I.get_or_init(|| {
-        let dir = workspace_root().join("target/engine-plugin-fixtures");
+        // Under the temp dir, not the tree: `nobody` must reach it even when
+        // the tree is checked out under a private home dir.
+        let dir = std::env::temp_dir().join("vessel-engine-plugin-fixtures");
         let _ = std::fs::remove_dir_all(&dir);
         let sandbox = dir.join("rootfs");
-        for d in [
-            "bin",
-            "proc",
-            "sys",
-            "dev",
-            "tmp",
-            "root",
-            "etc",
-            "home",
-            "mnt",
-            "config-plugin",
-        ] {
-            std::fs::create_dir_all(sandbox.join(d)).unwrap();
-        }
-        std::fs::copy("/bin/busybox", sandbox.join("bin/busybox")).expect("busybox-static");
-        let list = run_ok(Command::new("/bin/busybox").arg("--list"));
-        for applet in stdout(&list).lines() {
-            let link = sandbox.join("bin").join(applet);
-            if !link.exists() {
-                std::os::unix::fs::symlink("busybox", link).unwrap();
-            }
-        }
+        busybox_rootfs(&sandbox, &["config-plugin"]);
         std::fs::write(sandbox.join("config-plugin/hostname"), "image\n").unwrap();
         for d in [&dir, &sandbox] {
             set_mode(d, 0o755);
@@ -74,48 +49,23 @@ fn images() -> &'static Images {
     })
 }
 
-fn p(path: &Path) -> &str {
-    path.to_str().unwrap()
-}
-
-fn skip_unless_root(test: &str) -> bool {
-    if !is_root() {
-        eprintln!("{test}: skipped, needs root (CI runs as root)");
-        return true;
-    }
-    false
-}
-
-/// Whether `nobody` may create user namespaces here.
-fn nobody_has_userns() -> bool {
-    let mut c = Command::new("unshare");
-    c.args(["-U", "-r", "true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null());
-    as_nobody(&mut c);
-    c.status().map(|s| s.success()).unwrap_or(false)
-}
-
-fn mountinfo() -> String {
-    std::fs::read_to_string("/proc/self/mountinfo").unwrap()
-}
-
 /// One test's VESSEL_ROOT (trusting the reference key) and private TMPDIR.
 struct Env {
-    root: TestRoot,
-    tmp: tempfile::TempDir,
+    run: RunEnv,
+}
+
+impl std::ops::Deref for Env {
+    type Target = RunEnv;
+    fn deref(&self) -> &RunEnv {
+        &self.run
+    }
 }
 
 impl Env {
     fn new() -> Self {
-        let tmp = tempfile::Builder::new()
-            .prefix("vessel-hooks-test-")
-            .tempdir()
-            .unwrap();
-        set_mode(tmp.path(), 0o1777);
-        let root = TestRoot::new();
-        root.trust_reference_key();
-        Self { root, tmp }
+        let run = RunEnv::new("vessel-hooks-test-");
+        run.root.trust_reference_key();
+        Self { run }
     }
 
     /// Installs the plugin image `img` (signed with the trusted key).
@@ -135,29 +85,9 @@ impl Env {
         std::fs::write(etc.join("vessel.toml"), text).unwrap();
     }
 
-    fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = self.root.vessel();
-        c.env("TMPDIR", self.tmp.path()).args(args);
-        c
-    }
-
-    fn run(&self, args: &[&str]) -> Output {
-        self.cmd(args).output().expect("run vessel")
-    }
-
-    fn run_as_nobody(&self, args: &[&str]) -> Output {
-        let mut c = self.cmd(args);
-        as_nobody(&mut c);
-        c.output().expect("run vessel as nobody")
-    }
-
     /// No work dir and no mount of the images or work dirs is left.
     fn assert_clean(&self) {
-        let left: Vec<_> = std::fs::read_dir(self.tmp.path())
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .collect();
+        let left = self.work_dirs_left();
         assert!(left.is_empty(), "work dirs left behind: {left:?}");
         let info = mountinfo();
         for needle in [
@@ -170,17 +100,6 @@ impl Env {
             );
         }
     }
-}
-
-fn ok(o: &Output) -> String {
-    assert!(
-        o.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
 }
 
 fn assert_one_line_error(o: &Output, needles: &[&str]) -> String {

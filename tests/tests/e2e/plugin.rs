@@ -6,30 +6,11 @@
 use std::path::Path;
 
 use vessel_tests::{
-    compiled_plugin, custom_plugin, is_root, reference, signed_copy, snapshot, stderr, stdout,
-    TestRoot,
+    compiled_plugin, custom_plugin, ok, reference, signed_copy, skip_unless_root, snapshot, stderr,
+    stdout, TestRoot,
 };
 
 const CLI_PLUGIN: &str = "examples/plugins/cli-plugin";
-
-fn skip_unless_root(test: &str) -> bool {
-    if !is_root() {
-        eprintln!("{test}: skipped, needs root (CI runs as root)");
-        return true;
-    }
-    false
-}
-
-fn ok(o: &std::process::Output) -> String {
-    assert!(
-        o.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        stdout(o),
-        stderr(o)
-    );
-    stdout(o)
-}
 
 fn fails_255(o: &std::process::Output) -> String {
     assert_eq!(
