@@ -147,7 +147,7 @@ pub fn verify(spec: &LoadSpec) -> Result<VerifiedLibrary, LoadError> {
             path: path.clone(),
             source,
         })?;
-    let sha256 = hex(&Sha256::digest(&bytes));
+    let sha256 = sha256_hex(&bytes);
     if let Some(expected) = &spec.sha256 {
         if !expected.eq_ignore_ascii_case(&sha256) {
             return Err(LoadError::DigestMismatch {
@@ -623,6 +623,11 @@ fn manifest_from_abi(
         global_pre_run: m.global_pre_run,
         sha256: sha256.to_string(),
     }
+}
+
+/// Lowercase hex sha256 of a byte string (how manifests and metas record digests).
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
 }
 
 /// Lowercase hex.

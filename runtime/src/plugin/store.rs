@@ -21,7 +21,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
 use super::manifest::Manifest;
 
@@ -155,10 +154,7 @@ pub fn validate_name(name: &str) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Hex sha256 of a byte string.
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    super::loader::hex(&Sha256::digest(bytes))
-}
+pub use super::loader::sha256_hex;
 
 /// Fails with [`StoreError::Injected`] when `VESSEL_FAULT_INJECT` names this
 /// point, or kills the process outright when it is `POINT:kill`. Only in
