@@ -2,8 +2,10 @@
 
 use std::process::ExitCode;
 
+mod cli;
+
+use cli::{dynamic, GlobalArgs};
 use tracing_subscriber::EnvFilter;
-use vessel::cli::{dynamic, GlobalArgs};
 use vessel::EXIT_RUNTIME_FAILURE;
 
 fn init_tracing(g: &GlobalArgs) {

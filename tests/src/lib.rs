@@ -63,13 +63,61 @@ fn reachable_by_everyone(bin: &Path) -> PathBuf {
     if open {
         return bin.to_path_buf();
     }
-    let dir = std::env::temp_dir().join(format!("vessel-test-bin-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("create dir for the vessel binary copy");
-    set_mode(&dir, 0o755);
-    let copy = dir.join("vessel");
+    let copy = session_dir().join("vessel");
     std::fs::copy(bin, &copy).expect("copy the vessel binary");
     set_mode(&copy, 0o755);
     copy
+}
+
+/// This test process's shared scratch dir, for fixtures that live as long
+/// as the process (built images, a reachable copy of the binary).
+static SESSION_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Prefix of [`session_dir`] names; the pid follows.
+const SESSION_PREFIX: &str = "vessel-tests-";
+
+/// A scratch dir for fixtures shared by the tests of this process: under the
+/// temp dir (not the tree, so `nobody` reaches it even when the tree is under
+/// a private home dir), 0755, removed when the process exits. Dirs left by
+/// test processes that were killed are swept when the next one starts.
+pub fn session_dir() -> &'static Path {
+    SESSION_DIR.get_or_init(|| {
+        let tmp = std::env::temp_dir();
+        sweep_dead_sessions(&tmp);
+        let dir = tmp.join(format!("{SESSION_PREFIX}{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir(&dir).expect("create the tests' session dir");
+        set_mode(&dir, 0o755);
+        extern "C" fn remove_session_dir() {
+            if let Some(d) = SESSION_DIR.get() {
+                let _ = std::fs::remove_dir_all(d);
+            }
+        }
+        // SAFETY: registers a plain `extern "C" fn` with no captured state.
+        unsafe { libc::atexit(remove_session_dir) };
+        dir
+    })
+}
+
+/// Removes the session dirs of test processes that no longer exist.
+fn sweep_dead_sessions(tmp: &Path) {
+    let Ok(entries) = std::fs::read_dir(tmp) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(SESSION_PREFIX))
+            .and_then(|p| p.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let alive = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None).is_ok();
+        if !alive {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
+    }
 }
 
 /// A temp `VESSEL_ROOT` for one test, removed when dropped.
@@ -295,13 +343,15 @@ pub fn signed_copy(image: &Path, dir: &Path, key: Option<&Path>) -> PathBuf {
     dest
 }
 
-/// Skips (returns true, saying so) unless the tests run as root.
-pub fn skip_unless_root(test: &str) -> bool {
-    if !is_root() {
-        eprintln!("{test}: skipped, needs root (CI runs as root)");
-        return true;
-    }
-    false
+/// The first call of every root-only test. Root-only tests are marked
+/// `#[ignore = "needs root"]`, so a run without root lists them as ignored
+/// (never as passed); `scripts/test` runs them as root with
+/// `-- --include-ignored`. Run explicitly without root, they fail here.
+pub fn require_root() {
+    assert!(
+        is_root(),
+        "this test needs root (run it as root: scripts/test does)"
+    );
 }
 
 /// Runs `c`, asserting it succeeds.

@@ -8,11 +8,12 @@ use std::ffi::OsString;
 
 use clap::{parser::ValueSource, Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 
-use super::{dispatch, Cli, Context, GlobalArgs};
-use crate::plugin::dispatch::{self as plugin_dispatch, Invocation};
-use crate::plugin::manifest::FlagSpec;
-use crate::plugin::store::{Meta, Store};
-use crate::Error;
+use super::{dispatch, Cli, GlobalArgs};
+use vessel::plugin::dispatch::{self as plugin_dispatch, Invocation};
+use vessel::plugin::manifest::FlagSpec;
+use vessel::plugin::store::{Meta, Store};
+use vessel::Error;
+use vessel::Runtime;
 
 /// Where a clap arg came from: the id encodes plugin and flag so two plugins
 /// can never collide with each other or with built-in ids.
@@ -69,7 +70,7 @@ pub fn build_command(metas: &[Meta]) -> clap::Command {
 /// The installed plugins' metas, and warnings to log once logging is set
 /// up: a broken plugin dir or meta only costs a warning so that
 /// `vessel plugin ...` always works.
-fn installed_metas(ctx: &Context) -> (Option<Vec<Meta>>, Vec<String>) {
+fn installed_metas(ctx: &Runtime) -> (Option<Vec<Meta>>, Vec<String>) {
     match Store::new(ctx.paths.plugin_dir()).list_all() {
         Ok((metas, unreadable)) => (
             Some(metas),
@@ -159,7 +160,7 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
             init(&GlobalArgs::default());
         }
     }
-    let mut ctx = Context::from_env()?;
+    let mut ctx = Runtime::from_env()?;
     let (installed, warnings) = installed_metas(&ctx);
     ctx.installed = installed;
     let metas = ctx.installed.clone().unwrap_or_default();
@@ -214,17 +215,6 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
     for (meta, flags) in used_added_flags(&metas, sub, sub_m) {
         plugin_dispatch::run_pre_run(&ctx, meta, sub, &after_sub, &flags)?;
     }
-    if sub == "completion" {
-        return completion(sub_m, &metas);
-    }
     let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::Usage(e.to_string()))?;
     dispatch(&cli, &ctx)
-}
-
-fn completion(m: &ArgMatches, metas: &[Meta]) -> Result<i32, Error> {
-    let shell = m
-        .get_one::<clap_complete::Shell>("shell")
-        .copied()
-        .ok_or_else(|| Error::Usage("completion: no shell given".into()))?;
-    super::print_completion(shell, &mut build_command(metas))
 }

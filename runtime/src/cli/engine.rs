@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::Context;
-use crate::engine::{self, Bind, EngineConfig, EnvOp, Hooks, Runscript};
-use crate::plugin::engine_hooks::PluginHooks;
-use crate::Error;
+use vessel::engine::{self, Bind, EngineConfig, EnvOp, Hooks, Runscript};
+use vessel::plugin::engine_hooks::PluginHooks;
+use vessel::Error;
+use vessel::Runtime;
 
 /// Options every container command takes.
 #[derive(Debug, Clone, Default, Args)]
@@ -106,7 +106,7 @@ pub fn engine_config(
     o: &ContainerOpts,
     image: PathBuf,
     command: Vec<String>,
-    ctx: &Context,
+    ctx: &Runtime,
 ) -> Result<EngineConfig, Error> {
     let mut cfg = EngineConfig::new(image, command);
     for spec in ctx.config.bind_paths.iter().chain(&o.bind) {
@@ -134,20 +134,20 @@ pub fn run_container(cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Er
     match engine::run(cfg, hooks) {
         Err(Error::Engine(e)) if e.exit_status().is_some() => {
             eprintln!("error: {e}");
-            Ok(e.exit_status().unwrap_or(crate::EXIT_RUNTIME_FAILURE))
+            Ok(e.exit_status().unwrap_or(vessel::EXIT_RUNTIME_FAILURE))
         }
         r => r,
     }
 }
 
 /// Runs `vessel exec`.
-pub fn run_exec(a: &ExecArgs, ctx: &Context) -> Result<i32, Error> {
+pub fn run_exec(a: &ExecArgs, ctx: &Runtime) -> Result<i32, Error> {
     let cfg = engine_config(&a.opts, a.image.clone(), a.command.clone(), ctx)?;
     run_container(cfg, &mut PluginHooks::new(ctx)?)
 }
 
 /// Runs `vessel run`.
-pub fn run_run(a: &RunArgs, ctx: &Context) -> Result<i32, Error> {
+pub fn run_run(a: &RunArgs, ctx: &Runtime) -> Result<i32, Error> {
     let command = if a.args.is_empty() {
         vec!["/bin/sh".to_owned()]
     } else {
@@ -162,14 +162,14 @@ pub fn run_run(a: &RunArgs, ctx: &Context) -> Result<i32, Error> {
 }
 
 /// Runs `vessel shell`.
-pub fn run_shell(a: &ShellArgs, ctx: &Context) -> Result<i32, Error> {
+pub fn run_shell(a: &ShellArgs, ctx: &Runtime) -> Result<i32, Error> {
     let cfg = engine_config(&a.opts, a.image.clone(), vec!["/bin/sh".to_owned()], ctx)?;
     run_container(cfg, &mut PluginHooks::new(ctx)?)
 }
 
 /// Runs `vessel build`.
-pub fn run_build(a: &BuildArgs, _ctx: &Context) -> Result<i32, Error> {
-    crate::image::build::build_sif(&a.output, &a.sandbox, a.sign_key.as_deref(), a.force)?;
+pub fn run_build(a: &BuildArgs, _ctx: &Runtime) -> Result<i32, Error> {
+    vessel::image::build::build_sif(&a.output, &a.sandbox, a.sign_key.as_deref(), a.force)?;
     let _ = outln!("built {}", a.output.display());
     Ok(0)
 }

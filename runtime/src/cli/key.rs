@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::Context;
-use crate::trust::{generate_keypair, TrustStore};
-use crate::Error;
+use vessel::trust::{generate_keypair, TrustStore};
+use vessel::Error;
+use vessel::Runtime;
 
 /// Arguments of `vessel key`.
 #[derive(Debug, Args)]
@@ -41,7 +41,7 @@ pub enum KeyCommand {
 }
 
 /// Runs `vessel key`.
-pub fn run(args: &KeyArgs, ctx: &Context) -> Result<i32, Error> {
+pub fn run(args: &KeyArgs, ctx: &Runtime) -> Result<i32, Error> {
     match &args.command {
         KeyCommand::Newpair { out } => {
             let files = generate_keypair(out)?;

@@ -4,9 +4,8 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::Config;
-use crate::paths::Paths;
-use crate::Error;
+use vessel::Error;
+use vessel::Runtime;
 
 /// `println!` for command output that returns the write error instead of
 /// panicking when stdout is closed (`vessel plugin list | head -0`).
@@ -43,6 +42,7 @@ pub(crate) fn print_completion(
     Ok(0)
 }
 
+mod clash;
 pub mod dynamic;
 pub mod engine;
 pub mod key;
@@ -108,33 +108,8 @@ pub enum Command {
     },
 }
 
-/// What every handler gets: where things live and the admin's config.
-#[derive(Debug, Clone)]
-pub struct Context {
-    /// Paths under `VESSEL_ROOT`.
-    pub paths: Paths,
-    /// The parsed `vessel.toml`.
-    pub config: Config,
-    /// The installed plugins' metas as read once at start-up (for the
-    /// command line), or `None` if the store could not be read then.
-    pub installed: Option<Vec<crate::plugin::store::Meta>>,
-}
-
-impl Context {
-    /// Builds the context from the environment and `vessel.toml`.
-    pub fn from_env() -> Result<Self, Error> {
-        let paths = Paths::from_env();
-        let config = Config::load(&paths.config_file())?;
-        Ok(Self {
-            paths,
-            config,
-            installed: None,
-        })
-    }
-}
-
 /// Runs a parsed command and returns the process exit status.
-pub fn dispatch(cli: &Cli, ctx: &Context) -> Result<i32, Error> {
+pub fn dispatch(cli: &Cli, ctx: &Runtime) -> Result<i32, Error> {
     match &cli.command {
         Command::Sif(a) => sif::run(a, ctx),
         Command::Key(a) => key::run(a, ctx),
@@ -149,8 +124,10 @@ pub fn dispatch(cli: &Cli, ctx: &Context) -> Result<i32, Error> {
             outln!("vessel version {}", env!("CARGO_PKG_VERSION"))?;
             Ok(0)
         }
-        Command::Completion { shell } => {
-            print_completion(*shell, &mut <Cli as clap::CommandFactory>::command())
-        }
+        // The merged tree, so plugins' commands and flags complete too.
+        Command::Completion { shell } => print_completion(
+            *shell,
+            &mut dynamic::build_command(ctx.installed.as_deref().unwrap_or_default()),
+        ),
     }
 }

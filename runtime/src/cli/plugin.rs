@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
-use super::Context;
-use crate::plugin::lifecycle::{self, ListFilter, Toggle};
-use crate::plugin::manifest::CallbackKind;
-use crate::plugin::store::{Meta, Store};
-use crate::Error;
+use vessel::plugin::lifecycle::{self, ListFilter, Toggle};
+use vessel::plugin::manifest::CallbackKind;
+use vessel::plugin::store::{Meta, Store};
+use vessel::Error;
+use vessel::Runtime;
 
 /// Arguments of `vessel plugin`.
 #[derive(Debug, Args)]
@@ -105,7 +105,7 @@ fn parse_callback(s: &str) -> Result<CallbackKind, String> {
 }
 
 /// Runs `vessel plugin`.
-pub fn run(args: &PluginArgs, ctx: &Context) -> Result<i32, Error> {
+pub fn run(args: &PluginArgs, ctx: &Runtime) -> Result<i32, Error> {
     let store = Store::new(ctx.paths.plugin_dir());
     match &args.command {
         PluginCommand::Create { dir, name } => super::plugin_build::create(dir, name),

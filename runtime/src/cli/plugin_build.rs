@@ -1,48 +1,21 @@
 //! `vessel plugin create|compile|inspect|install`: thin adapters over
 //! `plugin::build`, `plugin::image` and `plugin::install`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use super::Context;
-use crate::plugin::build::{self, crate_name_for};
-use crate::plugin::image::{self, PluginImage};
-use crate::plugin::install::{self, InstallOptions};
-use crate::plugin::loader::{self, LoadSpec};
-use crate::plugin::manifest::Manifest;
-use crate::plugin::store::{self, Meta, Store};
-use crate::plugin::PluginError;
-use crate::trust::{self, TrustStore};
-use crate::Error;
-
-/// The `src/lib.rs` of a new plugin: its manifest and no callbacks yet.
-fn skeleton_lib_rs(name: &str) -> String {
-    format!(
-        r#"//! The vessel plugin `{name}`.
-//!
-//! Add callbacks to the builder below (see the vessel-plugin-api docs:
-//! `.command(..)`, `.flag(..)`, `.engine_config(..)`, ...), then build the
-//! plugin image with `vessel plugin compile DIR`.
-
-use vessel_plugin_api::Plugin;
-
-/// Builds the plugin; the runtime calls it once when it loads the library.
-pub fn build() -> Plugin {{
-    Plugin::new("{name}")
-        .author("")
-        .version("0.1.0")
-        .description("")
-}}
-
-vessel_plugin_api::export_plugin!(build);
-"#
-    )
-}
+use vessel::plugin::build::{self, crate_name_for};
+use vessel::plugin::image::PluginImage;
+use vessel::plugin::install::{self, InstallOptions};
+use vessel::plugin::manifest::Manifest;
+use vessel::plugin::store::{Meta, Store};
+use vessel::plugin::PluginError;
+use vessel::trust::TrustStore;
+use vessel::Error;
+use vessel::Runtime;
 
 /// `plugin create DIR NAME`.
 pub fn create(dir: &Path, name: &str) -> Result<i32, Error> {
-    store::validate_name(name)?;
-    let tree = build::source_tree().map_err(PluginError::from)?;
-    let dir = build::create(&tree, dir, name, &skeleton_lib_rs(name)).map_err(PluginError::from)?;
+    let dir = build::create_plugin(dir, name)?;
     let _ = outln!(
         "Plugin \"{name}\" created in {} (crate {}).",
         dir.display(),
@@ -53,36 +26,14 @@ pub fn create(dir: &Path, name: &str) -> Result<i32, Error> {
 
 /// `plugin compile [--out FILE] [--sign-key KEY] DIR`.
 pub fn compile(dir: &Path, out: Option<&Path>, key: Option<&Path>) -> Result<i32, Error> {
-    // Validate everything cheap before the (slow) build.
-    let tree = build::source_tree().map_err(PluginError::from)?;
-    build::inside_tree(&tree, dir).map_err(PluginError::from)?;
-    let signing_key = key.map(trust::load_signing_key).transpose()?;
-
-    let built = build::cargo_build(&tree, dir).map_err(PluginError::from)?;
-    let loaded = loader::load(&LoadSpec::new(&built.library)).map_err(PluginError::from)?;
-    let manifest = Manifest {
-        runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
-        rustc_version: built.rustc_version.clone(),
-        target: built.target.clone(),
-        ..loaded.manifest().clone()
-    };
-    let out: PathBuf = out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| built.dir.join(format!("{}.sif", built.crate_name)));
-    image::write(&out, &built.library, &manifest)?;
-    if let Some(k) = &signing_key {
-        if let Err(e) = vessel_sif::sign_image(&out, k) {
-            let _ = std::fs::remove_file(&out);
-            return Err(e.into());
-        }
-    }
+    let out = build::compile(dir, out, key)?;
     let _ = outln!("Plugin built to: {}", out.display());
     Ok(0)
 }
 
 /// `plugin inspect NAME|FILE [--json]`: an existing file is read as an
 /// image; anything else is an installed plugin's name.
-pub fn inspect(ctx: &Context, store: &Store, target: &str, json: bool) -> Result<i32, Error> {
+pub fn inspect(ctx: &Runtime, store: &Store, target: &str, json: bool) -> Result<i32, Error> {
     let trust = TrustStore::load(&ctx.paths)?;
     let as_file = Path::new(target).is_file() || target.ends_with(".sif");
     let (manifest, signers, installed) = if as_file {
@@ -173,7 +124,7 @@ fn render_inspect(m: &Manifest, sigs: &[(String, bool)], installed: Option<&Meta
 
 /// `plugin install [--allow-unsigned] [--upgrade] FILE`.
 pub fn install(
-    ctx: &Context,
+    ctx: &Runtime,
     store: &Store,
     file: &Path,
     allow_unsigned: bool,
@@ -183,6 +134,13 @@ pub fn install(
         allow_unsigned,
         upgrade,
     };
-    install::install(ctx, store, file, opts, &mut std::io::stdout())?;
+    install::install(
+        ctx,
+        store,
+        file,
+        opts,
+        &super::clash::check_clashes,
+        &mut std::io::stdout(),
+    )?;
     Ok(0)
 }

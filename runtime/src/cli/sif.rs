@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use vessel_sif::{display, Image};
 
-use super::Context;
-use crate::error::in_sif;
-use crate::Error;
+use vessel::error::in_sif;
+use vessel::Error;
+use vessel::Runtime;
 
 /// Arguments of `vessel sif`.
 #[derive(Debug, Args)]
@@ -51,7 +51,7 @@ pub enum SifCommand {
 use super::stdout_err;
 
 /// Runs `vessel sif`.
-pub fn run(args: &SifArgs, _ctx: &Context) -> Result<i32, Error> {
+pub fn run(args: &SifArgs, _ctx: &Runtime) -> Result<i32, Error> {
     let mut out = std::io::stdout().lock();
     match &args.command {
         SifCommand::List { file } => {

@@ -4,12 +4,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use super::Context;
-use crate::error::in_sif;
-use crate::trust::{
+use vessel::error::in_sif;
+use vessel::trust::{
     load_signing_key, load_verifying_key, require_verified, verify_image_with_keys, TrustStore,
 };
-use crate::Error;
+use vessel::Error;
+use vessel::Runtime;
 
 /// Arguments of `vessel sign`.
 #[derive(Debug, Args)]
@@ -42,7 +42,7 @@ fn ids(v: &[u32]) -> String {
 }
 
 /// Runs `vessel sign`.
-pub fn run_sign(args: &SignArgs, _ctx: &Context) -> Result<i32, Error> {
+pub fn run_sign(args: &SignArgs, _ctx: &Runtime) -> Result<i32, Error> {
     let key = load_signing_key(&args.key)?;
     let signed = vessel_sif::sign_image(&args.image, &key).map_err(in_sif(&args.image))?;
     for s in signed {
@@ -59,7 +59,7 @@ pub fn run_sign(args: &SignArgs, _ctx: &Context) -> Result<i32, Error> {
 }
 
 /// Runs `vessel verify`.
-pub fn run_verify(args: &VerifyArgs, ctx: &Context) -> Result<i32, Error> {
+pub fn run_verify(args: &VerifyArgs, ctx: &Runtime) -> Result<i32, Error> {
     let keys = if args.key.is_empty() {
         TrustStore::load(&ctx.paths)?.verifying_keys()
     } else {

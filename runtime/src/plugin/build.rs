@@ -1,4 +1,5 @@
-//! `plugin create` and the cargo half of `plugin compile`: plugins are built
+//! `plugin create` and `plugin compile` (cargo, then load, manifest, image,
+//! signature): plugins are built
 //! inside the source tree this vessel was built from, against its own
 //! plugin-api and lock file, so what is compiled matches the runtime.
 
@@ -6,6 +7,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use super::PluginError;
 
 /// Errors creating or building plugin crates.
 #[derive(Debug, thiserror::Error)]
@@ -374,6 +377,75 @@ pub fn cargo_build(tree: &Path, dir: &Path) -> Result<Built, BuildError> {
         rustc_version,
         target,
     })
+}
+
+/// The `src/lib.rs` of a new plugin: its manifest and no callbacks yet.
+fn skeleton_lib_rs(name: &str) -> String {
+    format!(
+        r#"//! The vessel plugin `{name}`.
+//!
+//! Add callbacks to the builder below (see the vessel-plugin-api docs:
+//! `.command(..)`, `.flag(..)`, `.engine_config(..)`, ...), then build the
+//! plugin image with `vessel plugin compile DIR`.
+
+use vessel_plugin_api::Plugin;
+
+/// Builds the plugin; the runtime calls it once when it loads the library.
+pub fn build() -> Plugin {{
+    Plugin::new("{name}")
+        .author("")
+        .version("0.1.0")
+        .description("")
+}}
+
+vessel_plugin_api::export_plugin!(build);
+"#
+    )
+}
+
+/// `plugin create DIR NAME`: a new plugin crate skeleton in DIR, inside the
+/// source tree. Returns the crate dir.
+pub fn create_plugin(dir: &Path, name: &str) -> Result<PathBuf, crate::Error> {
+    super::store::validate_name(name)?;
+    let tree = source_tree().map_err(PluginError::from)?;
+    Ok(create(&tree, dir, name, &skeleton_lib_rs(name)).map_err(PluginError::from)?)
+}
+
+/// `plugin compile`: cargo builds the crate in DIR inside the source tree,
+/// the built library is loaded (with every loader check) to generate the
+/// manifest, and the plugin image is written to `out` (default
+/// `DIR/<crate name>.sif`), signed with `key` if given. Returns the image
+/// path; on failure no image is left.
+pub fn compile(
+    dir: &Path,
+    out: Option<&Path>,
+    key: Option<&Path>,
+) -> Result<PathBuf, crate::Error> {
+    // Validate everything cheap before the (slow) build.
+    let tree = source_tree().map_err(PluginError::from)?;
+    inside_tree(&tree, dir).map_err(PluginError::from)?;
+    let signing_key = key.map(crate::trust::load_signing_key).transpose()?;
+
+    let built = cargo_build(&tree, dir).map_err(PluginError::from)?;
+    let loaded = super::loader::load(&super::loader::LoadSpec::new(&built.library))
+        .map_err(PluginError::from)?;
+    let manifest = super::manifest::Manifest {
+        runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
+        rustc_version: built.rustc_version.clone(),
+        target: built.target.clone(),
+        ..loaded.manifest().clone()
+    };
+    let out: PathBuf = out
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| built.dir.join(format!("{}.sif", built.crate_name)));
+    super::image::write(&out, &built.library, &manifest)?;
+    if let Some(k) = &signing_key {
+        if let Err(e) = vessel_sif::sign_image(&out, k) {
+            let _ = std::fs::remove_file(&out);
+            return Err(e.into());
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

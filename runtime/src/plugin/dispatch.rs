@@ -7,8 +7,8 @@ use std::sync::Mutex;
 use super::loader::{self, LoadSpec};
 use super::store::{Meta, Store, PLUGIN_SO};
 use super::LoadedPlugin;
-use crate::cli::Context;
 use crate::Error;
+use crate::Runtime;
 
 /// A call of a plugin command: the positional values in spec order and the
 /// flags given on the command line.
@@ -25,7 +25,7 @@ pub struct Invocation {
 /// Loads the installed plugin `meta` (once per process) with every loader
 /// check: ownership and modes up to the plugin dir, sha256 against the meta,
 /// ELF checks, API version and layouts.
-pub fn load_installed(ctx: &Context, meta: &Meta) -> Result<&'static LoadedPlugin, Error> {
+pub fn load_installed(ctx: &Runtime, meta: &Meta) -> Result<&'static LoadedPlugin, Error> {
     // Libraries are never unloaded (unloading a Rust cdylib is unsound), so
     // each loaded plugin lives for the process and is handed out by reference.
     static LOADED: Mutex<BTreeMap<String, &'static LoadedPlugin>> = Mutex::new(BTreeMap::new());
@@ -51,7 +51,7 @@ pub fn load_installed(ctx: &Context, meta: &Meta) -> Result<&'static LoadedPlugi
 /// Runs the global pre-run hooks of every enabled plugin that has one, in
 /// name order; the first error aborts the command.
 pub fn run_global_pre_run(
-    ctx: &Context,
+    ctx: &Runtime,
     metas: &[Meta],
     command: &str,
     args: &[String],
@@ -77,7 +77,7 @@ pub fn run_global_pre_run(
 }
 
 /// Runs a plugin command and returns its exit status.
-pub fn run_command(ctx: &Context, meta: &Meta, inv: &Invocation) -> Result<i32, Error> {
+pub fn run_command(ctx: &Runtime, meta: &Meta, inv: &Invocation) -> Result<i32, Error> {
     let p = load_installed(ctx, meta)?;
     Ok(p.run_command(&inv.command, &inv.args, &inv.flags)?)
 }
@@ -85,7 +85,7 @@ pub fn run_command(ctx: &Context, meta: &Meta, inv: &Invocation) -> Result<i32, 
 /// Runs the pre-run hook of the flags plugin `meta` added to built-in
 /// `command`; an error aborts the command.
 pub fn run_pre_run(
-    ctx: &Context,
+    ctx: &Runtime,
     meta: &Meta,
     command: &str,
     args: &[String],

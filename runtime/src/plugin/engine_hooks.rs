@@ -27,13 +27,13 @@ use super::dispatch::load_installed;
 use super::manifest::CallbackKind;
 use super::store::{Meta, Store};
 use super::LoadedPlugin;
-use crate::cli::Context;
 use crate::engine::config::{Bind, EngineConfig, EnvOp};
 use crate::engine::hooks::Hooks;
 use crate::engine::monitor::{self, Received, Signals};
 use crate::image::driver::{Features, ImageDriver, MountRequest, Registry};
 use crate::image::ImageError;
 use crate::Error;
+use crate::Runtime;
 
 /// Errors of the plugin hook points (besides the plugins' own errors).
 #[derive(Debug, thiserror::Error)]
@@ -75,7 +75,7 @@ impl From<HookError> for Error {
 /// The engine hooks of the installed, enabled plugins.
 #[derive(Debug)]
 pub struct PluginHooks<'a> {
-    ctx: &'a Context,
+    ctx: &'a Runtime,
     enabled: Vec<Meta>,
     monitor: Option<Meta>,
 }
@@ -83,7 +83,7 @@ pub struct PluginHooks<'a> {
 impl<'a> PluginHooks<'a> {
     /// Reads the store (no library is opened) and checks what can be checked
     /// before anything runs: at most one MonitorContainer plugin.
-    pub fn new(ctx: &'a Context) -> Result<Self, Error> {
+    pub fn new(ctx: &'a Runtime) -> Result<Self, Error> {
         let all = match &ctx.installed {
             Some(known) => known.clone(),
             None => Store::new(ctx.paths.plugin_dir()).list()?,

@@ -1,24 +1,22 @@
 //! `plugin install`: every check runs before anything is written, in this
 //! order: valid plugin image, clean name, trusted signature, API version,
-//! the loader's checks, no clash; then the files are staged and committed
-//! through the store's journal, with the Install callback in between.
+//! the loader's checks, no clash; then the files are staged in a fresh
+//! install dir, the Install callback runs there, and the store switches to
+//! them by replacing the plugin's meta (one atomic rename).
 
-use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::Path;
-
-use clap::CommandFactory;
 
 use super::image::PluginImage;
 use super::lifecycle::require_root;
 use super::loader::{self, LoadSpec};
-use super::manifest::{CallbackKind, FlagSpec, Manifest};
+use super::manifest::{CallbackKind, Manifest};
 use super::store::{self, Meta, Store, StoreError, PLUGIN_MANIFEST, PLUGIN_SIF, PLUGIN_SO};
 use super::PluginError;
-use crate::cli::{Cli, Context};
 use crate::config::SignaturePolicy;
 use crate::trust::TrustStore;
 use crate::Error;
+use crate::Runtime;
 
 /// How to install.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -80,13 +78,20 @@ pub enum InstallError {
     },
 }
 
+/// The command line's check of a plugin's commands and flags against the
+/// built-in ones and the other installed plugins' (`others`). It lives with
+/// the command line, which alone knows its built-in tree.
+pub type CommandLineCheck<'a> = &'a dyn Fn(&Manifest, &[Meta]) -> Result<(), InstallError>;
+
 /// Installs the plugin image `file`. Progress and what the plugin will be
-/// able to do go to `out`. On any error the plugin dir is as before.
+/// able to do go to `out`. `check_command_line` refuses commands and flags
+/// the command line cannot take. On any error the plugin dir is as before.
 pub fn install(
-    ctx: &Context,
+    ctx: &Runtime,
     store: &Store,
     file: &Path,
     opts: InstallOptions,
+    check_command_line: CommandLineCheck<'_>,
     out: &mut dyn Write,
 ) -> Result<Meta, Error> {
     require_root("plugin install")?;
@@ -142,7 +147,8 @@ pub fn install(
         .into_iter()
         .filter(|m| m.manifest.name != name)
         .collect();
-    check_clashes(&manifest, &others)?;
+    check_name_nesting(&manifest, &others)?;
+    check_command_line(&manifest, &others).map_err(PluginError::from)?;
 
     writeln!(out, "Plugin \"{name}\" will be able to:").ok();
     for kind in &manifest.callbacks {
@@ -230,7 +236,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// Applies the signature policy; returns the trusted signer's keyid.
 fn check_signature(
-    ctx: &Context,
+    ctx: &Runtime,
     image: &PluginImage,
     name: &str,
     allow_unsigned: bool,
@@ -285,305 +291,21 @@ fn compare_manifests(image: &Manifest, lib: &Manifest) -> Result<(), Error> {
     .into())
 }
 
-/// Refuses commands and flags whose names a built-in or another installed
-/// plugin already uses.
-pub fn check_clashes(manifest: &Manifest, others: &[Meta]) -> Result<(), PluginError> {
-    let plugin = manifest.name.clone();
-    let builtin = Cli::command();
-    let clash = |what: String, with: String| {
-        PluginError::from(InstallError::Clash {
-            plugin: plugin.clone(),
-            what,
-            with,
-        })
-    };
-    // A name and a name below it cannot both be paths in the plugin dir.
+/// Refuses a name that is a path prefix of another installed plugin's
+/// name, or has one: a name and a name below it cannot both be paths in the
+/// plugin dir.
+fn check_name_nesting(manifest: &Manifest, others: &[Meta]) -> Result<(), PluginError> {
+    let plugin = &manifest.name;
     if let Some(o) = others.iter().find(|o| {
         let n = &o.manifest.name;
         n.starts_with(&format!("{plugin}/")) || plugin.starts_with(&format!("{n}/"))
     }) {
-        return Err(clash(
-            format!("name \"{plugin}\""),
-            format!("plugin \"{}\"", o.manifest.name),
-        ));
-    }
-    check_specs(manifest, &builtin)?;
-    let mut taken: BTreeSet<&str> = ["help"].into_iter().collect();
-    taken.extend(builtin.get_subcommands().map(|c| c.get_name()));
-    for c in &manifest.commands {
-        if taken.contains(c.name.as_str()) {
-            return Err(clash(
-                format!("command \"{}\"", c.name),
-                "a built-in command".into(),
-            ));
+        return Err(InstallError::Clash {
+            plugin: plugin.clone(),
+            what: format!("name \"{plugin}\""),
+            with: format!("plugin \"{}\"", o.manifest.name),
         }
-        if let Some(o) = others
-            .iter()
-            .find(|o| o.manifest.commands.iter().any(|oc| oc.name == c.name))
-        {
-            return Err(clash(
-                format!("command \"{}\"", c.name),
-                format!("plugin \"{}\"", o.manifest.name),
-            ));
-        }
-    }
-    for af in &manifest.flags {
-        let Some(cmd) = builtin.find_subcommand(&af.command) else {
-            return Err(InstallError::UnknownCommand {
-                plugin: plugin.clone(),
-                flag: af.flag.name.clone(),
-                command: af.command.clone(),
-            }
-            .into());
-        };
-        let global = builtin.get_arguments();
-        let builtin_clash = cmd.get_arguments().chain(global).any(|a| {
-            a.get_long() == Some(af.flag.name.as_str())
-                || (af.flag.short.is_some() && a.get_short() == af.flag.short)
-        }) || ["help", "version"].contains(&af.flag.name.as_str())
-            || af.flag.short.is_some_and(|s| s == 'h' || s == 'V');
-        let what = format!("flag --{} of \"{}\"", af.flag.name, af.command);
-        if builtin_clash {
-            return Err(clash(what, "a built-in flag".into()));
-        }
-        if let Some(o) = others.iter().find(|o| {
-            o.manifest.flags.iter().any(|of| {
-                of.command == af.command
-                    && (of.flag.name == af.flag.name
-                        || (of.flag.short.is_some() && of.flag.short == af.flag.short))
-            })
-        }) {
-            return Err(clash(what, format!("plugin \"{}\"", o.manifest.name)));
-        }
+        .into());
     }
     Ok(())
-}
-
-/// Refuses command and flag specs that the merged command line could not
-/// hold: a clap tree with them would be ambiguous, or would panic when
-/// built, for every `vessel` invocation that reaches the command.
-fn check_specs(manifest: &Manifest, builtin: &clap::Command) -> Result<(), PluginError> {
-    let bad = |what: String, reason: &str| {
-        PluginError::from(InstallError::BadSpec {
-            plugin: manifest.name.clone(),
-            what,
-            reason: reason.to_owned(),
-        })
-    };
-    let word_ok = |w: &str| {
-        !w.is_empty() && !w.starts_with('-') && w.chars().all(|c| c.is_ascii_graphic() && c != '=')
-    };
-    // Flags every command already has: the global ones, --help and --version.
-    let global_longs: Vec<&str> = builtin
-        .get_arguments()
-        .filter_map(|a| a.get_long())
-        .chain(["help", "version"])
-        .collect();
-    let global_shorts: Vec<char> = builtin
-        .get_arguments()
-        .filter_map(|a| a.get_short())
-        .chain(['h', 'V'])
-        .collect();
-    // Flags added to built-in commands meet the built-in flags in
-    // `check_clashes`; here they are only checked against each other.
-    let check_flag = |what: &str,
-                      f: &FlagSpec,
-                      own_command: bool,
-                      longs: &mut BTreeSet<String>,
-                      shorts: &mut BTreeSet<char>| {
-        let what = format!("{what} flag --{}", f.name);
-        if !word_ok(&f.name) {
-            return Err(bad(what, "not a valid flag name"));
-        }
-        let global_long = own_command && global_longs.contains(&f.name.as_str());
-        if global_long || !longs.insert(f.name.clone()) {
-            return Err(bad(what, "the name is already used on that command"));
-        }
-        if let Some(c) = f.short {
-            if !c.is_ascii_alphanumeric() {
-                return Err(bad(what, "its short name must be a letter or digit"));
-            }
-            let global_short = own_command && global_shorts.contains(&c);
-            if global_short || !shorts.insert(c) {
-                return Err(bad(what, "its short name is already used on that command"));
-            }
-        }
-        Ok(())
-    };
-    for c in &manifest.commands {
-        let what = format!("command \"{}\"", c.name);
-        if !word_ok(&c.name) {
-            return Err(bad(what, "not a valid command name"));
-        }
-        // Args and flags share one namespace of ids in the parser.
-        let mut ids = BTreeSet::new();
-        let mut shorts = BTreeSet::new();
-        let mut optional_seen = false;
-        for (i, a) in c.args.iter().enumerate() {
-            let what = format!("{what} argument \"{}\"", a.name);
-            if !word_ok(&a.name) {
-                return Err(bad(what, "not a valid argument name"));
-            }
-            if global_longs.contains(&a.name.as_str()) || !ids.insert(a.name.clone()) {
-                return Err(bad(what, "the name is already used on that command"));
-            }
-            if a.required && optional_seen {
-                return Err(bad(what, "a required argument follows an optional one"));
-            }
-            optional_seen |= !a.required;
-            if a.multiple && i + 1 != c.args.len() {
-                return Err(bad(what, "only the last argument may take several values"));
-            }
-        }
-        for f in &c.flags {
-            check_flag(&what, f, true, &mut ids, &mut shorts)?;
-        }
-    }
-    let mut added: std::collections::BTreeMap<&str, (BTreeSet<String>, BTreeSet<char>)> =
-        Default::default();
-    for af in &manifest.flags {
-        let (longs, shorts) = added.entry(af.command.as_str()).or_default();
-        let what = format!("command \"{}\"", af.command);
-        check_flag(&what, &af.flag, false, longs, shorts)?;
-    }
-    Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plugin::manifest::{AddedFlagSpec, CommandSpec, FlagSpec};
-
-    fn manifest(name: &str, cmds: &[&str], flags: &[(&str, &str)]) -> Manifest {
-        Manifest {
-            name: name.into(),
-            author: String::new(),
-            version: String::new(),
-            description: String::new(),
-            api_version: "1.0.0".into(),
-            runtime_version: String::new(),
-            rustc_version: String::new(),
-            target: String::new(),
-            callbacks: vec![CallbackKind::Command],
-            commands: cmds
-                .iter()
-                .map(|c| CommandSpec {
-                    name: (*c).into(),
-                    about: String::new(),
-                    args: vec![],
-                    flags: vec![],
-                })
-                .collect(),
-            flags: flags
-                .iter()
-                .map(|(c, f)| AddedFlagSpec {
-                    command: (*c).into(),
-                    flag: FlagSpec {
-                        name: (*f).into(),
-                        short: None,
-                        help: String::new(),
-                        takes_value: false,
-                    },
-                })
-                .collect(),
-            global_pre_run: false,
-            sha256: String::new(),
-        }
-    }
-
-    #[test]
-    fn clashes_are_refused() {
-        let other = store::new_meta(manifest("o", &["hello"], &[("version", "x")]), true, None);
-        let others = [other];
-        check_clashes(
-            &manifest("p", &["test-cmd"], &[("version", "test")]),
-            &others,
-        )
-        .unwrap();
-        for m in [
-            manifest("p", &["exec"], &[]),
-            manifest("p", &["help"], &[]),
-            manifest("p", &["hello"], &[]),
-            manifest("p", &[], &[("verify", "key")]),
-            manifest("p", &[], &[("version", "x")]),
-            manifest("p", &[], &[("version", "debug")]),
-            manifest("p", &[], &[("nosuch", "x")]),
-        ] {
-            assert!(check_clashes(&m, &others).is_err(), "{m:?} accepted");
-        }
-    }
-
-    #[test]
-    fn specs_the_command_line_cannot_hold_are_refused() {
-        let flag = |name: &str, short: Option<char>| FlagSpec {
-            name: name.into(),
-            short,
-            help: String::new(),
-            takes_value: false,
-        };
-        let arg = |name: &str, required: bool, multiple: bool| crate::plugin::manifest::ArgSpec {
-            name: name.into(),
-            help: String::new(),
-            required,
-            multiple,
-        };
-        let with = |args: Vec<crate::plugin::manifest::ArgSpec>, flags: Vec<FlagSpec>| {
-            let mut m = manifest("p", &["cmd"], &[]);
-            m.commands[0].args = args;
-            m.commands[0].flags = flags;
-            m
-        };
-        check_clashes(
-            &with(
-                vec![arg("a", true, false), arg("rest", false, true)],
-                vec![flag("fast", Some('f')), flag("slow", None)],
-            ),
-            &[],
-        )
-        .unwrap();
-        for (m, want) in [
-            (with(vec![], vec![flag("help", None)]), "already used"),
-            (with(vec![], vec![flag("debug", None)]), "already used"),
-            (
-                with(vec![], vec![flag("x", Some('h'))]),
-                "short name is already used",
-            ),
-            (
-                with(vec![], vec![flag("x", Some('q'))]),
-                "short name is already used",
-            ),
-            (
-                with(vec![], vec![flag("x", Some('x')), flag("y", Some('x'))]),
-                "short name",
-            ),
-            (
-                with(vec![arg("x", false, false)], vec![flag("x", None)]),
-                "already used",
-            ),
-            (with(vec![], vec![flag("", None)]), "not a valid flag name"),
-            (
-                with(vec![], vec![flag("a b", None)]),
-                "not a valid flag name",
-            ),
-            (
-                with(vec![arg("x", false, false), arg("x", false, false)], vec![]),
-                "already used",
-            ),
-            (
-                with(vec![arg("a", false, false), arg("b", true, false)], vec![]),
-                "follows an optional",
-            ),
-            (
-                with(vec![arg("a", false, true), arg("b", false, false)], vec![]),
-                "only the last",
-            ),
-        ] {
-            let e = check_clashes(&m, &[]).expect_err(&format!("{m:?} accepted"));
-            assert!(e.to_string().contains(want), "{e}");
-        }
-        let mut m = manifest("p", &["-x"], &[]);
-        assert!(check_clashes(&m, &[]).is_err());
-        m = manifest("p", &[], &[("version", "x"), ("version", "x")]);
-        assert!(check_clashes(&m, &[]).is_err());
-    }
 }

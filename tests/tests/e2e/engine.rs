@@ -11,8 +11,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use vessel_tests::{
-    busybox_rootfs, mountinfo, nobody_has_userns, path_str as p, run_ok, set_mode,
-    skip_unless_root, stderr, stdout, RunEnv, TestRoot,
+    busybox_rootfs, mountinfo, nobody_has_userns, path_str as p, require_root, run_ok, session_dir,
+    set_mode, stderr, stdout, RunEnv, TestRoot,
 };
 
 /// Shared images, built once per test process.
@@ -32,9 +32,7 @@ fn make_rootfs(root: &Path) {
 fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
-        // Under the temp dir, not the tree: `nobody` must reach it even when
-        // the tree is checked out under a private home dir.
-        let dir = std::env::temp_dir().join("vessel-engine-fixtures");
+        let dir = session_dir().join("engine-fixtures");
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         set_mode(&dir, 0o755);
@@ -158,10 +156,9 @@ fn assert_one_line_error(o: &Output, code: i32, needle: &str) {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_exec_prints_hello_from_every_image_kind_as_root_and_unprivileged() {
-    if skip_unless_root("root_exec_prints_hello...") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     let userns = nobody_has_userns();
     for (kind, img) in images() {
@@ -204,10 +201,9 @@ fn root_exec_prints_hello_from_every_image_kind_as_root_and_unprivileged() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_exit_status_is_the_containers() {
-    if skip_unless_root("root_exit_status_is_the_containers") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     for (kind, img) in images() {
         let o = env.run(&["exec", p(img), "sh", "-c", "exit 7"]);
@@ -219,10 +215,9 @@ fn root_exit_status_is_the_containers() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_sigterm_to_vessel_reaches_the_container() {
-    if skip_unless_root("root_sigterm_to_vessel_reaches_the_container") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     for (kind, img) in images() {
         let ready = env.tmp.path().join("ready");
@@ -258,10 +253,9 @@ fn root_sigterm_to_vessel_reaches_the_container() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_bind_shows_host_files_and_ro_is_really_read_only() {
-    if skip_unless_root("root_bind_shows_host_files...") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     let host = tempfile::tempdir().unwrap();
     let file = host.path().join("hostfile");
@@ -307,10 +301,9 @@ fn root_bind_shows_host_files_and_ro_is_really_read_only() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_contain_hides_the_host_home_and_tmp() {
-    if skip_unless_root("root_contain_hides_the_host_home_and_tmp") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     let home = tempfile::tempdir().unwrap();
     std::fs::write(home.path().join("marker"), "mine\n").unwrap();
@@ -357,10 +350,9 @@ fn root_contain_hides_the_host_home_and_tmp() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_env_and_cleanenv() {
-    if skip_unless_root("root_env_and_cleanenv") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     for (kind, img) in images() {
         let show = "echo \"$FOO/$HOSTVAR\"";
@@ -381,10 +373,9 @@ fn root_env_and_cleanenv() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_pid_namespace_hostname_and_pwd() {
-    if skip_unless_root("root_pid_namespace_hostname_and_pwd") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     for (kind, img) in images() {
         let o = env.run(&[
@@ -425,10 +416,9 @@ fn root_pid_namespace_hostname_and_pwd() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_run_uses_the_runscript_and_shell_runs_sh() {
-    if skip_unless_root("root_run_uses_the_runscript_and_shell_runs_sh") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     let dir = tempfile::tempdir().unwrap();
     let sb = dir.path().join("rootfs");
@@ -461,10 +451,9 @@ fn root_run_uses_the_runscript_and_shell_runs_sh() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_bad_input_is_one_line_and_leaves_nothing() {
-    if skip_unless_root("root_bad_input_is_one_line_and_leaves_nothing") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.sif");
@@ -565,10 +554,9 @@ fn root_bad_input_is_one_line_and_leaves_nothing() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_unknown_image_driver_is_a_clear_error() {
-    if skip_unless_root("root_unknown_image_driver_is_a_clear_error") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     let etc = env.root.path().join("etc/vessel");
     std::fs::create_dir_all(&etc).unwrap();
@@ -597,10 +585,9 @@ fn build_refuses_a_missing_sandbox_and_an_existing_output() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_build_sign_key_signs_and_the_signed_image_runs() {
-    if skip_unless_root("root_build_sign_key_signs_and_the_signed_image_runs") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     let dir = tempfile::tempdir().unwrap();
     let prefix = dir.path().join("k");
@@ -645,10 +632,9 @@ fn root_build_sign_key_signs_and_the_signed_image_runs() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_vessel_toml_bind_paths_apply_to_every_container() {
-    if skip_unless_root("root_vessel_toml_bind_paths_apply_to_every_container") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     let host = tempfile::tempdir().unwrap();
     std::fs::write(host.path().join("site"), "admin bind\n").unwrap();

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 
 use vessel_tests::{
     as_nobody, busybox_rootfs, compiled_plugin, custom_plugin, mountinfo, nobody_has_userns, ok,
-    path_str as p, set_mode, signed_copy, skip_unless_root, stderr, stdout, RunEnv, TestRoot,
+    path_str as p, require_root, session_dir, set_mode, signed_copy, stderr, stdout, RunEnv,
+    TestRoot,
 };
 
 const CONFIG_PLUGIN: &str = "examples/plugins/config-plugin";
@@ -31,9 +32,7 @@ struct Images {
 fn images() -> &'static Images {
     static I: OnceLock<Images> = OnceLock::new();
     I.get_or_init(|| {
-        // Under the temp dir, not the tree: `nobody` must reach it even when
-        // the tree is checked out under a private home dir.
-        let dir = std::env::temp_dir().join("vessel-engine-plugin-fixtures");
+        let dir = session_dir().join("engine-plugin-fixtures");
         let _ = std::fs::remove_dir_all(&dir);
         let sandbox = dir.join("rootfs");
         busybox_rootfs(&sandbox, &["config-plugin"]);
@@ -119,10 +118,9 @@ fn assert_one_line_error(o: &Output, needles: &[&str]) -> String {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_config_plugin_bind_and_env_are_visible_in_the_container() {
-    if skip_unless_root("root_config_plugin_bind_and_env_are_visible_in_the_container") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     env.install(&compiled_plugin(CONFIG_PLUGIN));
     let conf = env
@@ -203,10 +201,9 @@ fn root_config_plugin_bind_and_env_are_visible_in_the_container() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_runtime_plugin_records_pid_and_status() {
-    if skip_unless_root("root_runtime_plugin_records_pid_and_status") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     env.install(&compiled_plugin(RUNTIME_PLUGIN));
     let imgs = images();
@@ -299,10 +296,9 @@ vessel_plugin_api::export_plugin!(build);
 "#;
 
 #[test]
+#[ignore = "needs root"]
 fn root_two_monitor_plugins_refuse_to_start_naming_both() {
-    if skip_unless_root("root_two_monitor_plugins_refuse_to_start_naming_both") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     env.install(&compiled_plugin(RUNTIME_PLUGIN));
     env.install(&custom_plugin(
@@ -342,10 +338,9 @@ fn root_two_monitor_plugins_refuse_to_start_naming_both() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_post_start_error_stops_the_container_and_names_the_plugin() {
-    if skip_unless_root("root_post_start_error_stops_the_container_and_names_the_plugin") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     env.install(&compiled_plugin(RUNTIME_PLUGIN));
     let host = tempfile::tempdir().unwrap();
@@ -381,10 +376,9 @@ fn root_post_start_error_stops_the_container_and_names_the_plugin() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_a_runtime_plugin_that_fails_to_load_stops_the_run_before_the_container_starts() {
-    if skip_unless_root("root_a_runtime_plugin_that_fails_to_load_stops_the_run...") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     env.install(&compiled_plugin(RUNTIME_PLUGIN));
     let so = env
@@ -424,10 +418,9 @@ fn nobody_can_use_fuse() -> bool {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_squashfuse_driver_mounts_sif_images() {
-    if skip_unless_root("root_squashfuse_driver_mounts_sif_images") {
-        return;
-    }
+    require_root();
     if !std::path::Path::new("/dev/fuse").exists() {
         eprintln!("squashfuse: skipped, this machine has no /dev/fuse");
         return;
@@ -492,10 +485,9 @@ fn root_squashfuse_driver_mounts_sif_images() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_log_plugin_logs_commands_but_not_plugin_admin() {
-    if skip_unless_root("root_log_plugin_logs_commands_but_not_plugin_admin") {
-        return;
-    }
+    require_root();
     let env = Env::new();
     env.install(&compiled_plugin(LOG_PLUGIN));
     let conf = env

@@ -3,7 +3,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use vessel_tests::{is_root, reference, stderr, stdout, TestRoot};
+use vessel_tests::{is_root, reference, require_root, stderr, stdout, TestRoot};
 
 fn s(p: &Path) -> &str {
     p.to_str().unwrap()
@@ -98,11 +98,9 @@ fn root_non_root_trust_fails_and_leaves_store_unchanged() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_trust_list_verify_remove() {
-    if !is_root() {
-        eprintln!("skipping root_trust_list_verify_remove: needs root");
-        return;
-    }
+    require_root();
     let root = TestRoot::new();
     let signed = reference("one-group-signed-dsse.sif");
 

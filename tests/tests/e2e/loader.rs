@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use vessel::plugin::manifest::CallbackKind;
 use vessel::plugin::{load, LoadError, LoadSpec, LoadedPlugin, PluginError};
 use vessel_plugin_api::testing::FakeEngineConfig;
-use vessel_tests::{is_root, set_mode, workspace_root, NOBODY};
+use vessel_tests::{require_root, set_mode, workspace_root, NOBODY};
 
 const FIXTURES: [&str; 6] = [
     "cli-plugin",
@@ -219,11 +219,9 @@ fn wrong_sha256_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_group_writable_plugin_is_refused() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    require_root();
     let s = Staged::new(&fixture("cli-plugin"));
     set_mode(&s.so(), 0o664);
     let e = load_err(&s.spec().name("example.com/x"));
@@ -241,11 +239,9 @@ fn root_group_writable_plugin_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_plugin_not_owned_by_root_is_refused() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    require_root();
     let s = Staged::new(&fixture("cli-plugin"));
     std::os::unix::fs::chown(s.so(), Some(NOBODY), Some(NOBODY)).expect("chown");
     let e = load_err(&s.spec());
@@ -256,11 +252,9 @@ fn root_plugin_not_owned_by_root_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_insecure_directory_chain_is_refused() {
-    if !is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    require_root();
     let s = Staged::bytes(b"");
     let sub = s.root().join("example.com/x");
     std::fs::create_dir_all(&sub).expect("mkdir");

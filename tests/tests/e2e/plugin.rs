@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use vessel_tests::{
-    compiled_plugin, custom_plugin, ok, reference, signed_copy, skip_unless_root, snapshot, stderr,
+    compiled_plugin, custom_plugin, ok, reference, require_root, signed_copy, snapshot, stderr,
     stdout, TestRoot,
 };
 
@@ -40,10 +40,9 @@ fn install_cli_plugin(root: &TestRoot) -> std::path::PathBuf {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_full_flow_create_compile_install_list_toggle_inspect_uninstall() {
-    if skip_unless_root("full flow") {
-        return;
-    }
+    require_root();
     let root = TestRoot::new();
     let img = custom_plugin("example.com/flow", None);
     // siftool sees exactly the plugin layout.
@@ -156,10 +155,9 @@ fn compile_outside_the_tree_fails_and_writes_nothing() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_admin_commands_as_nobody_need_root_and_change_nothing() {
-    if skip_unless_root("nobody") {
-        return;
-    }
+    require_root();
     let root = TestRoot::new();
     let img = install_cli_plugin(&root);
     let before = snapshot(&root.plugin_dir());
@@ -178,10 +176,9 @@ fn root_admin_commands_as_nobody_need_root_and_change_nothing() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_cli_plugin_commands_and_flags() {
-    if skip_unless_root("cli plugin") {
-        return;
-    }
+    require_root();
     let root = TestRoot::new();
     install_cli_plugin(&root);
     assert_eq!(ok(&root.run(&["test-cmd", "a", "b"])), "test-cmd: a b\n");
@@ -346,10 +343,9 @@ fn forged(
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_bad_plugins_leave_nothing_behind() {
-    if skip_unless_root("bad plugins") {
-        return;
-    }
+    require_root();
     let root = TestRoot::new();
     install_cli_plugin(&root);
     let work = tempfile::tempdir().unwrap();
@@ -462,10 +458,9 @@ vessel_plugin_api::export_plugin!(build);
 "#;
 
 #[test]
+#[ignore = "needs root"]
 fn root_killed_installs_leave_old_or_new_state() {
-    if skip_unless_root("crash safety") {
-        return;
-    }
+    require_root();
     // A dir of its own: tests run in parallel and must not share the copy.
     let own = tempfile::tempdir().unwrap();
     let img = signed_copy(&compiled_plugin(CLI_PLUGIN), own.path(), None);
@@ -516,10 +511,9 @@ fn root_killed_installs_leave_old_or_new_state() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_tampering_after_install_is_refused() {
-    if skip_unless_root("tampering") {
-        return;
-    }
+    require_root();
     let root = TestRoot::new();
     install_cli_plugin(&root);
     let so = root.plugin_dir().join("example.com/cli-plugin/plugin.so");
@@ -567,10 +561,9 @@ fn completion_lists_plugin_commands_without_opening_libraries() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_reinstall_needs_upgrade_which_keeps_the_enabled_state() {
-    if skip_unless_root("upgrade") {
-        return;
-    }
+    require_root();
     let root = TestRoot::new();
     let img = install_cli_plugin(&root);
     let e = fails_255(&root.run(&["plugin", "install", img.to_str().unwrap()]));
@@ -593,10 +586,9 @@ fn root_reinstall_needs_upgrade_which_keeps_the_enabled_state() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_the_readme_plugin_example_works_as_written() {
-    if skip_unless_root("readme example") {
-        return;
-    }
+    require_root();
     let readme = std::fs::read_to_string(vessel_tests::workspace_root().join("README.md")).unwrap();
     let start = readme.find("```rust\n").expect("README has a rust example") + "```rust\n".len();
     let code: String = readme[start..][..readme[start..].find("```").unwrap()]
@@ -619,10 +611,9 @@ fn root_the_readme_plugin_example_works_as_written() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_sigkill_during_installs_never_leaves_a_half_plugin() {
-    if skip_unless_root("sigkill loop") {
-        return;
-    }
+    require_root();
     // A dir of its own: tests run in parallel and must not share the copy.
     let own = tempfile::tempdir().unwrap();
     let img = signed_copy(&compiled_plugin(CLI_PLUGIN), own.path(), None);
@@ -659,10 +650,9 @@ fn root_sigkill_during_installs_never_leaves_a_half_plugin() {
 }
 
 #[test]
+#[ignore = "needs root"]
 fn root_install_of_a_device_or_fifo_fails_at_once() {
-    if skip_unless_root("install of a device or fifo") {
-        return;
-    }
+    require_root();
     let root = TestRoot::new();
     let fifo = root.path().join("plugin.fifo");
     nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();

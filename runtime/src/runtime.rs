@@ -1,0 +1,39 @@
+//! What every library entry point needs to know about this vessel: where its
+//! files live, the admin's config, and the installed plugins as read once at
+//! start-up. The CLI builds one and hands it down; nothing below the CLI
+//! reads the environment for these on its own.
+
+use crate::config::{Config, ConfigError};
+use crate::paths::Paths;
+use crate::plugin::store::{Meta, Store};
+
+/// One vessel installation, as seen by this process.
+#[derive(Debug, Clone)]
+pub struct Runtime {
+    /// Paths under `VESSEL_ROOT`.
+    pub paths: Paths,
+    /// The parsed `vessel.toml`.
+    pub config: Config,
+    /// The installed plugins' metas as read once at start-up (for the
+    /// command line), or `None` if the store could not be read then.
+    pub installed: Option<Vec<Meta>>,
+}
+
+impl Runtime {
+    /// The runtime under `$VESSEL_ROOT`, with its `vessel.toml`; the caller
+    /// fills in `installed` when it has read the store.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let paths = Paths::from_env();
+        let config = Config::load(&paths.config_file())?;
+        Ok(Self {
+            paths,
+            config,
+            installed: None,
+        })
+    }
+
+    /// The plugin store.
+    pub fn store(&self) -> Store {
+        Store::new(self.paths.plugin_dir())
+    }
+}
