@@ -29,9 +29,6 @@ pub enum Error {
     /// Building and running containers.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
-    /// A command-line usage problem found after parsing.
-    #[error("{0}")]
-    Usage(String),
 }
 
 /// `IMAGE: cause`, without naming the image twice when the cause already

@@ -33,10 +33,26 @@ fn main() -> ExitCode {
     match dynamic::run(std::env::args_os().collect(), init_tracing) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(u8::MAX)),
         Err(e) => {
-            eprintln!("error: {}", one_line(&e.to_string()));
+            eprintln!("error: {}", render(&e));
             ExitCode::from(EXIT_RUNTIME_FAILURE as u8)
         }
     }
+}
+
+/// The one line the CLI prints for `e`: its text, then the text of each
+/// `#[source]` in its chain that the text above does not already include.
+fn render(e: &dyn std::error::Error) -> String {
+    let mut msg = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !msg.contains(&text) {
+            msg.push_str(": ");
+            msg.push_str(&text);
+        }
+        source = s.source();
+    }
+    one_line(&msg)
 }
 
 /// Error text as the CLI prints it: one line, and the capitalised OS
@@ -70,7 +86,34 @@ fn one_line(msg: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::one_line;
+    use super::{one_line, render};
+
+    #[derive(Debug, thiserror::Error)]
+    enum Inner {
+        #[error("/x")]
+        Read(#[source] std::io::Error),
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("plugin \"p\": {0}")]
+        Embeds(#[source] Inner),
+        #[error(transparent)]
+        Transparent(Inner),
+    }
+
+    #[test]
+    fn the_source_chain_is_rendered_once() {
+        let io = || std::io::Error::from_raw_os_error(2);
+        assert_eq!(
+            render(&Outer::Embeds(Inner::Read(io()))),
+            "plugin \"p\": /x: no such file or directory"
+        );
+        assert_eq!(
+            render(&Outer::Transparent(Inner::Read(io()))),
+            "/x: no such file or directory"
+        );
+    }
 
     #[test]
     fn errors_print_on_one_lowercase_line() {

@@ -93,7 +93,12 @@ impl Hooks for Recording {
         self.pid = Some(pid);
         self.log.borrow_mut().push("post_start".into());
         if self.fail_post_start {
-            return Err(Error::Usage("post-start hook of test-plugin failed".into()));
+            return Err(vessel::plugin::PluginError::Callback {
+                plugin: "test-plugin".into(),
+                callback: "PostStartProcess",
+                message: "post-start hook of test-plugin failed".into(),
+            }
+            .into());
         }
         Ok(())
     }
@@ -189,7 +194,10 @@ fn main() {
         vec!["/bin/sh".into(), "-c".into(), "while :; do :; done".into()],
     );
     let e = engine::run(busy, &mut h).unwrap_err().to_string();
-    assert_eq!(e, "post-start hook of test-plugin failed");
+    assert_eq!(
+        e,
+        "plugin \"test-plugin\": post-start hook of test-plugin failed"
+    );
     let pid = h.pid.expect("post_start saw the pid");
     assert!(
         !Path::new(&format!("/proc/{pid}")).exists(),

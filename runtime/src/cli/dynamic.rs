@@ -8,11 +8,11 @@ use std::ffi::OsString;
 
 use clap::{parser::ValueSource, Arg, ArgAction, ArgMatches, CommandFactory, FromArgMatches};
 
+use super::Error;
 use super::{dispatch, Cli, GlobalArgs};
 use vessel::plugin::dispatch::{self as plugin_dispatch, Invocation};
 use vessel::plugin::manifest::FlagSpec;
 use vessel::plugin::store::{Meta, Store};
-use vessel::Error;
 use vessel::Runtime;
 
 /// Where a clap arg came from: the id encodes plugin and flag so two plugins
@@ -202,7 +202,7 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
         .find(|m| m.manifest.commands.iter().any(|c| c.name == sub))
     {
         let inv = invocation(meta, sub, sub_m);
-        return plugin_dispatch::run_command(&ctx, meta, &inv);
+        return Ok(plugin_dispatch::run_command(&ctx, meta, &inv)?);
     }
 
     // A built-in command, possibly with flags plugins added to it.

@@ -4,9 +4,9 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::Error;
 use vessel::engine::{self, Bind, EngineConfig, EnvOp, Hooks, Runscript};
 use vessel::plugin::engine_hooks::PluginHooks;
-use vessel::Error;
 use vessel::Runtime;
 
 /// Options every container command takes.
@@ -132,11 +132,11 @@ pub fn engine_config(
 /// not executable prints one line and gives 127/126 as shells do.
 pub fn run_container(cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Error> {
     match engine::run(cfg, hooks) {
-        Err(Error::Engine(e)) if e.exit_status().is_some() => {
+        Err(vessel::Error::Engine(e)) if e.exit_status().is_some() => {
             eprintln!("error: {e}");
             Ok(e.exit_status().unwrap_or(vessel::EXIT_RUNTIME_FAILURE))
         }
-        r => r,
+        r => Ok(r?),
     }
 }
 

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::Error;
 use vessel::trust::{generate_keypair, TrustStore};
-use vessel::Error;
 use vessel::Runtime;
 
 /// Arguments of `vessel key`.

@@ -4,7 +4,6 @@
 
 use clap::{Args, Parser, Subcommand};
 
-use vessel::Error;
 use vessel::Runtime;
 
 /// `println!` for command output that returns the write error instead of
@@ -26,8 +25,44 @@ macro_rules! out {
 
 /// A failed write of command output.
 pub(crate) fn stdout_err(e: std::io::Error) -> Error {
-    Error::Sif(vessel_sif::Error::io("<stdout>", e))
+    Error::Stdout(e)
 }
+
+/// What a command can fail with: the library's errors, and the command
+/// line's own. `main` renders it (and its `#[source]` chain) once.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A library call failed.
+    #[error(transparent)]
+    Vessel(#[from] vessel::Error),
+    /// A usage problem found after parsing.
+    #[error("{0}")]
+    Usage(String),
+    /// Command output could not be written (`vessel plugin list | head -0`).
+    #[error("<stdout>")]
+    Stdout(#[source] std::io::Error),
+}
+
+/// `?` on a module's error in a command handler: through the library's
+/// aggregate error.
+macro_rules! from_via_vessel {
+    ($($t:ty),* $(,)?) => {$(
+        impl From<$t> for Error {
+            fn from(e: $t) -> Self {
+                Error::Vessel(e.into())
+            }
+        }
+    )*};
+}
+from_via_vessel!(
+    vessel::config::ConfigError,
+    vessel_sif::Error,
+    vessel::trust::TrustError,
+    vessel::plugin::PluginError,
+    vessel::plugin::StoreError,
+    vessel::image::ImageError,
+    vessel::engine::EngineError,
+);
 
 /// Prints a shell completion script for `cmd` (generated into memory first:
 /// clap_complete panics when its writer fails).

@@ -4,10 +4,10 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::Error;
 use vessel::plugin::lifecycle::{self, ListFilter, Toggle};
 use vessel::plugin::manifest::CallbackKind;
 use vessel::plugin::store::{Meta, Store};
-use vessel::Error;
 use vessel::Runtime;
 
 /// Arguments of `vessel plugin`.

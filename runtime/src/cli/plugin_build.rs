@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::Error;
 use vessel::plugin::build::{self, crate_name_for};
 use vessel::plugin::image::PluginImage;
 use vessel::plugin::install::{self, InstallOptions};
@@ -10,7 +11,6 @@ use vessel::plugin::manifest::Manifest;
 use vessel::plugin::store::{Meta, Store};
 use vessel::plugin::PluginError;
 use vessel::trust::TrustStore;
-use vessel::Error;
 use vessel::Runtime;
 
 /// `plugin create DIR NAME`.

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 use vessel_sif::{display, Image};
 
+use super::Error;
 use vessel::error::in_sif;
-use vessel::Error;
 use vessel::Runtime;
 
 /// Arguments of `vessel sif`.

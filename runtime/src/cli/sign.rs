@@ -4,11 +4,11 @@ use std::path::PathBuf;
 
 use clap::Args;
 
+use super::Error;
 use vessel::error::in_sif;
 use vessel::trust::{
     load_signing_key, load_verifying_key, require_verified, verify_image_with_keys, TrustStore,
 };
-use vessel::Error;
 use vessel::Runtime;
 
 /// Arguments of `vessel sign`.

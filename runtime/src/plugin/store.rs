@@ -699,7 +699,7 @@ mod tests {
         st.write(PLUGIN_SO, b"new", 0o644).unwrap();
         let err = store
             .commit_install(&lock, st, &meta, |_| {
-                Err(crate::Error::Usage("install callback failed".into()))
+                Err(StoreError::NotInstalled("install callback failed".into()).into())
             })
             .unwrap_err();
         assert!(err.to_string().contains("install callback failed"));
