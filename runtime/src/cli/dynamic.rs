@@ -218,3 +218,102 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
     let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::Usage(e.to_string()))?;
     dispatch(&cli, &ctx)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use vessel::plugin::manifest::Manifest;
+    use vessel::plugin::store::new_meta;
+
+    /// A plugin adding `hello NAME [REST...] [--loud] [--times N]` and a
+    /// `--shout` switch and `--tag VALUE` option to `version`.
+    fn plugin(name: &str, enabled: bool) -> Meta {
+        let manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "name": name,
+            "api_version": "1.1.0",
+            "sha256": "",
+            "callbacks": ["command"],
+            "commands": [{
+                "name": "hello",
+                "about": "say hello",
+                "args": [
+                    {"name": "name", "required": true},
+                    {"name": "rest", "multiple": true}
+                ],
+                "flags": [
+                    {"name": "loud", "short": "l"},
+                    {"name": "times", "takes_value": true}
+                ]
+            }],
+            "flags": [
+                {"command": "version", "flag": {"name": "shout"}},
+                {"command": "version", "flag": {"name": "tag", "takes_value": true}}
+            ]
+        }))
+        .expect("test manifest");
+        new_meta(manifest, enabled, None)
+    }
+
+    fn parse(metas: &[Meta], args: &[&str]) -> ArgMatches {
+        build_command(metas)
+            .try_get_matches_from(std::iter::once("vessel").chain(args.iter().copied()))
+            .unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    #[test]
+    fn enabled_plugins_add_commands_and_flags_disabled_ones_do_not() {
+        let on = [plugin("example.com/p", true)];
+        let cmd = build_command(&on);
+        let hello = cmd.find_subcommand("hello").expect("plugin command merged");
+        assert_eq!(
+            hello.get_about().map(|a| a.to_string()).as_deref(),
+            Some("say hello [plugin example.com/p]")
+        );
+        let version = cmd.find_subcommand("version").expect("built-in");
+        assert!(version
+            .get_arguments()
+            .any(|a| a.get_long() == Some("shout")));
+
+        let off = [plugin("example.com/p", false)];
+        let cmd = build_command(&off);
+        assert!(cmd.find_subcommand("hello").is_none());
+        assert!(build_command(&off)
+            .try_get_matches_from(["vessel", "version", "--shout"])
+            .is_err());
+    }
+
+    #[test]
+    fn a_plugin_command_gets_its_values_in_spec_order() {
+        let metas = [plugin("example.com/p", true)];
+        let m = parse(&metas, &["hello", "--times", "3", "ann", "b", "c", "-l"]);
+        let (sub, sub_m) = m.subcommand().expect("a subcommand");
+        let inv = invocation(&metas[0], sub, sub_m);
+        assert_eq!(
+            inv,
+            Invocation {
+                command: "hello".into(),
+                args: vec!["ann".into(), "b".into(), "c".into()],
+                flags: vec![("loud".into(), None), ("times".into(), Some("3".into()))],
+            }
+        );
+        // Flags not given are not passed, not even as defaults.
+        let m = parse(&metas, &["hello", "ann"]);
+        let (sub, sub_m) = m.subcommand().expect("a subcommand");
+        assert!(invocation(&metas[0], sub, sub_m).flags.is_empty());
+    }
+
+    #[test]
+    fn flags_added_to_a_builtin_reach_only_their_plugin() {
+        let metas = &[plugin("example.com/a", true)];
+        let m = parse(metas, &["version", "--tag", "x"]);
+        let (sub, sub_m) = m.subcommand().expect("a subcommand");
+        let used = used_added_flags(metas, sub, sub_m);
+        assert_eq!(used.len(), 1);
+        assert_eq!(used[0].0.manifest.name, "example.com/a");
+        assert_eq!(used[0].1, vec![("tag".to_owned(), Some("x".to_owned()))]);
+
+        let m = parse(metas, &["version"]);
+        let (sub, sub_m) = m.subcommand().expect("a subcommand");
+        assert!(used_added_flags(metas, sub, sub_m).is_empty());
+    }
+}
