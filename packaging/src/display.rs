@@ -38,7 +38,8 @@ pub fn header_text(h: &Header) -> String {
     let mut kv = |k: &str, v: String| rows.push(vec![format!("{k}:"), v]);
     let ls = h.launch_script();
     if !ls.is_empty() {
-        kv("Launch Script", ls.trim_end_matches('\n').to_string());
+        let ls = ls.trim_end_matches('\n');
+        kv("Launch Script", crate::text::inert(ls).into_owned());
     }
     kv("Version", h.version_str());
     if !h.arch.is_unknown() {
@@ -191,7 +192,7 @@ pub fn info_text(d: &Descriptor) -> String {
     }
     let name = d.name();
     if !name.is_empty() {
-        kv("Name", name);
+        kv("Name", crate::text::inert(&name).into_owned());
     }
     if let Some(p) = d.partition() {
         kv("Filesystem Type", p.fs.to_string());

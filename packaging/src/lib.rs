@@ -36,6 +36,7 @@ mod dsse;
 mod error;
 pub mod format;
 mod read;
+pub mod text;
 mod write;
 
 pub use dsse::{

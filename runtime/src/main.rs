@@ -52,8 +52,14 @@ fn render(e: &dyn std::error::Error) -> String {
         }
         source = s.source();
     }
-    one_line(&msg)
+    // Messages carry text vessel did not write (plugin errors, image data):
+    // cut it to a readable size and make it inert.
+    let line = one_line(&msg);
+    vessel_sif::text::inert(&vessel_sif::text::capped(&line, MAX_ERROR_LEN)).into_owned()
 }
+
+/// The longest error line printed; the rest is cut, saying how much.
+const MAX_ERROR_LEN: usize = 4096;
 
 /// Error text as the CLI prints it: one line, and the capitalised OS
 /// messages std gives ("No such file or directory (os error 2)") in the same
@@ -113,6 +119,21 @@ mod tests {
             render(&Outer::Transparent(Inner::Read(io()))),
             "/x: no such file or directory"
         );
+    }
+
+    #[test]
+    fn hostile_error_text_is_inert_and_capped() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("plugin \"p\": {0}")]
+        struct PluginSaid(String);
+        let forged = PluginSaid("bad\n\u{1b}[2Kerror: all fine\u{7}".into());
+        assert_eq!(
+            render(&forged),
+            "plugin \"p\": bad \\u{1b}[2Kerror: all fine\\u{7}"
+        );
+        let huge = render(&PluginSaid("x".repeat(10_000_000)));
+        assert!(huge.len() < 4200, "{}", huge.len());
+        assert!(huge.ends_with("more bytes cut)"), "{huge}");
     }
 
     #[test]

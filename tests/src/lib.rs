@@ -354,6 +354,30 @@ pub fn require_root() {
     );
 }
 
+/// Asserts that `o` is one runtime error as users see it: exit `code`, one
+/// `error: ` line, last on stderr (log lines may come before it), containing
+/// every needle. Returns the error line.
+pub fn assert_error(o: &Output, code: i32, needles: &[&str]) -> String {
+    let e = stderr(o);
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {e}",
+        stdout(o)
+    );
+    let errors: Vec<&str> = e.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "not one error line: {e:?}");
+    assert_eq!(
+        e.lines().last(),
+        Some(errors[0]),
+        "the error is not last: {e:?}"
+    );
+    for n in needles {
+        assert!(errors[0].contains(n), "{:?} lacks {n:?}", errors[0]);
+    }
+    errors[0].to_owned()
+}
+
 /// Runs `c`, asserting it succeeds.
 pub fn run_ok(c: &mut Command) -> Output {
     let o = c.output().unwrap_or_else(|e| panic!("run {c:?}: {e}"));

@@ -14,6 +14,7 @@ use vessel::plugin::dispatch::{self as plugin_dispatch, Invocation};
 use vessel::plugin::manifest::FlagSpec;
 use vessel::plugin::store::{Meta, Store};
 use vessel::Runtime;
+use vessel_sif::text::inert;
 
 /// Where a clap arg came from: the id encodes plugin and flag so two plugins
 /// can never collide with each other or with built-in ids.
@@ -22,7 +23,9 @@ fn flag_id(plugin: &str, flag: &str) -> String {
 }
 
 fn flag_arg(id: String, f: &FlagSpec) -> Arg {
-    let mut a = Arg::new(id).long(f.name.clone()).help(f.help.clone());
+    let mut a = Arg::new(id)
+        .long(f.name.clone())
+        .help(inert(&f.help).into_owned());
     if let Some(s) = f.short {
         a = a.short(s);
     }
@@ -39,12 +42,15 @@ pub fn build_command(metas: &[Meta]) -> clap::Command {
     for m in metas.iter().filter(|m| m.enabled) {
         let plugin = &m.manifest.name;
         for c in &m.manifest.commands {
-            let mut sub = clap::Command::new(c.name.clone())
-                .about(format!("{} [plugin {plugin}]", c.about).trim().to_owned());
+            let mut sub = clap::Command::new(c.name.clone()).about(
+                format!("{} [plugin {plugin}]", inert(&c.about))
+                    .trim()
+                    .to_owned(),
+            );
             for a in &c.args {
                 let mut arg = Arg::new(a.name.clone())
                     .value_name(a.name.to_uppercase())
-                    .help(a.help.clone())
+                    .help(inert(&a.help).into_owned())
                     .required(a.required);
                 arg = if a.multiple {
                     arg.num_args(1..).action(ArgAction::Append)

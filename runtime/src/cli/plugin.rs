@@ -9,6 +9,7 @@ use vessel::plugin::lifecycle::{self, ListFilter, Toggle};
 use vessel::plugin::manifest::CallbackKind;
 use vessel::plugin::store::{Meta, Store};
 use vessel::Runtime;
+use vessel_sif::text::inert;
 
 /// Arguments of `vessel plugin`.
 #[derive(Debug, Args)]
@@ -203,14 +204,15 @@ pub fn render_list(metas: &[Meta], json: bool, long: bool) -> String {
             out.push_str(&format!(
                 "{:>7}  {:<width$}  {}\n",
                 yes_no(m.enabled),
-                m.manifest.name,
+                inert(&m.manifest.name),
                 cbs.join(",")
             ));
         }
     } else {
         out.push_str("ENABLED  NAME\n");
         for m in metas {
-            out.push_str(&format!("{:>7}  {}\n", yes_no(m.enabled), m.manifest.name));
+            let name = inert(&m.manifest.name);
+            out.push_str(&format!("{:>7}  {name}\n", yes_no(m.enabled)));
         }
     }
     out

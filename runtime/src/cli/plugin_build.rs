@@ -12,6 +12,7 @@ use vessel::plugin::store::{Meta, Store};
 use vessel::plugin::PluginError;
 use vessel::trust::TrustStore;
 use vessel::Runtime;
+use vessel_sif::text::inert;
 
 /// `plugin create DIR NAME`.
 pub fn create(dir: &Path, name: &str) -> Result<i32, Error> {
@@ -72,7 +73,9 @@ pub fn inspect(ctx: &Runtime, store: &Store, target: &str, json: bool) -> Result
 
 fn render_inspect(m: &Manifest, sigs: &[(String, bool)], installed: Option<&Meta>) -> String {
     let mut s = String::new();
-    let mut line = |k: &str, v: &str| s.push_str(&format!("{k:<13}{v}\n"));
+    // Manifest text is the plugin author's: inert, so a description cannot
+    // hide or forge the lines below it (e.g. Signatures).
+    let mut line = |k: &str, v: &str| s.push_str(&format!("{k:<13}{}\n", inert(v)));
     line("Name:", &m.name);
     line("Description:", &m.description);
     line("Author:", &m.author);

@@ -80,7 +80,9 @@ impl EnvOp {
 }
 
 fn valid_env_name(k: &str) -> bool {
-    !k.is_empty() && !k.contains('\0') && !k.starts_with(|c: char| c.is_ascii_digit())
+    !k.is_empty()
+        && !k.contains(|c: char| c.is_control())
+        && !k.starts_with(|c: char| c.is_ascii_digit())
 }
 
 /// Which namespaces to create besides the mount namespace (always created).
@@ -204,7 +206,7 @@ impl EngineConfig {
             }
         }
         if let Some(h) = &self.hostname {
-            if h.is_empty() || h.len() > 64 || h.contains(['\0', '/']) {
+            if h.is_empty() || h.len() > 64 || h.contains(|c: char| c == '/' || c.is_control()) {
                 return Err(EngineError::BadHostname(h.clone()));
             }
         }

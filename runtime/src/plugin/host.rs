@@ -9,8 +9,15 @@ use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{ROption, RStr, RString};
 use vessel_plugin_api::abi::{v1_0, HostServices, HostServices_Ref, LogLevel};
 
+/// The longest plugin log line kept; the rest is cut, saying how much.
+const MAX_LOG_LINE: usize = 4096;
+
 extern "C" fn log(plugin: RStr<'_>, level: LogLevel, message: RStr<'_>) {
-    let (plugin, message) = (plugin.as_str(), message.as_str());
+    // A plugin's log line is its data: one inert line of bounded size, so it
+    // can neither forge other log lines nor drive the terminal.
+    let plugin = &*vessel_sif::text::inert(plugin.as_str());
+    let message = vessel_sif::text::capped(message.as_str(), MAX_LOG_LINE);
+    let message = vessel_sif::text::inert(&message);
     match level {
         LogLevel::Error => tracing::error!(plugin, "{message}"),
         LogLevel::Warn => tracing::warn!(plugin, "{message}"),
