@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{ROption, RStr, RString};
-use vessel_plugin_api::abi::{v1_0, HostServices, HostServices_Ref, LogLevel};
+use vessel_plugin_abi::{v1_0, HostServices, HostServices_Ref, LogLevel};
 
 extern "C" fn log(plugin: RStr<'_>, level: LogLevel, message: RStr<'_>) {
     let (plugin, message) = (plugin.as_str(), message.as_str());
