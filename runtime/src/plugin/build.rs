@@ -69,7 +69,7 @@ pub fn source_tree() -> Result<PathBuf, BuildError> {
     let tree = raw
         .canonicalize()
         .map_err(|_| BuildError::NoSourceTree(raw.clone()))?;
-    if !tree.join("plugin-api/Cargo.toml").is_file() {
+    if !tree.join("plugin-api/sdk/Cargo.toml").is_file() {
         return Err(BuildError::NoSourceTree(tree));
     }
     Ok(tree)
@@ -159,7 +159,7 @@ pub fn create(tree: &Path, dir: &Path, name: &str, lib_rs: &str) -> Result<PathB
     } else if dir.exists() {
         return Err(BuildError::NotEmpty(dir));
     }
-    let api = relative_path(&dir, &tree.join("plugin-api"));
+    let api = relative_path(&dir, &tree.join("plugin-api/sdk"));
     let crate_name = crate_name_for(name);
     let cargo_toml = format!(
         r#"[package]

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 use abi_stable::std_types::{RErr, ROk, ROption, RResult, RStr, RString, RVec};
 use nix::mount::MsFlags;
 use nix::unistd::Pid;
-use vessel_plugin_api::abi::{self, ImageDriverBox};
+use vessel_plugin_abi::{self as abi, ImageDriverBox};
 
 use super::dispatch::load_installed;
 use super::manifest::CallbackKind;
@@ -582,7 +582,7 @@ fn unmount_if_mounted(dir: &Path) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vessel_plugin_api::abi::EngineConfig as _;
+    use vessel_plugin_abi::EngineConfig as _;
 
     #[test]
     fn conflict_names_every_monitor() {

@@ -4,8 +4,8 @@
 //! frozen layout matched the plugin.
 
 use abi_stable::std_types::RStr;
-use vessel_plugin_api::abi::{
-    self, v1_0, CallResult, CommandInvocation, DriverRegistrarMut, EngineConfigMut,
+use vessel_plugin_abi::{
+    self as abi, v1_0, CallResult, CommandInvocation, DriverRegistrarMut, EngineConfigMut,
     EngineConfigRef, PluginManifest, PreRunInfo, SignalSourceMut,
 };
 

@@ -7,7 +7,7 @@ use std::sync::{Mutex, OnceLock};
 
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{ROption, RStr, RString};
-use vessel_plugin_api::abi::{v1_0, HostServices, HostServices_Ref, LogLevel};
+use vessel_plugin_abi::{v1_0, HostServices, HostServices_Ref, LogLevel};
 
 /// The longest plugin log line kept; the rest is cut, saying how much.
 const MAX_LOG_LINE: usize = 4096;

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RString, RVec};
-use vessel_plugin_api::abi::{
+use vessel_plugin_abi::{
     CallError, CommandInvocation, DriverRegistrar, DriverRegistrar_TO, EngineConfig,
     EngineConfig_TO, FlagValue, PreRunInfo, SignalSource, SignalSource_TO,
 };

@@ -23,7 +23,7 @@ use abi_stable::library::{abi_header_from_raw_library, LibraryError, RawLibrary}
 use abi_stable::sabi_types::VersionNumber;
 use goblin::elf::{dynamic, header, program_header, Elf};
 use sha2::{Digest, Sha256};
-use vessel_plugin_api::abi::{self, v1_0};
+use vessel_plugin_abi::{self as abi, v1_0};
 
 use super::entries::Entries;
 
@@ -517,7 +517,7 @@ fn one_line(s: &str) -> String {
 /// Checks a plugin's plugin-api version against the runtime's: same major,
 /// plugin minor not newer. Used at load and, from the manifest, at install.
 pub fn check_api_version(plugin: &str, plugin_api: &str) -> Result<(), LoadError> {
-    let runtime_api = vessel_plugin_api::API_VERSION;
+    let runtime_api = vessel_plugin_abi::API_VERSION;
     let err = || LoadError::ApiVersion {
         plugin: plugin.to_string(),
         plugin_api: plugin_api.to_string(),
@@ -566,7 +566,7 @@ fn callbacks_of(m: &Entries) -> Vec<CallbackKind> {
     v
 }
 
-fn flag_from_abi(f: &vessel_plugin_api::abi::FlagSpec) -> FlagSpec {
+fn flag_from_abi(f: &vessel_plugin_abi::FlagSpec) -> FlagSpec {
     FlagSpec {
         name: f.name.to_string(),
         short: f.short.into_option().and_then(char::from_u32),
@@ -579,7 +579,7 @@ fn flag_from_abi(f: &vessel_plugin_api::abi::FlagSpec) -> FlagSpec {
 /// `rustc_version` and `target` describe a build, so `plugin compile` fills
 /// them in; they stay empty here.
 fn manifest_from_abi(
-    m: &vessel_plugin_api::abi::PluginManifest,
+    m: &vessel_plugin_abi::PluginManifest,
     callbacks: Vec<CallbackKind>,
     sha256: &str,
 ) -> Manifest {
@@ -646,7 +646,7 @@ mod tests {
     #[test]
     fn api_versions_lock_major_and_minor() {
         let (major, minor) = {
-            let mut v = vessel_plugin_api::API_VERSION.split('.');
+            let mut v = vessel_plugin_abi::API_VERSION.split('.');
             let n = |x: Option<&str>| x.unwrap().parse::<u64>().unwrap();
             (n(v.next()), n(v.next()))
         };
@@ -679,7 +679,7 @@ mod tests {
             msg,
             format!(
                 "plugin \"example.com/x\": built against plugin-api 2.0.0, which this runtime (plugin-api {}) cannot load",
-                vessel_plugin_api::API_VERSION
+                vessel_plugin_abi::API_VERSION
             )
         );
     }

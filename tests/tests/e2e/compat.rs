@@ -10,7 +10,7 @@ fn a_plugin_built_against_api_1_0_0_loads_and_runs() {
     let so = workspace_root().join("tests/golden/cli-plugin-api-1.0.0.so");
     let p = load(&LoadSpec::new(&so).name("example.com/cli-plugin")).expect("golden plugin loads");
     assert_eq!(p.manifest().api_version, "1.0.0");
-    assert!(vessel_plugin_api::API_VERSION.starts_with("1."));
+    assert!(vessel_plugin_abi::API_VERSION.starts_with("1."));
     assert_eq!(p.run_command("test-cmd", &["x".into()], &[]).unwrap(), 0);
     let e = p
         .flag_pre_run("verify", &[], &[("abort".into(), None)])

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use vessel::plugin::manifest::CallbackKind;
 use vessel::plugin::{load, LoadError, LoadSpec, LoadedPlugin, PluginError};
-use vessel_plugin_api::testing::FakeEngineConfig;
+use vessel_plugin_test::FakeEngineConfig;
 use vessel_tests::{require_root, set_mode, workspace_root, NOBODY};
 
 const FIXTURES: [&str; 6] = [
@@ -99,7 +99,7 @@ fn loads_cli_plugin_and_reports_its_manifest() {
     .expect("load cli-plugin");
     let m = p.manifest();
     assert_eq!(m.name, "example.com/cli-plugin");
-    assert_eq!(m.api_version, vessel_plugin_api::API_VERSION);
+    assert_eq!(m.api_version, vessel_plugin_abi::API_VERSION);
     assert_eq!(m.callbacks, [CallbackKind::Command]);
     assert_eq!(m.commands[0].name, "test-cmd");
     assert_eq!(m.flags.len(), 2);
@@ -286,7 +286,7 @@ fn plugin_declaring_api_2_is_refused() {
         e.to_string(),
         format!(
             "plugin \"example.com/api2\": built against plugin-api 2.0.0, which this runtime (plugin-api {}) cannot load",
-            vessel_plugin_api::API_VERSION
+            vessel_plugin_abi::API_VERSION
         )
     );
 }

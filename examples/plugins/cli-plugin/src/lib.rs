@@ -45,7 +45,7 @@ vessel_plugin_api::export_plugin!(build);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vessel_plugin_api::testing;
+    use vessel_plugin_test as testing;
 
     #[test]
     fn test_cmd_prints_its_args() {
@@ -79,7 +79,7 @@ mod tests {
 
     #[test]
     fn manifest_lists_command_and_flags() {
-        let m = build().abi_manifest();
+        let m = testing::manifest(&build());
         assert_eq!(m.name.as_str(), "example.com/cli-plugin");
         assert_eq!(m.commands[0].name.as_str(), "test-cmd");
         let flags: Vec<_> = m

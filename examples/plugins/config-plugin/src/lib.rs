@@ -147,8 +147,8 @@ vessel_plugin_api::export_plugin!(build);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vessel_plugin_api::testing::{self, FakeEngineConfig};
     use vessel_plugin_api::Bind;
+    use vessel_plugin_test::{self as testing, FakeEngineConfig};
 
     #[test]
     fn install_writes_the_default_config_and_engine_config_applies_it() {

@@ -140,7 +140,7 @@ vessel_plugin_api::export_plugin!(build);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vessel_plugin_api::testing;
+    use vessel_plugin_test as testing;
 
     #[test]
     fn appends_one_line_per_command_to_the_configured_file() {

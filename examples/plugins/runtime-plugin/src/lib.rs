@@ -129,7 +129,7 @@ vessel_plugin_api::export_plugin!(build);
 mod tests {
     use super::*;
     use std::process::Command;
-    use vessel_plugin_api::testing::{self, FakeEngineConfig, FakeSignals};
+    use vessel_plugin_test::{self as testing, FakeEngineConfig, FakeSignals};
 
     fn with_records<T>(f: impl FnOnce(&std::path::Path) -> T) -> T {
         let dir = tempfile::tempdir().unwrap();

@@ -133,7 +133,7 @@ vessel_plugin_api::export_plugin!(build);
 #[cfg(test)]
 mod tests {
     use super::*;
-    use vessel_plugin_api::testing::{self, FakeDriverRegistrar};
+    use vessel_plugin_test::{self as testing, FakeDriverRegistrar};
 
     #[test]
     fn registers_squashfuse_for_privileged_and_unprivileged_runs() {

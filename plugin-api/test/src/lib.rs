@@ -1,36 +1,79 @@
-//! Run a plugin's callbacks in-process, without the runtime, in the plugin's
-//! own unit tests.
+//! Run a vessel plugin's callbacks in-process, without the runtime, in the
+//! plugin's own unit tests. Add this crate as a dev-dependency beside
+//! `vessel-plugin-api`.
 //!
 //! Each helper calls the callback through the same panic guard the exported
 //! library uses, so a test sees exactly the error the runtime would (a panic
 //! becomes a [`CallError`] with `panicked` set). Fakes stand in for what the
 //! runtime provides: [`FakeEngineConfig`], [`FakeDriverRegistrar`],
 //! [`FakeSignals`]; command output written through
-//! [`Invocation::stdout`](crate::Invocation::stdout) is captured.
+//! [`Invocation::stdout`](vessel_plugin_api::Invocation::stdout) is captured.
+//!
+//! # Example
+//!
+//! ```
+//! use std::io::Write;
+//! use vessel_plugin_api::{log, Command, Flag, Plugin};
+//!
+//! fn build() -> Plugin {
+//!     Plugin::new("example.com/hello")
+//!         .command(Command::new("hello"), |inv| {
+//!             writeln!(inv.stdout(), "hello {}", inv.args().join(" "))?;
+//!             Ok(0)
+//!         })
+//!         .flag("version", Flag::switch("shout"), |inv| {
+//!             writeln!(inv.stdout(), "HELLO")?;
+//!             Ok(())
+//!         })
+//!         .engine_config(|config| {
+//!             log::info("setting HELLO");
+//!             config.set_env("HELLO", "1");
+//!             Ok(())
+//!         })
+//! }
+//!
+//! // In the plugin's unit tests:
+//! use vessel_plugin_test as testing;
+//!
+//! let plugin = build();
+//! let run = testing::run_command(&plugin, "hello", &["ann", "bob"], &[]).unwrap();
+//! assert_eq!((run.status, run.stdout.as_str()), (0, "hello ann bob\n"));
+//!
+//! let out = testing::run_flag_pre_run(&plugin, "version", &[], &[("shout", None)]).unwrap();
+//! assert_eq!(out, "HELLO\n");
+//!
+//! let mut config = testing::FakeEngineConfig::default();
+//! testing::run_engine_config(&plugin, &mut config).unwrap();
+//! assert_eq!(config.env["HELLO"], "1");
+//! assert_eq!(testing::take_logs(), [(log::LogLevel::Info, "setting HELLO".to_string())]);
+//! ```
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
 
-use abi_stable::{
+use vessel_plugin_abi::abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{ROption, RResult, RStr, RString, RVec},
 };
-
-use crate::abi::{
-    self, CallError, CommandInvocation, DriverRegistrar, DriverRegistrar_TO, EngineConfig,
-    EngineConfig_TO, FlagValue, ImageDriverBox, KeyValue, LogLevel, MountRequest, Namespaces,
-    PreRunInfo, SignalSource, SignalSource_TO,
+use vessel_plugin_abi::{
+    self as abi, CommandInvocation, DriverRegistrar, DriverRegistrar_TO, EngineConfig,
+    EngineConfig_TO, FlagValue, ImageDriverBox, KeyValue, MountRequest, PreRunInfo, SignalSource,
+    SignalSource_TO,
 };
-use crate::container::{Bind, Mount};
-use crate::sdk::Output;
-use crate::Plugin;
+use vessel_plugin_api::__export::Output;
+use vessel_plugin_api::log::LogLevel;
+pub use vessel_plugin_api::CallError;
+use vessel_plugin_api::{Bind, Mount, Namespaces, Plugin};
+
+mod manifest;
+pub use manifest::{manifest, AddedFlag, ArgInfo, CommandInfo, FlagInfo, Manifest};
 
 /// What a command printed and returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandRun {
     /// The exit status the handler returned.
     pub status: i32,
-    /// What it wrote to [`Invocation::stdout`](crate::Invocation::stdout).
+    /// What it wrote to [`Invocation::stdout`](vessel_plugin_api::Invocation::stdout).
     pub stdout: String,
 }
 
@@ -96,7 +139,10 @@ pub fn run_global_pre_run(
         command: command.into(),
         args: args.iter().map(|a| RString::from(*a)).collect(),
     };
-    plugin.call_global_pre_run(&info).into_result()
+    plugin
+        .call_global_pre_run(&info)
+        .into_result()
+        .map_err(CallError::from)
 }
 
 /// Runs the EngineConfig callback on `config`.
@@ -104,6 +150,7 @@ pub fn run_engine_config(plugin: &Plugin, config: &mut FakeEngineConfig) -> Resu
     plugin
         .call_engine_config(EngineConfig_TO::from_ptr(config, TD_Opaque))
         .into_result()
+        .map_err(CallError::from)
 }
 
 /// Runs the PostStartProcess callback for `pid`.
@@ -115,6 +162,7 @@ pub fn run_post_start_process(
     plugin
         .call_post_start_process(EngineConfig_TO::from_ptr(config, TD_Opaque), pid)
         .into_result()
+        .map_err(CallError::from)
 }
 
 /// Runs the MonitorContainer callback for `pid`, feeding it `signals`.
@@ -131,6 +179,7 @@ pub fn run_monitor_container(
             SignalSource_TO::from_ptr(signals, TD_Opaque),
         )
         .into_result()
+        .map_err(CallError::from)
 }
 
 /// Runs the RegisterImageDriver callback against `registrar`.
@@ -145,23 +194,28 @@ pub fn run_register_image_drivers(
             DriverRegistrar_TO::from_ptr(registrar, TD_Opaque),
         )
         .into_result()
+        .map_err(CallError::from)
 }
 
 /// Runs the Install callback for install dir `dir`.
 pub fn run_install(plugin: &Plugin, dir: &Path) -> Result<(), CallError> {
     let dir = dir.to_string_lossy();
-    plugin.call_install(RStr::from_str(&dir)).into_result()
+    plugin
+        .call_install(RStr::from_str(&dir))
+        .into_result()
+        .map_err(CallError::from)
 }
 
-/// Makes [`host::install_dir`](crate::host::install_dir) return `dir` on
-/// this thread (none: unknown), as the runtime would for an installed plugin.
+/// Makes [`host::install_dir`](vessel_plugin_api::host::install_dir) return
+/// `dir` on this thread (none: unknown), as the runtime would for an
+/// installed plugin.
 pub fn set_install_dir(dir: Option<&Path>) {
-    crate::host::set_fake_install_dir(dir.map(Path::to_path_buf));
+    vessel_plugin_api::__export::set_install_dir(dir.map(Path::to_path_buf));
 }
 
 /// Takes the log records this thread's callbacks emitted so far.
 pub fn take_logs() -> Vec<(LogLevel, String)> {
-    crate::log::take_captured()
+    vessel_plugin_api::__export::take_logs()
 }
 
 /// An in-memory engine config.
@@ -194,10 +248,24 @@ fn to_kvs(m: &BTreeMap<String, String>) -> RVec<KeyValue> {
 
 impl EngineConfig for FakeEngineConfig {
     fn binds(&self) -> RVec<abi::Bind> {
-        self.binds.iter().map(Bind::to_abi).collect()
+        self.binds
+            .iter()
+            .map(|b| abi::Bind {
+                source: b.source.as_str().into(),
+                destination: b.destination.as_str().into(),
+                readonly: b.readonly,
+            })
+            .collect()
     }
     fn set_binds(&mut self, binds: RVec<abi::Bind>) {
-        self.binds = binds.iter().map(Bind::from_abi).collect();
+        self.binds = binds
+            .iter()
+            .map(|b| Bind {
+                source: b.source.to_string(),
+                destination: b.destination.to_string(),
+                readonly: b.readonly,
+            })
+            .collect();
     }
     fn env_get(&self, key: RStr<'_>) -> ROption<RString> {
         self.env
@@ -252,8 +320,8 @@ impl EngineConfig for FakeEngineConfig {
 /// Collects the image drivers a plugin registers.
 #[derive(Default)]
 pub struct FakeDriverRegistrar {
-    /// The registered drivers, in order.
-    pub drivers: Vec<ImageDriverBox>,
+    // The registered drivers, in order, as the runtime would get them.
+    drivers: Vec<ImageDriverBox>,
 }
 
 impl FakeDriverRegistrar {
@@ -274,7 +342,7 @@ impl FakeDriverRegistrar {
     /// Calls `start` then `mount` of driver `name`, as the runtime would.
     pub fn mount(&self, name: &str, mount: &Mount) -> Result<(), CallError> {
         let d = self.find(name).ok_or_else(|| CallError {
-            message: format!("no image driver {name:?} registered").into(),
+            message: format!("no image driver {name:?} registered"),
             panicked: false,
         })?;
         d.start().into_result()?;
@@ -286,12 +354,13 @@ impl FakeDriverRegistrar {
             target: mount.target.to_string_lossy().as_ref().into(),
         })
         .into_result()
+        .map_err(CallError::from)
     }
 
     /// Calls `stop` of driver `name`.
     pub fn stop(&self, name: &str) -> Result<(), CallError> {
         match self.find(name) {
-            Some(d) => d.stop().into_result(),
+            Some(d) => Ok(d.stop().into_result()?),
             None => Ok(()),
         }
     }

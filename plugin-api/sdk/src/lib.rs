@@ -1,4 +1,4 @@
-//! The stable ABI between vessel and its plugins, and the plugin SDK.
+//! The vessel plugin SDK.
 //!
 //! A vessel plugin is a `cdylib` crate that depends on this crate only. It
 //! builds a [`Plugin`] from plain Rust closures and exports it with
@@ -22,7 +22,12 @@
 //! the plugin and the panic message, and the runtime keeps running. Log with
 //! the functions in [`log`]; the lines land in the runtime's log tagged with
 //! the plugin name. [`host::install_dir`] is where the Install callback
-//! wrote the plugin's files. Unit-test callbacks in-process with [`testing`].
+//! wrote the plugin's files. Unit-test callbacks in-process with the
+//! `vessel-plugin-test` crate (a dev-dependency): it runs them through the
+//! same panic guard against fakes of the runtime.
+//!
+//! Everything here is plain Rust: the stable-ABI types the runtime sees live
+//! in `vessel-plugin-abi`, and the SDK converts at the boundary.
 //!
 //! # Versions
 //!
@@ -73,26 +78,11 @@
 //! }
 //!
 //! vessel_plugin_api::export_plugin!(build);
-//!
-//! // In the plugin's unit tests:
-//! # fn main() {
-//! use vessel_plugin_api::testing;
-//!
-//! let plugin = build();
-//! let run = testing::run_command(&plugin, "hello", &["ann", "bob"], &[]).unwrap();
-//! assert_eq!((run.status, run.stdout.as_str()), (0, "hello ann bob\n"));
-//!
-//! let out = testing::run_flag_pre_run(&plugin, "version", &[], &[("shout", None)]).unwrap();
-//! assert_eq!(out, "HELLO\n");
-//!
-//! let mut config = testing::FakeEngineConfig::default();
-//! testing::run_engine_config(&plugin, &mut config).unwrap();
-//! assert_eq!(config.env["HELLO"], "1");
-//! assert_eq!(testing::take_logs(), [(log::LogLevel::Info, "setting HELLO".to_string())]);
-//! # }
+//! # fn main() {}
 //! ```
 
-pub mod abi;
+use vessel_plugin_abi as abi;
+
 mod container;
 #[doc(hidden)]
 pub mod export;
@@ -100,19 +90,15 @@ pub mod host;
 pub mod log;
 mod sdk;
 mod spec;
-pub mod testing;
 
 #[doc(hidden)]
 pub use export as __export;
 
-pub use abi::{CallError, Namespaces};
 pub use container::{Bind, ConfigMut, ConfigView, Driver, Mount, Registrar, Signals};
-pub use sdk::{BoxError, Invocation, OutputWriter, Plugin, PreRun, Result};
+pub use sdk::{BoxError, CallError, Invocation, OutputWriter, Plugin, PreRun, Result};
 pub use spec::{Arg, Command, Flag};
+pub use vessel_plugin_abi::Namespaces;
 
-/// Re-exported so the runtime uses exactly the abi_stable this API was built with.
-pub use abi_stable;
-
-/// The version of this crate: the plugin-api version a plugin was built
-/// against, recorded in its manifest.
-pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+/// The plugin-api version a plugin built with this SDK records in its
+/// manifest: the version of the stable ABI (`vessel-plugin-abi`) it links.
+pub const API_VERSION: &str = vessel_plugin_abi::API_VERSION;

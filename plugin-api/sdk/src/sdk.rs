@@ -6,11 +6,11 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use abi_stable::std_types::{RErr, ROk, RStr};
+use crate::abi::abi_stable::std_types::{RErr, ROk, RStr};
 
 use crate::abi::{
-    self, CallError, CallResult, CommandInvocation, DriverRegistrarMut, EngineConfigMut,
-    EngineConfigRef, PluginManifest, PreRunInfo, SignalSourceMut,
+    self, CallResult, CommandInvocation, DriverRegistrarMut, EngineConfigMut, EngineConfigRef,
+    PluginManifest, PreRunInfo, SignalSourceMut,
 };
 use crate::container::{ConfigMut, ConfigView, Registrar, Signals};
 use crate::spec::{Command, Flag};
@@ -203,7 +203,8 @@ impl Plugin {
         self.install.is_some()
     }
 
-    /// The ABI manifest of this plugin.
+    /// The ABI manifest of this plugin (see `vessel_plugin_test::manifest`).
+    #[doc(hidden)]
     pub fn abi_manifest(&self) -> PluginManifest {
         PluginManifest {
             name: self.name.as_str().into(),
@@ -230,7 +231,8 @@ impl Plugin {
         guard(&self.name, f)
     }
 
-    pub(crate) fn call_command(&self, inv: &CommandInvocation, out: Output) -> CallResult<i32> {
+    #[doc(hidden)]
+    pub fn call_command(&self, inv: &CommandInvocation, out: Output) -> CallResult<i32> {
         self.guard(|| {
             let (_, run) = self
                 .commands
@@ -244,7 +246,8 @@ impl Plugin {
         })
     }
 
-    pub(crate) fn call_flag_pre_run(&self, inv: &CommandInvocation, out: Output) -> CallResult<()> {
+    #[doc(hidden)]
+    pub fn call_flag_pre_run(&self, inv: &CommandInvocation, out: Output) -> CallResult<()> {
         self.guard(|| {
             let inv = Invocation::from_abi(inv, out);
             let result = self
@@ -257,7 +260,8 @@ impl Plugin {
         })
     }
 
-    pub(crate) fn call_global_pre_run(&self, info: &PreRunInfo) -> CallResult<()> {
+    #[doc(hidden)]
+    pub fn call_global_pre_run(&self, info: &PreRunInfo) -> CallResult<()> {
         self.guard(|| match &self.global_pre_run {
             Some(hook) => hook(&PreRun {
                 uid: info.uid,
@@ -269,14 +273,16 @@ impl Plugin {
         })
     }
 
-    pub(crate) fn call_engine_config(&self, config: EngineConfigMut<'_>) -> CallResult<()> {
+    #[doc(hidden)]
+    pub fn call_engine_config(&self, config: EngineConfigMut<'_>) -> CallResult<()> {
         self.guard(|| match &self.engine_config {
             Some(cb) => cb(&mut ConfigMut { inner: config }),
             None => Ok(()),
         })
     }
 
-    pub(crate) fn call_monitor_container(
+    #[doc(hidden)]
+    pub fn call_monitor_container(
         &self,
         config: EngineConfigRef<'_>,
         pid: i32,
@@ -292,18 +298,16 @@ impl Plugin {
         })
     }
 
-    pub(crate) fn call_post_start_process(
-        &self,
-        config: EngineConfigRef<'_>,
-        pid: i32,
-    ) -> CallResult<()> {
+    #[doc(hidden)]
+    pub fn call_post_start_process(&self, config: EngineConfigRef<'_>, pid: i32) -> CallResult<()> {
         self.guard(|| match &self.post_start_process {
             Some(cb) => cb(&ConfigView { inner: config }, pid),
             None => Ok(()),
         })
     }
 
-    pub(crate) fn call_register_image_drivers(
+    #[doc(hidden)]
+    pub fn call_register_image_drivers(
         &self,
         unprivileged: bool,
         registrar: DriverRegistrarMut<'_>,
@@ -320,7 +324,8 @@ impl Plugin {
         })
     }
 
-    pub(crate) fn call_install(&self, dir: RStr<'_>) -> CallResult<()> {
+    #[doc(hidden)]
+    pub fn call_install(&self, dir: RStr<'_>) -> CallResult<()> {
         self.guard(|| match &self.install {
             Some(cb) => cb(Path::new(dir.as_str())),
             None => Ok(()),
@@ -333,7 +338,7 @@ impl Plugin {
 pub(crate) fn guard<T>(plugin: &str, f: impl FnOnce() -> Result<T>) -> CallResult<T> {
     match catch_unwind(AssertUnwindSafe(f)) {
         Ok(Ok(v)) => ROk(v),
-        Ok(Err(e)) => RErr(CallError {
+        Ok(Err(e)) => RErr(abi::CallError {
             message: one_line(&e.to_string()).into(),
             panicked: false,
         }),
@@ -343,7 +348,7 @@ pub(crate) fn guard<T>(plugin: &str, f: impl FnOnce() -> Result<T>) -> CallResul
                 .map(|s| s.to_string())
                 .or_else(|| payload.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic payload".to_string());
-            RErr(CallError {
+            RErr(abi::CallError {
                 message: format!("plugin {plugin:?} panicked: {}", one_line(&msg)).into(),
                 panicked: true,
             })
@@ -356,6 +361,25 @@ fn one_line(s: &str) -> String {
     s.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
+/// An error a callback returned, as the runtime sees it: what the
+/// `vessel-plugin-test` helpers return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    /// One line saying what failed, naming the plugin when it panicked.
+    pub message: String,
+    /// The callback panicked (the SDK caught the panic at the boundary).
+    pub panicked: bool,
+}
+
+impl From<abi::CallError> for CallError {
+    fn from(e: abi::CallError) -> Self {
+        Self {
+            message: e.message.into_string(),
+            panicked: e.panicked,
+        }
+    }
+}
+
 impl std::fmt::Display for CallError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&self.message)
@@ -365,15 +389,17 @@ impl std::fmt::Display for CallError {
 impl std::error::Error for CallError {}
 
 /// Where a callback's output goes: the process's stdout, or a buffer the
-/// [`testing`](crate::testing) helpers read.
+/// `vessel-plugin-test` helpers read. Not part of the API.
+#[doc(hidden)]
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Output(Option<Arc<Mutex<Vec<u8>>>>);
+pub struct Output(Option<Arc<Mutex<Vec<u8>>>>);
 
 impl Output {
     pub(crate) fn stdout() -> Self {
         Self(None)
     }
-    pub(crate) fn capture() -> (Self, Arc<Mutex<Vec<u8>>>) {
+    /// An output captured into the returned buffer.
+    pub fn capture() -> (Self, Arc<Mutex<Vec<u8>>>) {
         let buf = Arc::new(Mutex::new(Vec::new()));
         (Self(Some(buf.clone())), buf)
     }

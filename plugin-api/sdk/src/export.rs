@@ -3,19 +3,20 @@
 //! fetch the plugin built by the author's function and call it through the
 //! panic guard.
 
-use abi_stable::prefix_type::PrefixTypeTrait;
-use abi_stable::std_types::RStr;
+use crate::abi::abi_stable::prefix_type::PrefixTypeTrait;
+use crate::abi::abi_stable::std_types::RStr;
 
 #[doc(hidden)]
-pub use abi_stable::library::{
+pub use crate::abi::abi_stable::library::{
     __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
 };
 
 use crate::abi::{
     CallResult, CommandInvocation, DriverRegistrarMut, EngineConfigMut, EngineConfigRef,
-    HostServices_Ref, PluginManifest, PluginMod, PluginMod_Ref, PreRunInfo, SignalSourceMut,
+    HostServices_Ref, PluginManifest, PluginMod, PreRunInfo, SignalSourceMut,
 };
-use crate::sdk::Output;
+pub use crate::abi::{LogLevel, PluginMod_Ref};
+pub use crate::sdk::Output;
 use crate::Plugin;
 
 /// Gives the entry points the plugin of one library; implemented by
@@ -132,7 +133,7 @@ macro_rules! export_plugin {
         }
 
         #[doc(hidden)]
-        pub fn __vessel_plugin_root_module() -> $crate::abi::PluginMod_Ref {
+        pub fn __vessel_plugin_root_module() -> $crate::__export::PluginMod_Ref {
             $crate::__export::root_module::<__VesselPluginSource>()
         }
 
@@ -147,11 +148,25 @@ macro_rules! export_plugin {
             // SAFETY: the constructor returns a `PluginMod_Ref` erased by
             // abi_stable's own loader helper, as `from_constructor` requires.
             unsafe {
-                $crate::__export::LibHeader::from_constructor::<$crate::abi::PluginMod_Ref>(
+                $crate::__export::LibHeader::from_constructor::<$crate::__export::PluginMod_Ref>(
                     erased_root_module,
                     $crate::__export::CheckTypeLayout::Yes,
                 )
             }
         };
     };
+}
+
+// What `vessel-plugin-test` drives the SDK with; not part of the API.
+
+/// Takes the log records this thread's callbacks emitted while no runtime
+/// had loaded the plugin.
+pub fn take_logs() -> Vec<(LogLevel, String)> {
+    crate::log::take_captured()
+}
+
+/// What [`host::install_dir`](crate::host::install_dir) returns on this
+/// thread while no runtime has loaded the plugin.
+pub fn set_install_dir(dir: Option<std::path::PathBuf>) {
+    crate::host::set_fake_install_dir(dir);
 }

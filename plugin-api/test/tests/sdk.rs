@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vessel_plugin_api::log::{self, LogLevel};
-use vessel_plugin_api::testing::{self, FakeDriverRegistrar, FakeEngineConfig, FakeSignals};
 use vessel_plugin_api::{Arg, Bind, Command, Driver, Flag, Mount, Namespaces, Plugin};
+use vessel_plugin_test::{self as testing, FakeDriverRegistrar, FakeEngineConfig, FakeSignals};
 
 struct LoopDriver {
     mounts: Arc<AtomicUsize>,
@@ -101,10 +101,10 @@ fn build(mounts: Arc<AtomicUsize>) -> Plugin {
 
 #[test]
 fn manifest_describes_everything() {
-    let m = build(Arc::default()).abi_manifest();
+    let m = testing::manifest(&build(Arc::default()));
     assert_eq!(m.name.as_str(), "example.com/all");
     assert_eq!(m.api_version.as_str(), vessel_plugin_api::API_VERSION);
-    assert_eq!(m.commands[0].flags[0].short.into_option(), Some('g' as u32));
+    assert_eq!(m.commands[0].flags[0].short, Some('g'));
     assert!(m.commands[0].args[0].required);
     assert!(m.global_pre_run);
 }

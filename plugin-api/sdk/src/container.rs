@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use abi_stable::{
+use crate::abi::abi_stable::{
     sabi_trait::TD_Opaque,
     std_types::{RErr, ROk, ROption, RString, RVec},
 };

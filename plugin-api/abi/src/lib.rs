@@ -1,15 +1,18 @@
-//! The raw stable ABI: the root module every plugin exports, the data types
-//! that cross the boundary and the `sabi_trait` objects the runtime hands to
-//! plugins.
+//! The stable ABI between vessel and its plugins: the root module every
+//! plugin exports, the `#[repr(C)]` data types that cross the boundary, the
+//! `sabi_trait` objects the runtime hands to plugins, and the frozen layouts
+//! of earlier API versions.
 //!
-//! Plugin authors normally never touch this module: the SDK ([`crate::Plugin`]
-//! and [`crate::export_plugin!`]) builds the root module from plain Rust
-//! closures. The runtime uses it directly.
+//! This is everything the runtime links. Plugin authors never use it
+//! directly: the SDK (`vessel-plugin-api`) builds the root module from plain
+//! Rust closures, and `vessel-plugin-test` fakes the runtime's side.
 //!
 //! Compatibility rules: every type here is checked by abi_stable at load
 //! time. The root module, [`HostServices`] and the `sabi_trait`s are prefix
 //! types, so later API versions only ever append fields or methods after the
 //! `last_prefix_field` marker and plugins built against 1.0 keep loading.
+//! abi_stable also compares each type's name and defining package (see
+//! `build.rs`), never its module path.
 
 // abi_stable's generated names (`PluginMod_Ref`, `EngineConfig_TO`).
 #![allow(non_camel_case_types)]
@@ -34,6 +37,14 @@ pub struct CallError {
     /// The callback panicked (the SDK caught the panic at the boundary).
     pub panicked: bool,
 }
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for CallError {}
 
 /// What a callback returns: a value or a [`CallError`].
 pub type CallResult<T> = RResult<T, CallError>;
@@ -384,6 +395,15 @@ impl RootModule for PluginMod_Ref {
 
 pub mod v1_0;
 
+/// Re-exported so the runtime, the SDK and plugins use exactly the
+/// abi_stable these layouts were built with.
+pub use abi_stable;
+
+/// The plugin-api version of this ABI: the contract version a plugin
+/// records (in its manifest and abi_stable's root-module version) and the
+/// runtime checks (same major, plugin minor not newer).
+pub const API_VERSION: &str = env!("CARGO_PKG_VERSION");
+
 /// The exported symbol every abi_stable library (and so every plugin)
 /// defines; equal to `abi_stable::library::ROOT_MODULE_LOADER_NAME`.
 pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
@@ -391,6 +411,18 @@ pub const ROOT_MODULE_SYMBOL: &str = "_1as_0lib_1header_0root_bmodule_bloader";
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn layouts_carry_the_package_name_1x_plugins_were_built_with() {
+        use abi_stable::StableAbi;
+        for layout in [
+            <CallError as StableAbi>::LAYOUT,
+            <PluginManifest as StableAbi>::LAYOUT,
+            <MountRequest as StableAbi>::LAYOUT,
+        ] {
+            assert_eq!(layout.package(), "vessel-plugin-api");
+        }
+    }
 
     #[test]
     fn root_symbol_matches_abi_stable() {

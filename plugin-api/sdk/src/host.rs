@@ -1,8 +1,7 @@
 //! Services the runtime offers besides logging (see [`log`](crate::log)).
 //!
-//! Without a runtime (in unit tests through [`testing`](crate::testing)),
-//! the values come from what the test set with
-//! [`testing::set_install_dir`](crate::testing::set_install_dir), per thread.
+//! Without a runtime (in unit tests through `vessel-plugin-test`), the
+//! values come from what the test set with its `set_install_dir`, per thread.
 
 use std::cell::RefCell;
 use std::path::PathBuf;

@@ -2,8 +2,8 @@
 //!
 //! Lines land in the runtime's `tracing` output at the given level, tagged
 //! with `plugin=NAME`. Without a runtime (in unit tests through
-//! [`testing`](crate::testing)), records are kept per thread and
-//! [`testing::take_logs`](crate::testing::take_logs) returns them.
+//! `vessel-plugin-test`), records are kept per thread and its `take_logs`
+//! returns them.
 
 use std::cell::RefCell;
 use std::fmt::Display;
