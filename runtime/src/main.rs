@@ -30,6 +30,10 @@ fn init_tracing(g: &GlobalArgs) {
 }
 
 fn main() -> ExitCode {
+    // `plugin compile` runs cargo with this binary as its rustc wrapper.
+    if let Some(spec) = std::env::var_os(vessel::plugin::build::wrapper::RUSTC_WRAPPER_ENV) {
+        return wrap_rustc(&spec);
+    }
     match dynamic::run(std::env::args_os().collect(), init_tracing) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(u8::MAX)),
         Err(e) => {
@@ -37,6 +41,24 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_RUNTIME_FAILURE as u8)
         }
     }
+}
+
+/// Runs rustc (`argv[1]`) with the rest of the arguments, crate metadata
+/// made machine-independent; never returns on success.
+fn wrap_rustc(spec: &std::ffi::OsStr) -> ExitCode {
+    use std::os::unix::process::CommandExt as _;
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let Some((rustc, rest)) = args.split_first() else {
+        eprintln!("error: rustc wrapper: no rustc to run");
+        return ExitCode::from(EXIT_RUNTIME_FAILURE as u8);
+    };
+    let rest = vessel::plugin::build::wrapper::rewrite_args(spec, rest);
+    let e = std::process::Command::new(rustc).args(rest).exec();
+    eprintln!(
+        "error: rustc wrapper: cannot run {}: {e}",
+        rustc.to_string_lossy()
+    );
+    ExitCode::from(EXIT_RUNTIME_FAILURE as u8)
 }
 
 /// The one line the CLI prints for `e`: its text, then the text of each

@@ -201,6 +201,7 @@ mod tests {
                 .collect(),
             global_pre_run: false,
             sha256: String::new(),
+            provenance: None,
         }
     }
 

@@ -24,6 +24,10 @@ pub struct PluginArgs {
 pub enum PluginCommand {
     /// Create a new plugin crate skeleton in DIR (inside the source tree).
     Create {
+        /// The vessel source tree to create it in (default:
+        /// $VESSEL_SOURCE_TREE, else the tree this vessel was built from).
+        #[arg(long, value_name = "DIR")]
+        source_tree: Option<PathBuf>,
         /// Directory to create the crate in (must not exist or be empty).
         dir: PathBuf,
         /// Plugin name, e.g. example.com/my-plugin.
@@ -37,7 +41,22 @@ pub enum PluginCommand {
         /// Sign the image with this ed25519 private key (PKCS#8 PEM).
         #[arg(long, value_name = "KEY")]
         sign_key: Option<PathBuf>,
+        /// The vessel source tree to build in (default: $VESSEL_SOURCE_TREE,
+        /// else the tree this vessel was built from).
+        #[arg(long, value_name = "DIR")]
+        source_tree: Option<PathBuf>,
         /// The plugin crate directory.
+        dir: PathBuf,
+    },
+    /// Rebuild a plugin from its source and check it is the image's library.
+    VerifyBuild {
+        /// The vessel source tree to build in (default: $VESSEL_SOURCE_TREE,
+        /// else the tree this vessel was built from).
+        #[arg(long, value_name = "DIR")]
+        source_tree: Option<PathBuf>,
+        /// A plugin image, or an installed plugin's name.
+        image: String,
+        /// The plugin crate directory (never written to).
         dir: PathBuf,
     },
     /// Show a plugin's manifest, from an installed name or an image file.
@@ -109,10 +128,29 @@ fn parse_callback(s: &str) -> Result<CallbackKind, String> {
 pub fn run(args: &PluginArgs, ctx: &Runtime) -> Result<i32, Error> {
     let store = Store::new(ctx.paths.plugin_dir());
     match &args.command {
-        PluginCommand::Create { dir, name } => super::plugin_build::create(dir, name),
-        PluginCommand::Compile { out, sign_key, dir } => {
-            super::plugin_build::compile(dir, out.as_deref(), sign_key.as_deref())
-        }
+        PluginCommand::Create {
+            source_tree,
+            dir,
+            name,
+        } => super::plugin_build::create(dir, name, source_tree.as_deref()),
+        PluginCommand::Compile {
+            out,
+            sign_key,
+            source_tree,
+            dir,
+        } => super::plugin_build::compile(
+            dir,
+            vessel::plugin::build::CompileOptions {
+                out: out.as_deref(),
+                sign_key: sign_key.as_deref(),
+                source_tree: source_tree.as_deref(),
+            },
+        ),
+        PluginCommand::VerifyBuild {
+            source_tree,
+            image,
+            dir,
+        } => super::plugin_build::verify_build(&store, image, dir, source_tree.as_deref()),
         PluginCommand::Inspect { json, target } => {
             super::plugin_build::inspect(ctx, &store, target, *json)
         }

@@ -15,8 +15,8 @@ use vessel::Runtime;
 use vessel_sif::text::inert;
 
 /// `plugin create DIR NAME`.
-pub fn create(dir: &Path, name: &str) -> Result<i32, Error> {
-    let dir = build::create_plugin(dir, name)?;
+pub fn create(dir: &Path, name: &str, source_tree: Option<&Path>) -> Result<i32, Error> {
+    let dir = build::create_plugin(dir, name, source_tree)?;
     let _ = outln!(
         "Plugin \"{name}\" created in {} (crate {}).",
         dir.display(),
@@ -26,10 +26,37 @@ pub fn create(dir: &Path, name: &str) -> Result<i32, Error> {
 }
 
 /// `plugin compile [--out FILE] [--sign-key KEY] DIR`.
-pub fn compile(dir: &Path, out: Option<&Path>, key: Option<&Path>) -> Result<i32, Error> {
-    let out = build::compile(dir, out, key)?;
+pub fn compile(dir: &Path, opts: build::CompileOptions<'_>) -> Result<i32, Error> {
+    let out = build::compile(dir, opts)?;
     let _ = outln!("Plugin built to: {}", out.display());
     Ok(0)
+}
+
+/// `plugin verify-build IMAGE|NAME DIR`: `reproduced: SHA256` and exit 0,
+/// or the first difference and exit 1.
+pub fn verify_build(
+    store: &Store,
+    image: &str,
+    dir: &Path,
+    source_tree: Option<&Path>,
+) -> Result<i32, Error> {
+    let manifest = if Path::new(image).is_file() || image.ends_with(".sif") {
+        PluginImage::open(Path::new(image))
+            .map_err(PluginError::from)?
+            .manifest
+    } else {
+        store.get(image)?.manifest
+    };
+    match build::verify_build(&manifest, dir, source_tree)? {
+        build::Verdict::Reproduced(sha) => {
+            outln!("reproduced: {sha}")?;
+            Ok(0)
+        }
+        build::Verdict::Differs(what) => {
+            outln!("{}", inert(&what))?;
+            Ok(1)
+        }
+    }
 }
 
 /// `plugin inspect NAME|FILE [--json]`: an existing file is read as an
@@ -110,6 +137,12 @@ fn render_inspect(m: &Manifest, sigs: &[(String, bool)], installed: Option<&Meta
         line("Flags:", &f.join(", "));
     }
     line("SHA256:", &m.sha256);
+    if let Some(p) = &m.provenance {
+        line("Source:", &format!("sha256 {}", p.source_sha256));
+        line("Cargo.lock:", &format!("sha256 {}", p.lock_sha256));
+        line("Built in:", &p.vessel_source);
+        line("Build time:", &p.source_date_epoch.to_string());
+    }
     if sigs.is_empty() {
         line("Signatures:", "none (unsigned)");
     } else {

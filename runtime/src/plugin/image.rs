@@ -135,8 +135,16 @@ impl PluginImage {
 
 /// Writes a plugin image at `out` from a built library and its manifest.
 /// The image is written to a temp file beside `out` and renamed, so a failed
-/// write never leaves a half image behind.
-pub fn write(out: &Path, library: &Path, manifest: &Manifest) -> Result<(), crate::Error> {
+/// write never leaves a half image behind. It is reproducible: every
+/// timestamp is `time` (the build's `SOURCE_DATE_EPOCH`) and the image id is
+/// derived from the manifest (which holds the library's sha256), so the
+/// same build gives the same bytes.
+pub fn write(
+    out: &Path,
+    library: &Path,
+    manifest: &Manifest,
+    time: i64,
+) -> Result<(), crate::Error> {
     let dir = out
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -149,7 +157,12 @@ pub fn write(out: &Path, library: &Path, manifest: &Manifest) -> Result<(), crat
     let json =
         serde_json::to_vec_pretty(manifest).map_err(|e| io(out, std::io::Error::other(e)))?;
     let so = File::open(library).map_err(|e| io(library, e))?;
-    let mut w = Writer::create(tmp.path(), &CreateOptions::new())?;
+    let opts = CreateOptions {
+        uuid: Some(derived_uuid(&json)),
+        time: Some(time),
+        ..CreateOptions::new()
+    };
+    let mut w = Writer::create(tmp.path(), &opts)?;
     w.add(
         ObjectInput::partition(FsType::Raw, PartType::Data, Arch::host(), so)
             .name(PLUGIN_SO)
@@ -163,6 +176,17 @@ pub fn write(out: &Path, library: &Path, manifest: &Manifest) -> Result<(), crat
     w.finish()?;
     tmp.persist(out).map_err(|e| io(out, e.error))?;
     Ok(())
+}
+
+/// An RFC 9562 version-8 (custom) UUID made of the manifest's sha256.
+fn derived_uuid(manifest_json: &[u8]) -> [u8; 16] {
+    use sha2::Digest as _;
+    let digest = sha2::Sha256::digest(manifest_json);
+    let mut id = [0u8; 16];
+    id.copy_from_slice(&digest[..16]);
+    id[6] = (id[6] & 0x0f) | 0x80;
+    id[8] = (id[8] & 0x3f) | 0x80;
+    id
 }
 
 fn io(path: &Path, source: std::io::Error) -> crate::Error {

@@ -622,6 +622,7 @@ fn manifest_from_abi(
             .collect(),
         global_pre_run: m.global_pre_run,
         sha256: sha256.to_string(),
+        provenance: None,
     }
 }
 

@@ -155,6 +155,10 @@ pub struct Manifest {
     pub global_pre_run: bool,
     /// Lowercase hex sha256 of `plugin.so`.
     pub sha256: String,
+    /// What the plugin was built from, recorded by `plugin compile` (none in
+    /// a library's description of itself, or in images of older vessels).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<crate::plugin::build::provenance::Provenance>,
 }
 
 impl Manifest {

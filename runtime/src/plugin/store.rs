@@ -631,6 +631,7 @@ mod tests {
             flags: vec![],
             global_pre_run: false,
             sha256: "00".into(),
+            provenance: None,
         }
     }
 

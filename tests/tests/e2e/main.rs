@@ -10,5 +10,6 @@ mod hostile_text;
 mod keys;
 mod loader;
 mod plugin;
+mod reproducible;
 mod sif;
 mod sign;

@@ -10,11 +10,20 @@ use std::process::Command;
 
 use super::PluginError;
 
+mod compile;
+mod lock;
+pub mod provenance;
+mod verify;
+pub mod wrapper;
+
+pub use compile::{compile, CompileOptions};
+pub use verify::{verify_build, Verdict};
+
 /// Errors creating or building plugin crates.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     /// The source tree this binary was built from is gone.
-    #[error("the vessel source tree {0} (where this vessel was built) is missing; plugins are compiled inside it")]
+    #[error("the vessel source tree {0} is missing or not a vessel tree; plugins are compiled inside one (pass --source-tree DIR or set VESSEL_SOURCE_TREE)")]
     NoSourceTree(PathBuf),
     /// DIR is not inside the source tree.
     #[error("{dir} is outside the vessel source tree {tree}: plugins are created and compiled inside it")]
@@ -43,6 +52,33 @@ pub enum BuildError {
         /// What went wrong.
         reason: String,
     },
+    /// `SOURCE_DATE_EPOCH` is not a number of seconds.
+    #[error("SOURCE_DATE_EPOCH {0:?} is not a non-negative number of seconds")]
+    BadSourceDate(String),
+    /// The plugin's lock file pins a crate shared with the runtime to
+    /// another version.
+    #[error("the plugin's Cargo.lock pins {package} {plugin_version}, but the runtime uses {runtime_version} (the plugin API and what it pulls in are shared with the runtime; run `cargo update -p {package} --precise {runtime_version}` in the plugin crate)")]
+    SharedPin {
+        /// The crate.
+        package: String,
+        /// The plugin's pin.
+        plugin_version: String,
+        /// The runtime's version.
+        runtime_version: String,
+    },
+    /// The source tree's plugin API is another major version than the
+    /// runtime's.
+    #[error("the vessel source tree {tree} has plugin API {tree_version}, this vessel has {runtime_version}: compile plugins in the tree of this vessel's version (git clone --branch v{runtime_pkg})")]
+    ApiMismatch {
+        /// The source tree.
+        tree: PathBuf,
+        /// Its plugin API version.
+        tree_version: String,
+        /// The runtime's.
+        runtime_version: String,
+        /// The runtime's package version (the release tag).
+        runtime_pkg: &'static str,
+    },
     /// An I/O error on a named path.
     #[error("{path}: {source}")]
     Io {
@@ -60,19 +96,51 @@ fn io_err(path: &Path) -> impl FnOnce(io::Error) -> BuildError + '_ {
     }
 }
 
-/// The source tree this vessel was built from, canonical. `VESSEL_SOURCE_TREE`
-/// overrides it (for a relocated checkout).
-pub fn source_tree() -> Result<PathBuf, BuildError> {
-    let raw = std::env::var_os("VESSEL_SOURCE_TREE")
-        .map(PathBuf::from)
+/// The environment variable naming the vessel source tree plugins are
+/// compiled in (for a packaged vessel, or a relocated checkout).
+pub const SOURCE_TREE_ENV: &str = "VESSEL_SOURCE_TREE";
+
+/// The source tree plugins are compiled in, canonical: `explicit`
+/// (`--source-tree`), else `$VESSEL_SOURCE_TREE`, else the tree this vessel
+/// was built from. Its plugin API must be this runtime's major version.
+pub fn source_tree_from(explicit: Option<&Path>) -> Result<PathBuf, BuildError> {
+    let raw = explicit
+        .map(Path::to_path_buf)
+        .or_else(|| std::env::var_os(SOURCE_TREE_ENV).map(PathBuf::from))
         .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".."));
     let tree = raw
         .canonicalize()
         .map_err(|_| BuildError::NoSourceTree(raw.clone()))?;
-    if !tree.join("plugin-api/sdk/Cargo.toml").is_file() {
+    let abi_toml = tree.join("plugin-api/abi/Cargo.toml");
+    if !tree.join("plugin-api/sdk/Cargo.toml").is_file() || !abi_toml.is_file() {
         return Err(BuildError::NoSourceTree(tree));
     }
+    let tree_version = fs::read_to_string(&abi_toml)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| {
+            t.get("package")?
+                .get("version")?
+                .as_str()
+                .map(str::to_owned)
+        })
+        .ok_or_else(|| BuildError::NoSourceTree(tree.clone()))?;
+    let runtime_version = vessel_plugin_abi::API_VERSION;
+    let major = |v: &str| v.split('.').next().map(str::to_owned);
+    if major(&tree_version) != major(runtime_version) {
+        return Err(BuildError::ApiMismatch {
+            tree,
+            tree_version,
+            runtime_version: runtime_version.to_owned(),
+            runtime_pkg: env!("CARGO_PKG_VERSION"),
+        });
+    }
     Ok(tree)
+}
+
+/// [`source_tree_from`] without an explicit tree.
+pub fn source_tree() -> Result<PathBuf, BuildError> {
+    source_tree_from(None)
 }
 
 /// Absolute, normalised form of `dir` (which may not exist yet), resolving
@@ -174,8 +242,9 @@ crate-type = ["cdylib"]
 [dependencies]
 vessel-plugin-api = {{ path = "{api}" }}
 
-# A plugin is its own workspace: `vessel plugin compile` builds it against the
-# vessel source tree's Cargo.lock, so it uses exactly the runtime's versions.
+# A plugin is its own workspace: `vessel plugin compile` builds it with the
+# runtime's versions of every crate it shares with the runtime (the plugin API
+# and what it pulls in) and the versions in its own Cargo.lock for the rest.
 [workspace]
 "#,
         api = api.display()
@@ -184,7 +253,8 @@ vessel-plugin-api = {{ path = "{api}" }}
     let files: [(PathBuf, &str); 3] = [
         (dir.join("Cargo.toml"), cargo_toml.as_str()),
         (dir.join("src/lib.rs"), lib_rs),
-        (dir.join(".gitignore"), "/target\n/Cargo.lock\n*.sif\n"),
+        // Cargo.lock is part of the plugin's source: its own pins are kept.
+        (dir.join(".gitignore"), "/target\n*.sif\n"),
     ];
     for (p, text) in files {
         fs::write(&p, text).map_err(io_err(&p))?;
@@ -220,6 +290,8 @@ pub struct Built {
     pub rustc_version: String,
     /// The host target triple it was built for.
     pub target: String,
+    /// The Cargo.lock it was built with.
+    pub lock: PathBuf,
 }
 
 fn package_name(dir: &Path) -> Result<String, BuildError> {
@@ -323,43 +395,92 @@ fn run_cargo(dir: &Path, cmd: &mut Command) -> Result<(), BuildError> {
     }
 }
 
+/// The absolute paths that can reach a library (panic locations,
+/// `file!()`, build-script output dirs, registry sources), each with the
+/// fixed path it is remapped to. rustc applies the last matching prefix, so
+/// the more specific paths come last.
+fn remaps(tree: &Path, dir: &Path, target_dir: &Path) -> Vec<(PathBuf, &'static str)> {
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+    let mut maps: Vec<(PathBuf, &'static str)> = Vec::new();
+    if let Some(h) = cargo_home {
+        maps.push((h, "/cargo"));
+    }
+    maps.push((tree.to_owned(), "/vessel"));
+    maps.push((target_dir.to_owned(), "/target"));
+    maps.push((dir.to_owned(), "/plugin"));
+    maps
+}
+
+/// The rustc flags for [`remaps`], as `CARGO_ENCODED_RUSTFLAGS`.
+fn remap_flags(maps: &[(PathBuf, &str)]) -> String {
+    maps.iter()
+        .map(|(from, to)| format!("--remap-path-prefix={}={to}", from.display()))
+        .collect::<Vec<_>>()
+        .join("\x1f")
+}
+
 /// Builds the plugin crate in `dir` (inside `tree`) with cargo: release
-/// profile, host target, `--locked` against the tree's Cargo.lock.
-pub fn cargo_build(tree: &Path, dir: &Path) -> Result<Built, BuildError> {
+/// profile, host target, into `target_dir`, reproducibly (paths remapped,
+/// `SOURCE_DATE_EPOCH` passed on). A workspace member builds `--locked`
+/// against the tree's Cargo.lock; a crate of its own workspace builds with
+/// its own Cargo.lock merged with the tree's shared crates (see `lock`).
+pub fn cargo_build(
+    tree: &Path,
+    dir: &Path,
+    target_dir: &Path,
+    source_date_epoch: i64,
+) -> Result<Built, BuildError> {
     let dir = inside_tree(tree, dir)?;
     let crate_name = package_name(&dir)?;
     let (rustc_version, target) = rustc_info();
-    let target_dir;
+    let maps = remaps(tree, &dir, target_dir);
+    // This binary is cargo's rustc wrapper: it gives every crate a `-C
+    // metadata` hash free of machine paths (see `wrapper`).
+    let this = std::env::current_exe().map_err(|e| BuildError::Cargo {
+        dir: dir.clone(),
+        reason: format!("cannot find the vessel binary to wrap rustc with: {e}"),
+    })?;
+    let cargo = |cwd: &Path| {
+        let mut c = Command::new("cargo");
+        c.current_dir(cwd)
+            .env("CARGO_TARGET_DIR", target_dir)
+            .env("CARGO_ENCODED_RUSTFLAGS", remap_flags(&maps))
+            .env("RUSTC_WRAPPER", &this)
+            .env(wrapper::RUSTC_WRAPPER_ENV, wrapper::encode(&maps))
+            .env("SOURCE_DATE_EPOCH", source_date_epoch.to_string())
+            .env_remove("RUSTFLAGS")
+            .env_remove("RUSTC_WORKSPACE_WRAPPER");
+        c
+    };
+    let lock;
     if is_workspace_member(tree, &dir)? {
-        target_dir = tree.join("target");
+        lock = tree.join("Cargo.lock");
         run_cargo(
             &dir,
-            Command::new("cargo")
-                .args(["build", "--release", "--locked", "-p", &crate_name])
-                .current_dir(tree)
-                .env("CARGO_TARGET_DIR", &target_dir),
+            cargo(tree).args(["build", "--release", "--locked", "-p", &crate_name]),
         )?;
     } else {
-        // A plugin crate is its own workspace; seed its lock file with the
-        // tree's so every shared dependency resolves to the runtime's version,
-        // then let cargo add only the plugin's own entry before building locked.
-        let lock = dir.join("Cargo.lock");
-        fs::copy(tree.join("Cargo.lock"), &lock).map_err(io_err(&lock))?;
-        target_dir = tree.join("target/plugins");
+        let tree_lock = lock::Lock::read(&tree.join("Cargo.lock"))?;
+        let own = dir.join("Cargo.lock");
+        let seed = if own.is_file() {
+            lock::Lock::read(&own)?.merged_with(&tree_lock)?
+        } else {
+            tree_lock.clone()
+        };
+        seed.write(&own)?;
+        // Resolve (adds the plugin's own entries, drops unused ones), check
+        // that the shared crates kept the runtime's versions, build locked.
         run_cargo(
             &dir,
-            Command::new("cargo")
+            cargo(&dir)
                 .args(["metadata", "--format-version", "1"])
-                .current_dir(&dir)
                 .stdout(std::process::Stdio::null()),
         )?;
-        run_cargo(
-            &dir,
-            Command::new("cargo")
-                .args(["build", "--release", "--locked"])
-                .current_dir(&dir)
-                .env("CARGO_TARGET_DIR", &target_dir),
-        )?;
+        lock::Lock::read(&own)?.check_against(&tree_lock)?;
+        run_cargo(&dir, cargo(&dir).args(["build", "--release", "--locked"]))?;
+        lock = own;
     }
     let library = target_dir
         .join("release")
@@ -376,6 +497,7 @@ pub fn cargo_build(tree: &Path, dir: &Path) -> Result<Built, BuildError> {
         library,
         rustc_version,
         target,
+        lock,
     })
 }
 
@@ -405,47 +527,14 @@ vessel_plugin_api::export_plugin!(build);
 
 /// `plugin create DIR NAME`: a new plugin crate skeleton in DIR, inside the
 /// source tree. Returns the crate dir.
-pub fn create_plugin(dir: &Path, name: &str) -> Result<PathBuf, crate::Error> {
-    super::store::validate_name(name)?;
-    let tree = source_tree().map_err(PluginError::from)?;
-    Ok(create(&tree, dir, name, &skeleton_lib_rs(name)).map_err(PluginError::from)?)
-}
-
-/// `plugin compile`: cargo builds the crate in DIR inside the source tree,
-/// the built library is loaded (with every loader check) to generate the
-/// manifest, and the plugin image is written to `out` (default
-/// `DIR/<crate name>.sif`), signed with `key` if given. Returns the image
-/// path; on failure no image is left.
-pub fn compile(
+pub fn create_plugin(
     dir: &Path,
-    out: Option<&Path>,
-    key: Option<&Path>,
+    name: &str,
+    source_tree: Option<&Path>,
 ) -> Result<PathBuf, crate::Error> {
-    // Validate everything cheap before the (slow) build.
-    let tree = source_tree().map_err(PluginError::from)?;
-    inside_tree(&tree, dir).map_err(PluginError::from)?;
-    let signing_key = key.map(crate::trust::load_signing_key).transpose()?;
-
-    let built = cargo_build(&tree, dir).map_err(PluginError::from)?;
-    let loaded = super::loader::load(&super::loader::LoadSpec::new(&built.library))
-        .map_err(PluginError::from)?;
-    let manifest = super::manifest::Manifest {
-        runtime_version: env!("CARGO_PKG_VERSION").to_owned(),
-        rustc_version: built.rustc_version.clone(),
-        target: built.target.clone(),
-        ..loaded.manifest().clone()
-    };
-    let out: PathBuf = out
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| built.dir.join(format!("{}.sif", built.crate_name)));
-    super::image::write(&out, &built.library, &manifest)?;
-    if let Some(k) = &signing_key {
-        if let Err(e) = vessel_sif::sign_image(&out, k) {
-            let _ = std::fs::remove_file(&out);
-            return Err(e.into());
-        }
-    }
-    Ok(out)
+    super::store::validate_name(name)?;
+    let tree = source_tree_from(source_tree).map_err(PluginError::from)?;
+    Ok(create(&tree, dir, name, &skeleton_lib_rs(name)).map_err(PluginError::from)?)
 }
 
 #[cfg(test)]
