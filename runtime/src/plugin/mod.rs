@@ -3,7 +3,6 @@
 pub mod build;
 pub mod dispatch;
 pub mod engine_hooks;
-mod entries;
 pub mod host;
 pub mod image;
 pub mod install;
@@ -16,7 +15,7 @@ pub mod store;
 
 pub use store::StoreError;
 
-pub use loaded::LoadedPlugin;
+pub use loaded::{Calls, LoadedPlugin};
 pub use loader::{load, LoadError, LoadSpec};
 
 /// Errors from the plugin store, loader and lifecycle.
