@@ -25,10 +25,10 @@ use goblin::elf::{dynamic, header, program_header, Elf};
 use sha2::{Digest, Sha256};
 use vessel_plugin_abi::{self as abi, v1_0};
 
-use super::host;
 pub use super::load_error::LoadError;
 use super::manifest::{AddedFlagSpec, ArgSpec, CallbackKind, CommandSpec, FlagSpec, Manifest};
 use super::LoadedPlugin;
+use super::{host, registry};
 
 /// What to load and what to check it against.
 #[derive(Debug, Clone, Default)]
@@ -341,7 +341,7 @@ pub fn load(spec: &LoadSpec) -> Result<LoadedPlugin, LoadError> {
         }
     }
     if let (Some(name), Some(dir)) = (&spec.name, &spec.install_dir) {
-        host::set_install_dir(name, dir);
+        registry::set_install_dir(name, dir);
     }
     init.call().into_result().map_err(|e| LoadError::Init {
         plugin: label.clone(),

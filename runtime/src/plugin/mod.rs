@@ -1,5 +1,6 @@
 //! Plugins: the store, the loader, lifecycle commands and dispatch.
 
+pub mod adapters;
 pub mod build;
 pub mod dispatch;
 pub mod engine_hooks;
@@ -11,6 +12,7 @@ mod load_error;
 mod loaded;
 pub mod loader;
 pub mod manifest;
+mod registry;
 pub mod store;
 
 pub use store::StoreError;
