@@ -6,8 +6,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RErr, ROk, ROption, RResult, RStr, RString, RVec};
-use vessel_plugin_abi::{self as abi, ImageDriverBox};
+use vessel_plugin_abi::{
+    self as abi, DriverRegistrarMut, DriverRegistrar_TO, EngineConfigMut, EngineConfigRef,
+    EngineConfig_TO, ImageDriverBox, SignalSourceMut, SignalSource_TO,
+};
 
 use crate::engine::config::{Bind, EngineConfig, EnvOp};
 use crate::engine::monitor::{Received, Signals};
@@ -26,6 +30,16 @@ impl<'c> ConfigAdapter<'c> {
     /// Adapts `cfg`.
     pub fn new(cfg: &'c mut EngineConfig) -> Self {
         Self { cfg }
+    }
+
+    /// The config as the ABI object EngineConfig callbacks change.
+    pub fn abi_mut(&mut self) -> EngineConfigMut<'_> {
+        EngineConfig_TO::from_ptr(self, TD_Opaque)
+    }
+
+    /// The config as the read-only ABI object of a started container.
+    pub fn abi_ref(&self) -> EngineConfigRef<'_> {
+        EngineConfig_TO::from_ptr(self, TD_Opaque)
     }
 
     fn environment(&self) -> Vec<(String, String)> {
@@ -148,6 +162,11 @@ impl<'s> SignalAdapter<'s> {
     pub fn new(signals: &'s mut Signals) -> Self {
         Self { signals }
     }
+
+    /// The signals as the ABI object a MonitorContainer callback reads.
+    pub fn abi_mut(&mut self) -> SignalSourceMut<'_> {
+        SignalSource_TO::from_ptr(self, TD_Opaque)
+    }
 }
 
 impl abi::SignalSource for SignalAdapter<'_> {
@@ -190,6 +209,11 @@ impl<'r> RegistrarAdapter<'r> {
             registry,
             plugin: plugin.to_owned(),
         }
+    }
+
+    /// The registrar as the ABI object a RegisterImageDriver callback gets.
+    pub fn abi_mut(&mut self) -> DriverRegistrarMut<'_> {
+        DriverRegistrar_TO::from_ptr(self, TD_Opaque)
     }
 }
 

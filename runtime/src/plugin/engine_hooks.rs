@@ -115,7 +115,7 @@ impl Hooks for PluginHooks<'_> {
     fn engine_config(&mut self, cfg: &mut EngineConfig) -> Result<(), Error> {
         for p in self.load(CallbackKind::EngineConfig)? {
             tracing::debug!(plugin = p.name(), "running the engine config callback");
-            p.engine_config(&mut ConfigAdapter::new(cfg))?;
+            p.calls().engine_config(ConfigAdapter::new(cfg).abi_mut())?;
         }
         // Plugins that act once the container runs are loaded (and so pass
         // the loader's checks) now, before anything is mounted or started:
@@ -133,7 +133,8 @@ impl Hooks for PluginHooks<'_> {
     ) -> Result<(), Error> {
         for p in self.load(CallbackKind::RegisterImageDriver)? {
             let mut registrar = RegistrarAdapter::new(&mut *registry, p.name());
-            p.register_image_drivers(unprivileged, &mut registrar)?;
+            p.calls()
+                .register_image_driver(unprivileged, registrar.abi_mut())?;
         }
         Ok(())
     }
@@ -147,7 +148,8 @@ impl Hooks for PluginHooks<'_> {
         let mut view = cfg.clone();
         for p in plugins {
             tracing::debug!(plugin = p.name(), %pid, "running the post start callback");
-            p.post_start_process(&ConfigAdapter::new(&mut view), pid.as_raw())?;
+            p.calls()
+                .post_start_process(ConfigAdapter::new(&mut view).abi_ref(), pid.as_raw())?;
         }
         Ok(())
     }
@@ -163,9 +165,11 @@ impl Hooks for PluginHooks<'_> {
             let p = load_installed(self.ctx, meta)?;
             tracing::debug!(plugin = p.name(), %pid, "plugin monitors the container");
             let mut view = cfg.clone();
+            let config = ConfigAdapter::new(&mut view);
             let mut source = SignalAdapter::new(signals);
             let raw =
-                p.monitor_container(&ConfigAdapter::new(&mut view), pid.as_raw(), &mut source)?;
+                p.calls()
+                    .monitor_container(config.abi_ref(), pid.as_raw(), source.abi_mut())?;
             // The contract is that the monitor reaped the container. If it is
             // still running, fail so the engine kills it rather than leave it.
             match monitor::try_reap(pid) {

@@ -1,12 +1,15 @@
-//! A loaded plugin: safe, typed calls into its callbacks.
+//! A loaded plugin: safe, typed calls into its callbacks. [`LoadedPlugin::calls`]
+//! reaches every entry point of the callback table with ABI arguments (the
+//! engine's hook dispatch builds them with the ABI adapters); the methods
+//! taking runtime types serve the CLI, install and tests.
 
 use std::path::{Path, PathBuf};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RString, RVec};
 use vessel_plugin_abi::{
-    CallError, CallbackEntries, CommandInvocation, DriverRegistrar, DriverRegistrar_TO,
-    EngineConfig, EngineConfig_TO, FlagValue, PreRunInfo, SignalSource, SignalSource_TO,
+    CallError, CallbackEntries, CommandInvocation, EngineConfig, EngineConfig_TO, FlagValue,
+    PreRunInfo,
 };
 
 use super::manifest::{CallbackKind, Manifest};
@@ -161,42 +164,6 @@ impl LoadedPlugin {
     pub fn engine_config<C: EngineConfig>(&self, config: &mut C) -> Result<(), PluginError> {
         self.calls()
             .engine_config(EngineConfig_TO::from_ptr(config, TD_Opaque))
-    }
-
-    /// Runs the MonitorContainer callback; returns the container's raw wait status.
-    pub fn monitor_container<C: EngineConfig, S: SignalSource>(
-        &self,
-        config: &C,
-        pid: i32,
-        signals: &mut S,
-    ) -> Result<i32, PluginError> {
-        self.calls().monitor_container(
-            EngineConfig_TO::from_ptr(config, TD_Opaque),
-            pid,
-            SignalSource_TO::from_ptr(signals, TD_Opaque),
-        )
-    }
-
-    /// Runs the PostStartProcess callback for the container's `pid`.
-    pub fn post_start_process<C: EngineConfig>(
-        &self,
-        config: &C,
-        pid: i32,
-    ) -> Result<(), PluginError> {
-        self.calls()
-            .post_start_process(EngineConfig_TO::from_ptr(config, TD_Opaque), pid)
-    }
-
-    /// Runs the RegisterImageDriver callback against `registrar`.
-    pub fn register_image_drivers<R: DriverRegistrar>(
-        &self,
-        unprivileged: bool,
-        registrar: &mut R,
-    ) -> Result<(), PluginError> {
-        self.calls().register_image_driver(
-            unprivileged,
-            DriverRegistrar_TO::from_ptr(registrar, TD_Opaque),
-        )
     }
 
     /// Runs the Install callback for the plugin's install dir.
