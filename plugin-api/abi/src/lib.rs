@@ -342,47 +342,164 @@ pub trait DriverRegistrar {
 /// The registrar handed to a RegisterImageDriver callback.
 pub type DriverRegistrarMut<'a> = DriverRegistrar_TO<'a, RMut<'a, ()>>;
 
-/// The root module every plugin exports. The SDK fills it; `manifest` and
-/// `init` are always present, each callback entry point is present only when
-/// the plugin registered that kind. New entry points are appended after
-/// `install` in later API versions; the layout each older version had stays
-/// in a frozen module (see [`v1_0`]) so the runtime keeps loading its plugins.
-#[repr(C)]
-#[derive(StableAbi, Debug)]
-#[sabi(kind(Prefix(prefix_ref = PluginMod_Ref, prefix_fields = PluginMod_Prefix)))]
-#[sabi(missing_field(option))]
-pub struct PluginMod {
-    /// Describes the plugin.
-    pub manifest: extern "C" fn() -> CallResult<PluginManifest>,
-    /// Hands the host services to the plugin; called once right after loading.
-    pub init: extern "C" fn(host: HostServices_Ref) -> CallResult<()>,
-    /// Command: runs one of the plugin's commands, returns its exit status.
-    pub run_command: Option<extern "C" fn(invocation: &CommandInvocation) -> CallResult<i32>>,
-    /// Command: pre-run hook for flags added to a built-in command; an error aborts it.
-    pub flag_pre_run: Option<extern "C" fn(invocation: &CommandInvocation) -> CallResult<()>>,
-    /// Command: runs before every command; an error aborts it.
-    pub global_pre_run: Option<extern "C" fn(info: &PreRunInfo) -> CallResult<()>>,
-    /// EngineConfig: reads and changes the engine config.
-    pub engine_config: Option<extern "C" fn(config: EngineConfigMut<'_>) -> CallResult<()>>,
-    /// MonitorContainer: waits for the container, returns its raw wait status.
-    pub monitor_container: Option<
-        extern "C" fn(
-            config: EngineConfigRef<'_>,
-            pid: i32,
-            signals: SignalSourceMut<'_>,
-        ) -> CallResult<i32>,
-    >,
-    /// PostStartProcess: acts on the started container's pid; an error stops it.
-    pub post_start_process:
-        Option<extern "C" fn(config: EngineConfigRef<'_>, pid: i32) -> CallResult<()>>,
-    /// RegisterImageDriver: registers image drivers.
-    pub register_image_driver: Option<
-        extern "C" fn(unprivileged: bool, registrar: DriverRegistrarMut<'_>) -> CallResult<()>,
-    >,
-    /// Install: prepares files under the plugin's install dir.
-    #[sabi(last_prefix_field)]
-    pub install: Option<extern "C" fn(install_dir: RStr<'_>) -> CallResult<()>>,
+/// The callback table: every callback kind and its entry points in the root
+/// module, in ABI order. This list is the one place a callback kind is
+/// declared: the root module's fields ([`PluginMod`], [`CallbackEntries`]),
+/// the runtime's `CallbackKind` (name, description, what it discloses at
+/// install) and typed calls, and the SDK's exported entry points and
+/// handlers are all generated from it.
+///
+/// `callback_table!(m)` invokes the macro `m` with the table:
+///
+/// ```text
+/// /// What the kind is.
+/// Kind = "name in manifests", "what a plugin with it can do (shown at install)" {
+///     /// What the entry point does.
+///     #[sabi(last_prefix_field)]   // only on the last field of the 1.0 layout
+///     entry(arg: Type, ...) -> Ret = "callback name in error messages", prefix;
+/// }
+/// ```
+///
+/// `prefix` entry points belong to the 1.0 layout; entry points added later
+/// are appended at the end as `appended` (the accessor of an appended field
+/// returns an `Option`: a plugin built against an older API lacks it).
+/// Never reorder or remove an entry.
+#[macro_export]
+macro_rules! callback_table {
+    ($m:ident) => {
+        $m! {
+            /// New commands, flags on existing commands, pre-run hooks.
+            Command = "command", "add commands and flags to the vessel command line" {
+                /// Command: runs one of the plugin's commands, returns its exit status.
+                run_command(invocation: &$crate::CommandInvocation) -> i32 = "command", prefix;
+                /// Command: pre-run hook for flags added to a built-in command; an error aborts it.
+                flag_pre_run(invocation: &$crate::CommandInvocation) -> () = "flag pre-run", prefix;
+                /// Command: runs before every command; an error aborts it.
+                global_pre_run(info: &$crate::PreRunInfo) -> () = "global pre-run", prefix;
+            }
+            /// Read and change every container's engine config.
+            EngineConfig = "engine_config", "change the configuration of every container" {
+                /// EngineConfig: reads and changes the engine config.
+                engine_config(config: $crate::EngineConfigMut<'_>) -> () = "engine config", prefix;
+            }
+            /// Replace the wait/forward-signals loop.
+            MonitorContainer = "monitor_container", "supervise containers and forward their signals" {
+                /// MonitorContainer: waits for the container, returns its raw wait status.
+                monitor_container(
+                    config: $crate::EngineConfigRef<'_>,
+                    pid: i32,
+                    signals: $crate::SignalSourceMut<'_>
+                ) -> i32 = "monitor container", prefix;
+            }
+            /// Act on the container's pid once it exists.
+            PostStartProcess = "post_start_process", "act on every container process once it has started" {
+                /// PostStartProcess: acts on the started container's pid; an error stops it.
+                post_start_process(config: $crate::EngineConfigRef<'_>, pid: i32) -> ()
+                    = "post start process", prefix;
+            }
+            /// Register a named image driver.
+            RegisterImageDriver = "register_image_driver", "mount container images with its own image driver" {
+                /// RegisterImageDriver: registers image drivers.
+                register_image_driver(unprivileged: bool, registrar: $crate::DriverRegistrarMut<'_>) -> ()
+                    = "register image driver", prefix;
+            }
+            /// Prepare files under its install dir at install time.
+            Install = "install", "run code as root when it is installed" {
+                /// Install: prepares files under the plugin's install dir.
+                #[sabi(last_prefix_field)]
+                install(install_dir: $crate::abi_stable::std_types::RStr<'_>) -> () = "install", prefix;
+            }
+        }
+    };
 }
+
+// An entry point of a current root module: appended fields may be missing.
+macro_rules! entry_of {
+    (prefix, $m:expr, $entry:ident) => {
+        $m.$entry()
+    };
+    (appended, $m:expr, $entry:ident) => {
+        $m.$entry().flatten()
+    };
+}
+
+macro_rules! define_root_module {
+    ($(
+        $(#[doc = $kdoc:literal])*
+        $kind:ident = $name:literal, $discloses:literal {$(
+            $(#[doc = $doc:literal])*
+            $(#[sabi($sabi:meta)])?
+            $entry:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $label:literal, $layout:ident;
+        )*}
+    )*) => {
+        // abi_stable derives helper types (`PluginMod_Prefix`, ...) without
+        // Debug; spanned by this macro, they would trip the workspace lint.
+        #[allow(missing_debug_implementations)]
+        mod root_module {
+            use super::*;
+
+            /// The root module every plugin exports. The SDK fills it; `manifest`
+            /// and `init` are always present, each callback entry point (see
+            /// [`callback_table!`]) is present only when the plugin registered
+            /// that kind. New entry points are appended after `install` in later
+            /// API versions; the layout each older version had stays in a frozen
+            /// module (see [`v1_0`]) so the runtime keeps loading its plugins.
+            #[repr(C)]
+            #[derive(StableAbi, Debug)]
+            #[sabi(kind(Prefix(prefix_ref = PluginMod_Ref, prefix_fields = PluginMod_Prefix)))]
+            #[sabi(missing_field(option))]
+            pub struct PluginMod {
+                /// Describes the plugin.
+                pub manifest: extern "C" fn() -> CallResult<PluginManifest>,
+                /// Hands the host services to the plugin; called once right after loading.
+                pub init: extern "C" fn(host: HostServices_Ref) -> CallResult<()>,
+                $($(
+                    $(#[doc = $doc])*
+                    $(#[sabi($sabi)])?
+                    pub $entry: Option<extern "C" fn($($arg: $ty),*) -> CallResult<$ret>>,
+                )*)*
+            }
+
+            /// The callback entry points of a loaded root module, whatever
+            /// plugin-api 1.x layout it was built with (none for an entry point
+            /// its version lacks).
+            #[derive(Debug, Clone, Copy, Default)]
+            pub struct CallbackEntries {
+                $($(
+                    $(#[doc = $doc])*
+                    pub $entry: Option<extern "C" fn($($arg: $ty),*) -> CallResult<$ret>>,
+                )*)*
+            }
+
+            impl PluginMod {
+                /// A root module with these entry points.
+                pub fn new(
+                    manifest: extern "C" fn() -> CallResult<PluginManifest>,
+                    init: extern "C" fn(host: HostServices_Ref) -> CallResult<()>,
+                    entries: CallbackEntries,
+                ) -> Self {
+                    Self {
+                        manifest,
+                        init,
+                        $($($entry: entries.$entry,)*)*
+                    }
+                }
+            }
+
+            impl PluginMod_Ref {
+                /// The callback entry points this module has.
+                pub fn callback_entries(self) -> CallbackEntries {
+                    CallbackEntries {
+                        $($($entry: entry_of!($layout, self, $entry),)*)*
+                    }
+                }
+            }
+        }
+        pub use root_module::*;
+    };
+}
+
+callback_table!(define_root_module);
 
 impl RootModule for PluginMod_Ref {
     declare_root_module_statics! {PluginMod_Ref}

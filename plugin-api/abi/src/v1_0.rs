@@ -15,8 +15,8 @@ use abi_stable::{
 };
 
 use super::{
-    CallResult, CommandInvocation, DriverRegistrarMut, EngineConfigMut, EngineConfigRef, LogLevel,
-    PluginManifest, PreRunInfo, SignalSourceMut,
+    CallResult, CallbackEntries, CommandInvocation, DriverRegistrarMut, EngineConfigMut,
+    EngineConfigRef, LogLevel, PluginManifest, PreRunInfo, SignalSourceMut,
 };
 
 /// Host services of plugin-api 1.0: logging only.
@@ -64,4 +64,24 @@ impl RootModule for PluginMod_Ref {
     const BASE_NAME: &'static str = "vessel_plugin";
     const NAME: &'static str = "vessel plugin";
     const VERSION_STRINGS: VersionStrings = VersionStrings::new("1.0.0");
+}
+
+impl PluginMod_Ref {
+    /// The callback entry points of a 1.0 plugin: the ones 1.0 had; entry
+    /// points added since are none.
+    // Frozen like the layout: the update keeps entry points added later none.
+    #[allow(clippy::needless_update)]
+    pub fn callback_entries(self) -> CallbackEntries {
+        CallbackEntries {
+            run_command: self.run_command(),
+            flag_pre_run: self.flag_pre_run(),
+            global_pre_run: self.global_pre_run(),
+            engine_config: self.engine_config(),
+            monitor_container: self.monitor_container(),
+            post_start_process: self.post_start_process(),
+            register_image_driver: self.register_image_driver(),
+            install: self.install(),
+            ..CallbackEntries::default()
+        }
+    }
 }

@@ -4,19 +4,16 @@
 //! panic guard.
 
 use crate::abi::abi_stable::prefix_type::PrefixTypeTrait;
-use crate::abi::abi_stable::std_types::RStr;
 
 #[doc(hidden)]
 pub use crate::abi::abi_stable::library::{
     __call_root_module_loader, CheckTypeLayout, LibHeader, RootModuleResult,
 };
 
-use crate::abi::{
-    CallResult, CommandInvocation, DriverRegistrarMut, EngineConfigMut, EngineConfigRef,
-    HostServices_Ref, PluginManifest, PluginMod, PreRunInfo, SignalSourceMut,
-};
+use crate::abi::{CallResult, HostServices_Ref, PluginManifest, PluginMod};
 pub use crate::abi::{LogLevel, PluginMod_Ref};
-pub use crate::sdk::Output;
+pub use crate::callbacks::Calls;
+pub use crate::sdk::capture_stdout;
 use crate::Plugin;
 
 /// Gives the entry points the plugin of one library; implemented by
@@ -44,73 +41,12 @@ extern "C" fn init<S: Source>(host: HostServices_Ref) -> CallResult<()> {
     })
 }
 
-extern "C" fn run_command<S: Source>(inv: &CommandInvocation) -> CallResult<i32> {
-    S::plugin().call_command(inv, Output::stdout())
-}
-
-extern "C" fn flag_pre_run<S: Source>(inv: &CommandInvocation) -> CallResult<()> {
-    S::plugin().call_flag_pre_run(inv, Output::stdout())
-}
-
-extern "C" fn global_pre_run<S: Source>(info: &PreRunInfo) -> CallResult<()> {
-    S::plugin().call_global_pre_run(info)
-}
-
-extern "C" fn engine_config<S: Source>(config: EngineConfigMut<'_>) -> CallResult<()> {
-    S::plugin().call_engine_config(config)
-}
-
-extern "C" fn monitor_container<S: Source>(
-    config: EngineConfigRef<'_>,
-    pid: i32,
-    signals: SignalSourceMut<'_>,
-) -> CallResult<i32> {
-    S::plugin().call_monitor_container(config, pid, signals)
-}
-
-extern "C" fn post_start_process<S: Source>(
-    config: EngineConfigRef<'_>,
-    pid: i32,
-) -> CallResult<()> {
-    S::plugin().call_post_start_process(config, pid)
-}
-
-extern "C" fn register_image_driver<S: Source>(
-    unprivileged: bool,
-    registrar: DriverRegistrarMut<'_>,
-) -> CallResult<()> {
-    S::plugin().call_register_image_drivers(unprivileged, registrar)
-}
-
-extern "C" fn install<S: Source>(dir: RStr<'_>) -> CallResult<()> {
-    S::plugin().call_install(dir)
-}
-
 /// Builds the root module of the plugin `S`: an entry point for each
 /// callback kind it registered, none for the others.
 #[doc(hidden)]
 pub fn root_module<S: Source>() -> PluginMod_Ref {
     let p = S::plugin();
-    let (commands, flags, pre_run) = p.has_command_callbacks();
-    PluginMod {
-        manifest: manifest::<S>,
-        init: init::<S>,
-        run_command: commands.then_some(run_command::<S> as _),
-        flag_pre_run: flags.then_some(flag_pre_run::<S> as _),
-        global_pre_run: pre_run.then_some(global_pre_run::<S> as _),
-        engine_config: p.has_engine_config().then_some(engine_config::<S> as _),
-        monitor_container: p
-            .has_monitor_container()
-            .then_some(monitor_container::<S> as _),
-        post_start_process: p
-            .has_post_start_process()
-            .then_some(post_start_process::<S> as _),
-        register_image_driver: p
-            .has_register_image_drivers()
-            .then_some(register_image_driver::<S> as _),
-        install: p.has_install().then_some(install::<S> as _),
-    }
-    .leak_into_prefix()
+    PluginMod::new(manifest::<S>, init::<S>, p.handlers.entries::<S>()).leak_into_prefix()
 }
 
 /// Exports a plugin from a `cdylib` crate.

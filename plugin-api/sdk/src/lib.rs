@@ -9,14 +9,8 @@
 //!
 //! # Callback kinds
 //!
-//! | builder method | kind | when the runtime calls it |
-//! | --- | --- | --- |
-//! | [`Plugin::command`], [`Plugin::flag`], [`Plugin::global_pre_run`] | Command | a plugin command runs; a built-in command runs with a plugin flag; before every command |
-//! | [`Plugin::engine_config`] | EngineConfig | after the CLI is parsed, before the container launches |
-//! | [`Plugin::monitor_container`] | MonitorContainer | after the container starts; replaces the wait loop |
-//! | [`Plugin::post_start_process`] | PostStartProcess | once the container process exists |
-//! | [`Plugin::register_image_drivers`] | RegisterImageDriver | before the image is mounted |
-//! | [`Plugin::install`] | Install | during `vessel plugin install`, as root |
+//! Each builder method of [`Plugin`] registers one callback kind (see the
+//! table on [`Plugin`]).
 //!
 //! Every callback runs behind a panic guard: a panic becomes an error naming
 //! the plugin and the panic message, and the runtime keeps running. Log with
@@ -83,6 +77,7 @@
 
 use vessel_plugin_abi as abi;
 
+mod callbacks;
 mod container;
 #[doc(hidden)]
 pub mod export;

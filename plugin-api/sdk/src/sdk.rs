@@ -1,6 +1,7 @@
 //! The plugin SDK: plain Rust closures and traits in, a panic-safe callback
 //! table out.
 
+use std::cell::RefCell;
 use std::io::Write;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::Path;
@@ -12,6 +13,7 @@ use crate::abi::{
     self, CallResult, CommandInvocation, DriverRegistrarMut, EngineConfigMut, EngineConfigRef,
     PluginManifest, PreRunInfo, SignalSourceMut,
 };
+use crate::callbacks::{Calls, Handlers};
 use crate::container::{ConfigMut, ConfigView, Registrar, Signals};
 use crate::spec::{Command, Flag};
 
@@ -24,15 +26,18 @@ pub type Result<T, E = BoxError> = std::result::Result<T, E>;
 
 type CommandFn = Box<dyn Fn(&Invocation) -> Result<i32> + Send + Sync>;
 type FlagFn = Box<dyn Fn(&Invocation) -> Result<()> + Send + Sync>;
-type PreRunFn = Box<dyn Fn(&PreRun) -> Result<()> + Send + Sync>;
-type EngineConfigFn = Box<dyn Fn(&mut ConfigMut<'_>) -> Result<()> + Send + Sync>;
-type MonitorFn = Box<dyn Fn(&ConfigView<'_>, i32, &mut Signals<'_>) -> Result<i32> + Send + Sync>;
-type PostStartFn = Box<dyn Fn(&ConfigView<'_>, i32) -> Result<()> + Send + Sync>;
-type DriversFn = Box<dyn Fn(bool, &mut Registrar<'_>) -> Result<()> + Send + Sync>;
-type InstallFn = Box<dyn Fn(&Path) -> Result<()> + Send + Sync>;
 
 /// A plugin: what it is and the callbacks it registers. Build one in the
 /// function you pass to [`export_plugin!`](crate::export_plugin).
+///
+/// | builder method | callback kind | when the runtime calls it |
+/// | --- | --- | --- |
+/// | [`command`](Self::command), [`flag`](Self::flag), [`global_pre_run`](Self::global_pre_run) | Command | a plugin command runs; a built-in command runs with a plugin flag; before every command |
+/// | [`engine_config`](Self::engine_config) | EngineConfig | after the CLI is parsed, before the container launches |
+/// | [`monitor_container`](Self::monitor_container) | MonitorContainer | after the container starts; replaces the wait loop |
+/// | [`post_start_process`](Self::post_start_process) | PostStartProcess | once the container process exists |
+/// | [`register_image_drivers`](Self::register_image_drivers) | RegisterImageDriver | before the image is mounted |
+/// | [`install`](Self::install) | Install | during `vessel plugin install`, as root |
 pub struct Plugin {
     name: String,
     author: String,
@@ -40,12 +45,7 @@ pub struct Plugin {
     description: String,
     commands: Vec<(Command, CommandFn)>,
     flags: Vec<(String, Flag, FlagFn)>,
-    global_pre_run: Option<PreRunFn>,
-    engine_config: Option<EngineConfigFn>,
-    monitor_container: Option<MonitorFn>,
-    post_start_process: Option<PostStartFn>,
-    register_image_drivers: Option<DriversFn>,
-    install: Option<InstallFn>,
+    pub(crate) handlers: Handlers,
 }
 
 impl std::fmt::Debug for Plugin {
@@ -68,12 +68,7 @@ impl Plugin {
             description: String::new(),
             commands: Vec::new(),
             flags: Vec::new(),
-            global_pre_run: None,
-            engine_config: None,
-            monitor_container: None,
-            post_start_process: None,
-            register_image_drivers: None,
-            install: None,
+            handlers: Handlers::default(),
         }
     }
 
@@ -107,6 +102,9 @@ impl Plugin {
         F: Fn(&Invocation) -> Result<i32> + Send + Sync + 'static,
     {
         self.commands.push((command, Box::new(run)));
+        self.handlers.run_command = Some(Box::new(|p: &Plugin, inv: &CommandInvocation| {
+            p.run_command(inv)
+        }));
         self
     }
 
@@ -117,6 +115,9 @@ impl Plugin {
         F: Fn(&Invocation) -> Result<()> + Send + Sync + 'static,
     {
         self.flags.push((command.into(), flag, Box::new(pre_run)));
+        self.handlers.flag_pre_run = Some(Box::new(|p: &Plugin, inv: &CommandInvocation| {
+            p.run_flag_pre_run(inv)
+        }));
         self
     }
 
@@ -126,7 +127,14 @@ impl Plugin {
     where
         F: Fn(&PreRun) -> Result<()> + Send + Sync + 'static,
     {
-        self.global_pre_run = Some(Box::new(hook));
+        self.handlers.global_pre_run = Some(Box::new(move |_: &Plugin, info: &PreRunInfo| {
+            hook(&PreRun {
+                uid: info.uid,
+                user: info.user.to_string(),
+                command: info.command.to_string(),
+                args: info.args.iter().map(|a| a.to_string()).collect(),
+            })
+        }));
         self
     }
 
@@ -135,7 +143,10 @@ impl Plugin {
     where
         F: Fn(&mut ConfigMut<'_>) -> Result<()> + Send + Sync + 'static,
     {
-        self.engine_config = Some(Box::new(callback));
+        self.handlers.engine_config =
+            Some(Box::new(move |_: &Plugin, config: EngineConfigMut<'_>| {
+                callback(&mut ConfigMut { inner: config })
+            }));
         self
     }
 
@@ -146,7 +157,18 @@ impl Plugin {
     where
         F: Fn(&ConfigView<'_>, i32, &mut Signals<'_>) -> Result<i32> + Send + Sync + 'static,
     {
-        self.monitor_container = Some(Box::new(callback));
+        self.handlers.monitor_container = Some(Box::new(
+            move |_: &Plugin,
+                  config: EngineConfigRef<'_>,
+                  pid: i32,
+                  signals: SignalSourceMut<'_>| {
+                callback(
+                    &ConfigView { inner: config },
+                    pid,
+                    &mut Signals { inner: signals },
+                )
+            },
+        ));
         self
     }
 
@@ -156,7 +178,11 @@ impl Plugin {
     where
         F: Fn(&ConfigView<'_>, i32) -> Result<()> + Send + Sync + 'static,
     {
-        self.post_start_process = Some(Box::new(callback));
+        self.handlers.post_start_process = Some(Box::new(
+            move |_: &Plugin, config: EngineConfigRef<'_>, pid: i32| {
+                callback(&ConfigView { inner: config }, pid)
+            },
+        ));
         self
     }
 
@@ -166,7 +192,17 @@ impl Plugin {
     where
         F: Fn(bool, &mut Registrar<'_>) -> Result<()> + Send + Sync + 'static,
     {
-        self.register_image_drivers = Some(Box::new(callback));
+        self.handlers.register_image_driver = Some(Box::new(
+            move |p: &Plugin, unprivileged: bool, registrar: DriverRegistrarMut<'_>| {
+                callback(
+                    unprivileged,
+                    &mut Registrar {
+                        inner: registrar,
+                        plugin: p.name.clone(),
+                    },
+                )
+            },
+        ));
         self
     }
 
@@ -175,32 +211,10 @@ impl Plugin {
     where
         F: Fn(&Path) -> Result<()> + Send + Sync + 'static,
     {
-        self.install = Some(Box::new(callback));
+        self.handlers.install = Some(Box::new(move |_: &Plugin, dir: RStr<'_>| {
+            callback(Path::new(dir.as_str()))
+        }));
         self
-    }
-
-    pub(crate) fn has_command_callbacks(&self) -> (bool, bool, bool) {
-        (
-            !self.commands.is_empty(),
-            !self.flags.is_empty(),
-            self.global_pre_run.is_some(),
-        )
-    }
-
-    pub(crate) fn has_engine_config(&self) -> bool {
-        self.engine_config.is_some()
-    }
-    pub(crate) fn has_monitor_container(&self) -> bool {
-        self.monitor_container.is_some()
-    }
-    pub(crate) fn has_post_start_process(&self) -> bool {
-        self.post_start_process.is_some()
-    }
-    pub(crate) fn has_register_image_drivers(&self) -> bool {
-        self.register_image_drivers.is_some()
-    }
-    pub(crate) fn has_install(&self) -> bool {
-        self.install.is_some()
     }
 
     /// The ABI manifest of this plugin (see `vessel_plugin_test::manifest`).
@@ -221,8 +235,15 @@ impl Plugin {
                     flag: f.to_abi(),
                 })
                 .collect(),
-            global_pre_run: self.global_pre_run.is_some(),
+            global_pre_run: self.handlers.global_pre_run.is_some(),
         }
+    }
+
+    /// Its entry points, called in-process through the panic guard. Not
+    /// part of the API: what `vessel-plugin-test` drives.
+    #[doc(hidden)]
+    pub fn calls(&self) -> Calls<'_> {
+        Calls(self)
     }
 
     /// Runs `f`, turning an error into a [`CallError`] and a panic into one
@@ -231,105 +252,27 @@ impl Plugin {
         guard(&self.name, f)
     }
 
-    #[doc(hidden)]
-    pub fn call_command(&self, inv: &CommandInvocation, out: Output) -> CallResult<i32> {
-        self.guard(|| {
-            let (_, run) = self
-                .commands
-                .iter()
-                .find(|(c, _)| c.name == inv.command.as_str())
-                .ok_or_else(|| format!("no command {:?}", inv.command.as_str()))?;
-            let inv = Invocation::from_abi(inv, out);
-            let status = run(&inv);
-            inv.flush();
-            status
-        })
+    fn run_command(&self, inv: &CommandInvocation) -> Result<i32> {
+        let (_, run) = self
+            .commands
+            .iter()
+            .find(|(c, _)| c.name == inv.command.as_str())
+            .ok_or_else(|| format!("no command {:?}", inv.command.as_str()))?;
+        let inv = Invocation::from_abi(inv);
+        let status = run(&inv);
+        inv.flush();
+        status
     }
 
-    #[doc(hidden)]
-    pub fn call_flag_pre_run(&self, inv: &CommandInvocation, out: Output) -> CallResult<()> {
-        self.guard(|| {
-            let inv = Invocation::from_abi(inv, out);
-            let result = self
-                .flags
-                .iter()
-                .filter(|(cmd, f, _)| *cmd == inv.command && inv.is_set(&f.name))
-                .try_for_each(|(_, _, hook)| hook(&inv));
-            inv.flush();
-            result
-        })
-    }
-
-    #[doc(hidden)]
-    pub fn call_global_pre_run(&self, info: &PreRunInfo) -> CallResult<()> {
-        self.guard(|| match &self.global_pre_run {
-            Some(hook) => hook(&PreRun {
-                uid: info.uid,
-                user: info.user.to_string(),
-                command: info.command.to_string(),
-                args: info.args.iter().map(|a| a.to_string()).collect(),
-            }),
-            None => Ok(()),
-        })
-    }
-
-    #[doc(hidden)]
-    pub fn call_engine_config(&self, config: EngineConfigMut<'_>) -> CallResult<()> {
-        self.guard(|| match &self.engine_config {
-            Some(cb) => cb(&mut ConfigMut { inner: config }),
-            None => Ok(()),
-        })
-    }
-
-    #[doc(hidden)]
-    pub fn call_monitor_container(
-        &self,
-        config: EngineConfigRef<'_>,
-        pid: i32,
-        signals: SignalSourceMut<'_>,
-    ) -> CallResult<i32> {
-        self.guard(|| match &self.monitor_container {
-            Some(cb) => cb(
-                &ConfigView { inner: config },
-                pid,
-                &mut Signals { inner: signals },
-            ),
-            None => Err("no monitor_container callback".into()),
-        })
-    }
-
-    #[doc(hidden)]
-    pub fn call_post_start_process(&self, config: EngineConfigRef<'_>, pid: i32) -> CallResult<()> {
-        self.guard(|| match &self.post_start_process {
-            Some(cb) => cb(&ConfigView { inner: config }, pid),
-            None => Ok(()),
-        })
-    }
-
-    #[doc(hidden)]
-    pub fn call_register_image_drivers(
-        &self,
-        unprivileged: bool,
-        registrar: DriverRegistrarMut<'_>,
-    ) -> CallResult<()> {
-        self.guard(|| match &self.register_image_drivers {
-            Some(cb) => cb(
-                unprivileged,
-                &mut Registrar {
-                    inner: registrar,
-                    plugin: self.name.clone(),
-                },
-            ),
-            None => Ok(()),
-        })
-    }
-
-    #[doc(hidden)]
-    pub fn call_install(&self, dir: RStr<'_>) -> CallResult<()> {
-        self.guard(|| match &self.install {
-            Some(cb) => cb(Path::new(dir.as_str())),
-            None => Ok(()),
-        })
+    fn run_flag_pre_run(&self, inv: &CommandInvocation) -> Result<()> {
+        let inv = Invocation::from_abi(inv);
+        let result = self
+            .flags
+            .iter()
+            .filter(|(cmd, f, _)| *cmd == inv.command && inv.is_set(&f.name))
+            .try_for_each(|(_, _, hook)| hook(&inv));
+        inv.flush();
+        result
     }
 }
 
@@ -388,20 +331,32 @@ impl std::fmt::Display for CallError {
 
 impl std::error::Error for CallError {}
 
-/// Where a callback's output goes: the process's stdout, or a buffer the
-/// `vessel-plugin-test` helpers read. Not part of the API.
+thread_local! {
+    // Set while `capture_stdout` runs: command output goes here, not stdout.
+    static CAPTURE: RefCell<Option<Arc<Mutex<Vec<u8>>>>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` with the command output of callbacks on this thread captured;
+/// returns what `f` returned and the output. Not part of the API: what
+/// `vessel-plugin-test` reads command output with.
 #[doc(hidden)]
+pub fn capture_stdout<T>(f: impl FnOnce() -> T) -> (T, String) {
+    let buf = Arc::new(Mutex::new(Vec::new()));
+    let previous = CAPTURE.with(|c| c.replace(Some(buf.clone())));
+    let result = f();
+    CAPTURE.with(|c| *c.borrow_mut() = previous);
+    let out = String::from_utf8_lossy(&buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    (result, out)
+}
+
+/// Where a callback's output goes: the process's stdout, or a buffer
+/// [`capture_stdout`] reads.
 #[derive(Debug, Clone, Default)]
-pub struct Output(Option<Arc<Mutex<Vec<u8>>>>);
+struct Output(Option<Arc<Mutex<Vec<u8>>>>);
 
 impl Output {
-    pub(crate) fn stdout() -> Self {
-        Self(None)
-    }
-    /// An output captured into the returned buffer.
-    pub fn capture() -> (Self, Arc<Mutex<Vec<u8>>>) {
-        let buf = Arc::new(Mutex::new(Vec::new()));
-        (Self(Some(buf.clone())), buf)
+    fn current() -> Self {
+        Self(CAPTURE.with(|c| c.borrow().clone()))
     }
 }
 
@@ -440,7 +395,7 @@ pub struct Invocation {
 }
 
 impl Invocation {
-    fn from_abi(inv: &CommandInvocation, out: Output) -> Self {
+    fn from_abi(inv: &CommandInvocation) -> Self {
         Self {
             command: inv.command.to_string(),
             args: inv.args.iter().map(|a| a.to_string()).collect(),
@@ -454,7 +409,7 @@ impl Invocation {
                     )
                 })
                 .collect(),
-            out,
+            out: Output::current(),
         }
     }
 

@@ -60,7 +60,7 @@ use vessel_plugin_abi::{
     EngineConfig_TO, FlagValue, ImageDriverBox, KeyValue, MountRequest, PreRunInfo, SignalSource,
     SignalSource_TO,
 };
-use vessel_plugin_api::__export::Output;
+use vessel_plugin_api::__export::capture_stdout;
 use vessel_plugin_api::log::LogLevel;
 pub use vessel_plugin_api::CallError;
 use vessel_plugin_api::{Bind, Mount, Namespaces, Plugin};
@@ -99,13 +99,12 @@ pub fn run_command(
     args: &[&str],
     flags: &[(&str, Option<&str>)],
 ) -> Result<CommandRun, CallError> {
-    let (out, buf) = Output::capture();
-    let status = plugin
-        .call_command(&invocation(command, args, flags), out)
-        .into_result()?;
-    let stdout =
-        String::from_utf8_lossy(&buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
-    Ok(CommandRun { status, stdout })
+    let inv = invocation(command, args, flags);
+    let (status, stdout) = capture_stdout(|| plugin.calls().run_command(&inv).into_result());
+    Ok(CommandRun {
+        status: status?,
+        stdout,
+    })
 }
 
 /// Runs the pre-run hooks of the flags the plugin added to the built-in
@@ -116,12 +115,9 @@ pub fn run_flag_pre_run(
     args: &[&str],
     flags: &[(&str, Option<&str>)],
 ) -> Result<String, CallError> {
-    let (out, buf) = Output::capture();
-    plugin
-        .call_flag_pre_run(&invocation(command, args, flags), out)
-        .into_result()?;
-    let stdout =
-        String::from_utf8_lossy(&buf.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    let inv = invocation(command, args, flags);
+    let (result, stdout) = capture_stdout(|| plugin.calls().flag_pre_run(&inv).into_result());
+    result?;
     Ok(stdout)
 }
 
@@ -140,7 +136,8 @@ pub fn run_global_pre_run(
         args: args.iter().map(|a| RString::from(*a)).collect(),
     };
     plugin
-        .call_global_pre_run(&info)
+        .calls()
+        .global_pre_run(&info)
         .into_result()
         .map_err(CallError::from)
 }
@@ -148,7 +145,8 @@ pub fn run_global_pre_run(
 /// Runs the EngineConfig callback on `config`.
 pub fn run_engine_config(plugin: &Plugin, config: &mut FakeEngineConfig) -> Result<(), CallError> {
     plugin
-        .call_engine_config(EngineConfig_TO::from_ptr(config, TD_Opaque))
+        .calls()
+        .engine_config(EngineConfig_TO::from_ptr(config, TD_Opaque))
         .into_result()
         .map_err(CallError::from)
 }
@@ -160,7 +158,8 @@ pub fn run_post_start_process(
     pid: i32,
 ) -> Result<(), CallError> {
     plugin
-        .call_post_start_process(EngineConfig_TO::from_ptr(config, TD_Opaque), pid)
+        .calls()
+        .post_start_process(EngineConfig_TO::from_ptr(config, TD_Opaque), pid)
         .into_result()
         .map_err(CallError::from)
 }
@@ -173,7 +172,8 @@ pub fn run_monitor_container(
     signals: &mut FakeSignals,
 ) -> Result<i32, CallError> {
     plugin
-        .call_monitor_container(
+        .calls()
+        .monitor_container(
             EngineConfig_TO::from_ptr(config, TD_Opaque),
             pid,
             SignalSource_TO::from_ptr(signals, TD_Opaque),
@@ -189,7 +189,8 @@ pub fn run_register_image_drivers(
     registrar: &mut FakeDriverRegistrar,
 ) -> Result<(), CallError> {
     plugin
-        .call_register_image_drivers(
+        .calls()
+        .register_image_driver(
             unprivileged,
             DriverRegistrar_TO::from_ptr(registrar, TD_Opaque),
         )
@@ -201,7 +202,8 @@ pub fn run_register_image_drivers(
 pub fn run_install(plugin: &Plugin, dir: &Path) -> Result<(), CallError> {
     let dir = dir.to_string_lossy();
     plugin
-        .call_install(RStr::from_str(&dir))
+        .calls()
+        .install(RStr::from_str(&dir))
         .into_result()
         .map_err(CallError::from)
 }

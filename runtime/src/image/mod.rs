@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 pub mod build;
 pub mod driver;
 pub mod loopdev;
+pub mod plugin_driver;
 pub mod sif;
 
 /// Errors resolving and mounting images.

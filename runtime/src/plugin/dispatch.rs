@@ -1,10 +1,8 @@
 //! Calling installed plugins from the CLI and the engine: load lazily, per
 //! callback kind, only enabled plugins, once per process, in name order.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
-
 use super::loader::{self, LoadSpec};
+use super::registry;
 use super::store::{Meta, Store, PLUGIN_SO};
 use super::LoadedPlugin;
 use crate::Error;
@@ -26,26 +24,18 @@ pub struct Invocation {
 /// check: ownership and modes up to the plugin dir, sha256 against the meta,
 /// ELF checks, API version and layouts.
 pub fn load_installed(ctx: &Runtime, meta: &Meta) -> Result<&'static LoadedPlugin, Error> {
-    // Libraries are never unloaded (unloading a Rust cdylib is unsound), so
-    // each loaded plugin lives for the process and is handed out by reference.
-    static LOADED: Mutex<BTreeMap<String, &'static LoadedPlugin>> = Mutex::new(BTreeMap::new());
     let name = meta.name();
-    let mut cache = LOADED.lock().unwrap_or_else(|p| p.into_inner());
-    if let Some(p) = cache.get(name) {
-        return Ok(p);
-    }
-    let store = Store::new(ctx.paths.plugin_dir());
-    let spec = LoadSpec::new(store.files_dir(meta).join(PLUGIN_SO))
-        .name(name)
-        .sha256(meta.manifest.sha256.clone())
-        .plugin_root(store.dir())
-        .install_dir(store.files_dir(meta));
-    tracing::debug!(plugin = name, "loading plugin library");
-    let loaded: &'static LoadedPlugin = Box::leak(Box::new(
-        loader::load(&spec).map_err(super::PluginError::from)?,
-    ));
-    cache.insert(name.to_owned(), loaded);
-    Ok(loaded)
+    // Each loaded plugin lives for the process and is handed out by reference.
+    registry::loaded(name, || {
+        let store = Store::new(ctx.paths.plugin_dir());
+        let spec = LoadSpec::new(store.files_dir(meta).join(PLUGIN_SO))
+            .name(name)
+            .sha256(meta.manifest.sha256.clone())
+            .plugin_root(store.dir())
+            .install_dir(store.files_dir(meta));
+        tracing::debug!(plugin = name, "loading plugin library");
+        loader::load(&spec).map_err(|e| Error::from(super::PluginError::from(e)))
+    })
 }
 
 /// Runs the global pre-run hooks of every enabled plugin that has one, in

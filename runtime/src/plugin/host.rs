@@ -1,13 +1,13 @@
 //! Host services the runtime hands to every plugin at load: logging into
 //! the runtime's `tracing` output, and each plugin's install dir.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::sync::{Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use abi_stable::prefix_type::PrefixTypeTrait;
 use abi_stable::std_types::{ROption, RStr, RString};
 use vessel_plugin_abi::{v1_0, HostServices, HostServices_Ref, LogLevel};
+
+use super::registry;
 
 /// The longest plugin log line kept; the rest is cut, saying how much.
 const MAX_LOG_LINE: usize = 4096;
@@ -29,25 +29,10 @@ extern "C" fn log(plugin: RStr<'_>, level: LogLevel, message: RStr<'_>) {
 
 // One table serves every plugin (each passes its own name), so the dirs are
 // looked up by name; the loader records them before the plugin's `init`.
-fn install_dirs() -> &'static Mutex<BTreeMap<String, PathBuf>> {
-    static DIRS: OnceLock<Mutex<BTreeMap<String, PathBuf>>> = OnceLock::new();
-    DIRS.get_or_init(Default::default)
-}
-
 extern "C" fn install_dir(plugin: RStr<'_>) -> ROption<RString> {
-    let dirs = install_dirs().lock().unwrap_or_else(|p| p.into_inner());
-    dirs.get(plugin.as_str())
+    registry::install_dir(plugin.as_str())
         .map(|d| RString::from(d.to_string_lossy().as_ref()))
         .into()
-}
-
-/// Records `dir` as the install dir of plugin `plugin` (what
-/// `vessel_plugin_api::host::install_dir` returns to it).
-pub fn set_install_dir(plugin: &str, dir: &Path) {
-    install_dirs()
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .insert(plugin.to_owned(), dir.to_owned());
 }
 
 /// The host services table, built once and shared by every plugin.
@@ -65,10 +50,11 @@ pub fn services_v1_0() -> v1_0::HostServices_Ref {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::path::Path;
 
     #[test]
     fn install_dirs_are_per_plugin() {
-        set_install_dir("example.com/a", Path::new("/plugins/.store/1"));
+        registry::set_install_dir("example.com/a", Path::new("/plugins/.store/1"));
         let f = services().install_dir().expect("runtime has the service");
         assert_eq!(
             f("example.com/a".into()).into_option().unwrap().as_str(),

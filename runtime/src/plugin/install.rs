@@ -170,7 +170,7 @@ pub fn install(
         if manifest.has(CallbackKind::Install) {
             tracing::info!(plugin = %name, dir = %dir.display(), "running the install callback");
             // What `host::install_dir()` says during Install, too.
-            super::host::set_install_dir(&name, dir);
+            super::registry::set_install_dir(&name, dir);
             loaded.install(dir)?;
         }
         Ok(())

@@ -1,23 +1,60 @@
-//! A loaded plugin: safe, typed calls into its callbacks.
+//! A loaded plugin: safe, typed calls into its callbacks. [`LoadedPlugin::calls`]
+//! reaches every entry point of the callback table with ABI arguments (the
+//! engine's hook dispatch builds them with the ABI adapters); the methods
+//! taking runtime types serve the CLI, install and tests.
 
 use std::path::{Path, PathBuf};
 
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RString, RVec};
 use vessel_plugin_abi::{
-    CallError, CommandInvocation, DriverRegistrar, DriverRegistrar_TO, EngineConfig,
-    EngineConfig_TO, FlagValue, PreRunInfo, SignalSource, SignalSource_TO,
+    CallError, CallbackEntries, CommandInvocation, EngineConfig, EngineConfig_TO, FlagValue,
+    PreRunInfo,
 };
 
-use super::entries::Entries;
 use super::manifest::{CallbackKind, Manifest};
 use super::PluginError;
+
+macro_rules! define_calls {
+    ($(
+        $(#[doc = $kdoc:literal])*
+        $kind:ident = $name:literal, $discloses:literal {$(
+            $(#[doc = $doc:literal])*
+            $(#[sabi($sabi:meta)])?
+            $entry:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $label:literal, $layout:ident;
+        )*}
+    )*) => {
+        /// The entry points of a loaded plugin, called with ABI arguments;
+        /// errors name the plugin and the callback (from
+        /// [`vessel_plugin_abi::callback_table!`]).
+        #[derive(Debug, Clone, Copy)]
+        pub struct Calls<'p>(&'p LoadedPlugin);
+
+        // The table spells "returns nothing" as `-> ()`.
+        #[allow(clippy::unused_unit)]
+        impl Calls<'_> {
+            $($(
+                $(#[doc = $doc])*
+                pub fn $entry(self, $($arg: $ty),*) -> Result<$ret, PluginError> {
+                    let f = self
+                        .0
+                        .entries
+                        .$entry
+                        .ok_or_else(|| self.0.missing(CallbackKind::$kind, stringify!($entry)))?;
+                    f($($arg),*).into_result().map_err(|e| self.0.failed($label, e))
+                }
+            )*)*
+        }
+    };
+}
+
+vessel_plugin_abi::callback_table!(define_calls);
 
 /// A plugin library loaded by [`loader::load`](super::loader::load). It stays
 /// loaded for the rest of the process; dropping this handle keeps the library.
 #[derive(Clone)]
 pub struct LoadedPlugin {
-    module: Entries,
+    entries: CallbackEntries,
     manifest: Manifest,
     path: PathBuf,
 }
@@ -32,9 +69,9 @@ impl std::fmt::Debug for LoadedPlugin {
 }
 
 impl LoadedPlugin {
-    pub(super) fn new(module: Entries, manifest: Manifest, path: PathBuf) -> Self {
+    pub(super) fn new(entries: CallbackEntries, manifest: Manifest, path: PathBuf) -> Self {
         Self {
-            module,
+            entries,
             manifest,
             path,
         }
@@ -54,6 +91,11 @@ impl LoadedPlugin {
     /// The file it was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Its entry points, called with ABI arguments.
+    pub fn calls(&self) -> Calls<'_> {
+        Calls(self)
     }
 
     fn missing(&self, kind: CallbackKind, entry: &'static str) -> PluginError {
@@ -87,13 +129,7 @@ impl LoadedPlugin {
         args: &[String],
         flags: &[(String, Option<String>)],
     ) -> Result<i32, PluginError> {
-        let f = self
-            .module
-            .run_command()
-            .ok_or_else(|| self.missing(CallbackKind::Command, "run_command"))?;
-        f(&invocation(command, args, flags))
-            .into_result()
-            .map_err(|e| self.failed("command", e))
+        self.calls().run_command(&invocation(command, args, flags))
     }
 
     /// Runs the pre-run hooks of this plugin's flags on the built-in
@@ -105,13 +141,7 @@ impl LoadedPlugin {
         args: &[String],
         flags: &[(String, Option<String>)],
     ) -> Result<(), PluginError> {
-        let f = self
-            .module
-            .flag_pre_run()
-            .ok_or_else(|| self.missing(CallbackKind::Command, "flag_pre_run"))?;
-        f(&invocation(command, args, flags))
-            .into_result()
-            .map_err(|e| self.failed("flag pre-run", e))
+        self.calls().flag_pre_run(&invocation(command, args, flags))
     }
 
     /// Runs the global pre-run hook. An error means the command must be aborted.
@@ -122,94 +152,24 @@ impl LoadedPlugin {
         command: &str,
         args: &[String],
     ) -> Result<(), PluginError> {
-        let f = self
-            .module
-            .global_pre_run()
-            .ok_or_else(|| self.missing(CallbackKind::Command, "global_pre_run"))?;
-        let info = PreRunInfo {
+        self.calls().global_pre_run(&PreRunInfo {
             uid,
             user: user.into(),
             command: command.into(),
             args: strings(args),
-        };
-        f(&info)
-            .into_result()
-            .map_err(|e| self.failed("global pre-run", e))
+        })
     }
 
     /// Runs the EngineConfig callback on `config`.
     pub fn engine_config<C: EngineConfig>(&self, config: &mut C) -> Result<(), PluginError> {
-        let f = self
-            .module
-            .engine_config()
-            .ok_or_else(|| self.missing(CallbackKind::EngineConfig, "engine_config"))?;
-        f(EngineConfig_TO::from_ptr(config, TD_Opaque))
-            .into_result()
-            .map_err(|e| self.failed("engine config", e))
-    }
-
-    /// Runs the MonitorContainer callback; returns the container's raw wait status.
-    pub fn monitor_container<C: EngineConfig, S: SignalSource>(
-        &self,
-        config: &C,
-        pid: i32,
-        signals: &mut S,
-    ) -> Result<i32, PluginError> {
-        let f = self
-            .module
-            .monitor_container()
-            .ok_or_else(|| self.missing(CallbackKind::MonitorContainer, "monitor_container"))?;
-        f(
-            EngineConfig_TO::from_ptr(config, TD_Opaque),
-            pid,
-            SignalSource_TO::from_ptr(signals, TD_Opaque),
-        )
-        .into_result()
-        .map_err(|e| self.failed("monitor container", e))
-    }
-
-    /// Runs the PostStartProcess callback for the container's `pid`.
-    pub fn post_start_process<C: EngineConfig>(
-        &self,
-        config: &C,
-        pid: i32,
-    ) -> Result<(), PluginError> {
-        let f = self
-            .module
-            .post_start_process()
-            .ok_or_else(|| self.missing(CallbackKind::PostStartProcess, "post_start_process"))?;
-        f(EngineConfig_TO::from_ptr(config, TD_Opaque), pid)
-            .into_result()
-            .map_err(|e| self.failed("post start process", e))
-    }
-
-    /// Runs the RegisterImageDriver callback against `registrar`.
-    pub fn register_image_drivers<R: DriverRegistrar>(
-        &self,
-        unprivileged: bool,
-        registrar: &mut R,
-    ) -> Result<(), PluginError> {
-        let f = self.module.register_image_driver().ok_or_else(|| {
-            self.missing(CallbackKind::RegisterImageDriver, "register_image_driver")
-        })?;
-        f(
-            unprivileged,
-            DriverRegistrar_TO::from_ptr(registrar, TD_Opaque),
-        )
-        .into_result()
-        .map_err(|e| self.failed("register image driver", e))
+        self.calls()
+            .engine_config(EngineConfig_TO::from_ptr(config, TD_Opaque))
     }
 
     /// Runs the Install callback for the plugin's install dir.
     pub fn install(&self, dir: &Path) -> Result<(), PluginError> {
-        let f = self
-            .module
-            .install()
-            .ok_or_else(|| self.missing(CallbackKind::Install, "install"))?;
         let dir = dir.to_string_lossy();
-        f(dir.as_ref().into())
-            .into_result()
-            .map_err(|e| self.failed("install", e))
+        self.calls().install(dir.as_ref().into())
     }
 }
 

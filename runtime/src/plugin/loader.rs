@@ -25,12 +25,10 @@ use goblin::elf::{dynamic, header, program_header, Elf};
 use sha2::{Digest, Sha256};
 use vessel_plugin_abi::{self as abi, v1_0};
 
-use super::entries::Entries;
-
-use super::host;
 pub use super::load_error::LoadError;
 use super::manifest::{AddedFlagSpec, ArgSpec, CallbackKind, CommandSpec, FlagSpec, Manifest};
 use super::LoadedPlugin;
+use super::{host, registry};
 
 /// What to load and what to check it against.
 #[derive(Debug, Clone, Default)]
@@ -327,7 +325,7 @@ pub fn load(spec: &LoadSpec) -> Result<LoadedPlugin, LoadError> {
     let verified = verify(spec)?;
     let (module, init) = open_verified(&verified)?;
     let label = verified.label.clone();
-    let abi_manifest = module.manifest()()
+    let abi_manifest = (module.manifest)()
         .into_result()
         .map_err(|e| LoadError::Manifest {
             plugin: label.clone(),
@@ -343,15 +341,28 @@ pub fn load(spec: &LoadSpec) -> Result<LoadedPlugin, LoadError> {
         }
     }
     if let (Some(name), Some(dir)) = (&spec.name, &spec.install_dir) {
-        host::set_install_dir(name, dir);
+        registry::set_install_dir(name, dir);
     }
     init.call().into_result().map_err(|e| LoadError::Init {
         plugin: label.clone(),
         reason: e.message.into_string(),
     })?;
-    let manifest = manifest_from_abi(&abi_manifest, callbacks_of(&module), &verified.sha256);
+    let callbacks = CallbackKind::of(&module.callbacks);
+    let manifest = manifest_from_abi(&abi_manifest, callbacks, &verified.sha256);
     tracing::debug!(plugin = %manifest.name, sha256 = %manifest.sha256, "plugin loaded");
-    Ok(LoadedPlugin::new(module, manifest, spec.path.clone()))
+    Ok(LoadedPlugin::new(
+        module.callbacks,
+        manifest,
+        spec.path.clone(),
+    ))
+}
+
+/// A loaded root module's entry points, whatever 1.x layout it has (its
+/// `init` aside: that one takes the host services of its own version).
+#[derive(Clone, Copy)]
+struct Module {
+    manifest: extern "C" fn() -> abi::CallResult<abi::PluginManifest>,
+    callbacks: abi::CallbackEntries,
 }
 
 /// A plugin's `init` entry point, typed by the host services of the
@@ -377,7 +388,7 @@ impl Init {
 /// layout checked is the one of the plugin-api minor the plugin was built
 /// with: abi_stable accepts a library with more prefix fields than expected,
 /// never fewer, so older plugins are checked against their frozen layout.
-fn open_verified(v: &VerifiedLibrary) -> Result<(Entries, Init), LoadError> {
+fn open_verified(v: &VerifiedLibrary) -> Result<(Module, Init), LoadError> {
     let plugin = v.label.clone();
     let memfd = sealed_memfd(&v.bytes).map_err(|source| LoadError::Memfd {
         plugin: plugin.clone(),
@@ -414,12 +425,20 @@ fn open_verified(v: &VerifiedLibrary) -> Result<(Entries, Init), LoadError> {
         let m = lib
             .init_root_module::<v1_0::PluginMod_Ref>()
             .map_err(|e| map_lib_err(v, e))?;
-        Ok((Entries::from(m), Init::V1_0(m.init())))
+        let module = Module {
+            manifest: m.manifest(),
+            callbacks: m.callback_entries(),
+        };
+        Ok((module, Init::V1_0(m.init())))
     } else {
         let m = lib
             .init_root_module::<abi::PluginMod_Ref>()
             .map_err(|e| map_lib_err(v, e))?;
-        Ok((Entries::from(m), Init::Current(m.init())))
+        let module = Module {
+            manifest: m.manifest(),
+            callbacks: m.callback_entries(),
+        };
+        Ok((module, Init::Current(m.init())))
     }
 }
 
@@ -540,30 +559,6 @@ fn major_minor(v: &str) -> Option<(u64, u64)> {
     let digits = patch.split(['-', '+']).next()?;
     digits.parse::<u64>().ok()?;
     Some((major, minor))
-}
-
-/// The callback kinds of a loaded module, from which entry points it has.
-fn callbacks_of(m: &Entries) -> Vec<CallbackKind> {
-    let mut v = Vec::new();
-    if m.run_command().is_some() || m.flag_pre_run().is_some() || m.global_pre_run().is_some() {
-        v.push(CallbackKind::Command);
-    }
-    if m.engine_config().is_some() {
-        v.push(CallbackKind::EngineConfig);
-    }
-    if m.monitor_container().is_some() {
-        v.push(CallbackKind::MonitorContainer);
-    }
-    if m.post_start_process().is_some() {
-        v.push(CallbackKind::PostStartProcess);
-    }
-    if m.register_image_driver().is_some() {
-        v.push(CallbackKind::RegisterImageDriver);
-    }
-    if m.install().is_some() {
-        v.push(CallbackKind::Install);
-    }
-    v
 }
 
 fn flag_from_abi(f: &vessel_plugin_abi::FlagSpec) -> FlagSpec {

@@ -5,59 +5,63 @@
 
 use serde::{Deserialize, Serialize};
 
-/// The callback kinds a plugin can register, in ABI order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum CallbackKind {
-    /// New commands, flags on existing commands, pre-run hooks.
-    Command,
-    /// Read and change every container's engine config.
-    EngineConfig,
-    /// Replace the wait/forward-signals loop.
-    MonitorContainer,
-    /// Act on the container's pid once it exists.
-    PostStartProcess,
-    /// Register a named image driver.
-    RegisterImageDriver,
-    /// Prepare files under its install dir at install time.
-    Install,
+use vessel_plugin_abi::CallbackEntries;
+
+macro_rules! define_callback_kind {
+    ($(
+        $(#[doc = $kdoc:literal])*
+        $kind:ident = $name:literal, $discloses:literal {$(
+            $(#[doc = $doc:literal])*
+            $(#[sabi($sabi:meta)])?
+            $entry:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $label:literal, $layout:ident;
+        )*}
+    )*) => {
+        /// The callback kinds a plugin can register, in ABI order (from
+        /// [`vessel_plugin_abi::callback_table!`]).
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        pub enum CallbackKind {
+            $(
+                $(#[doc = $kdoc])*
+                #[serde(rename = $name)]
+                $kind,
+            )*
+        }
+
+        const KIND_COUNT: usize = [$($name),*].len();
+
+        impl CallbackKind {
+            /// Every kind, in ABI order.
+            pub const ALL: [CallbackKind; KIND_COUNT] = [$(CallbackKind::$kind),*];
+
+            /// The name used in manifests, `--callback` and listings.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $(CallbackKind::$kind => $name,)*
+                }
+            }
+
+            /// What a plugin with this callback can do, in plain words (shown at install).
+            pub fn describe(self) -> &'static str {
+                match self {
+                    $(CallbackKind::$kind => $discloses,)*
+                }
+            }
+
+            /// The kinds whose entry points a loaded root module has, in ABI order.
+            pub fn of(entries: &CallbackEntries) -> Vec<CallbackKind> {
+                let mut kinds = Vec::new();
+                $(
+                    if false $(|| entries.$entry.is_some())* {
+                        kinds.push(CallbackKind::$kind);
+                    }
+                )*
+                kinds
+            }
+        }
+    };
 }
 
-impl CallbackKind {
-    /// Every kind, in ABI order.
-    pub const ALL: [CallbackKind; 6] = [
-        CallbackKind::Command,
-        CallbackKind::EngineConfig,
-        CallbackKind::MonitorContainer,
-        CallbackKind::PostStartProcess,
-        CallbackKind::RegisterImageDriver,
-        CallbackKind::Install,
-    ];
-
-    /// The name used in manifests, `--callback` and listings.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            CallbackKind::Command => "command",
-            CallbackKind::EngineConfig => "engine_config",
-            CallbackKind::MonitorContainer => "monitor_container",
-            CallbackKind::PostStartProcess => "post_start_process",
-            CallbackKind::RegisterImageDriver => "register_image_driver",
-            CallbackKind::Install => "install",
-        }
-    }
-
-    /// What a plugin with this callback can do, in plain words (shown at install).
-    pub fn describe(self) -> &'static str {
-        match self {
-            CallbackKind::Command => "add commands and flags to the vessel command line",
-            CallbackKind::EngineConfig => "change the configuration of every container",
-            CallbackKind::MonitorContainer => "supervise containers and forward their signals",
-            CallbackKind::PostStartProcess => "act on every container process once it has started",
-            CallbackKind::RegisterImageDriver => "mount container images with its own image driver",
-            CallbackKind::Install => "run code as root when it is installed",
-        }
-    }
-}
+vessel_plugin_abi::callback_table!(define_callback_kind);
 
 /// A positional argument of a plugin command.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,9 +1,9 @@
 //! Plugins: the store, the loader, lifecycle commands and dispatch.
 
+pub mod adapters;
 pub mod build;
 pub mod dispatch;
 pub mod engine_hooks;
-mod entries;
 pub mod host;
 pub mod image;
 pub mod install;
@@ -12,11 +12,12 @@ mod load_error;
 mod loaded;
 pub mod loader;
 pub mod manifest;
+mod registry;
 pub mod store;
 
 pub use store::StoreError;
 
-pub use loaded::LoadedPlugin;
+pub use loaded::{Calls, LoadedPlugin};
 pub use loader::{load, LoadError, LoadSpec};
 
 /// Errors from the plugin store, loader and lifecycle.
