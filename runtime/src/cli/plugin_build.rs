@@ -66,6 +66,7 @@ pub fn compile(dir: &Path, out: Option<&Path>, key: Option<&Path>) -> Result<i32
         target: built.target.clone(),
         ..loaded.manifest().clone()
     };
+    store::validate_name(&manifest.name)?;
     let out: PathBuf = out
         .map(Path::to_path_buf)
         .unwrap_or_else(|| built.dir.join(format!("{}.sif", built.crate_name)));

@@ -11,3 +11,4 @@ mod loader;
 mod plugin;
 mod sif;
 mod sign;
+mod store;
