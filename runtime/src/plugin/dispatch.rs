@@ -35,6 +35,8 @@ pub fn load_installed(ctx: &Context, meta: &Meta) -> Result<&'static LoadedPlugi
         return Ok(p);
     }
     let store = Store::new(ctx.paths.plugin_dir());
+    // Pinned for the process: an upgrade meanwhile keeps these files.
+    let meta = &store.pin(meta)?;
     let spec = LoadSpec::new(store.files_dir(meta).join(PLUGIN_SO))
         .name(name)
         .sha256(meta.manifest.sha256.clone())

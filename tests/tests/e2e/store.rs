@@ -218,3 +218,61 @@ fn root_meta_fields_are_data_never_paths() {
         "ENABLED  NAME\n    yes  example.com/minimal\n"
     );
 }
+
+#[test]
+fn root_readers_never_see_a_half_upgraded_plugin() {
+    if skip_unless_root("concurrent upgrades") {
+        return;
+    }
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let root = TestRoot::new();
+    install_cli_plugin(&root);
+    let img = signed_copy(
+        &compiled_plugin(CLI_PLUGIN),
+        tempfile::tempdir().unwrap().keep().as_path(),
+        None,
+    );
+    let done = AtomicBool::new(false);
+    let (runs, failures) = std::thread::scope(|s| {
+        let readers: Vec<_> = (0..3)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut runs = 0;
+                    let mut failures = Vec::new();
+                    while !done.load(Ordering::Relaxed) {
+                        let o = root.run(&["test-cmd", "r"]);
+                        runs += 1;
+                        if !o.status.success() || stdout(&o) != "test-cmd: r\n" {
+                            failures.push(stderr(&o));
+                        }
+                    }
+                    (runs, failures)
+                })
+            })
+            .collect();
+        for _ in 0..25 {
+            ok(&root.run(&["plugin", "install", "--upgrade", path_str(&img)]));
+        }
+        done.store(true, Ordering::Relaxed);
+        readers.into_iter().map(|r| r.join().unwrap()).fold(
+            (0, Vec::new()),
+            |(n, mut f), (rn, rf)| {
+                f.extend(rf);
+                (n + rn, f)
+            },
+        )
+    });
+    let _ = std::fs::remove_dir_all(img.parent().unwrap());
+    assert!(runs > 20, "only {runs} runs overlapped the upgrades");
+    assert!(
+        failures.is_empty(),
+        "{} of {runs} runs failed: {failures:?}",
+        failures.len()
+    );
+    // Files dirs kept for readers go with the next writer's sweep.
+    ok(&root.run(&["plugin", "disable", "example.com/cli-plugin"]));
+    let dirs = std::fs::read_dir(root.plugin_dir().join(".store"))
+        .unwrap()
+        .count();
+    assert_eq!(dirs, 1, "old files dirs left behind");
+}
