@@ -166,10 +166,16 @@ pub struct SignedGroup {
 
 /// Signs every object group of the image at `path` with `key`, appending one
 /// DSSE signature object per group (existing objects and signatures are left
-/// as they are). The file is unchanged if anything fails.
+/// as they are). The file is unchanged if anything fails. The image is
+/// opened once, without following a symlink, and must be a regular file:
+/// what is signed is what is written to.
 pub fn sign_image(path: impl AsRef<Path>, key: &SigningKey) -> Result<Vec<SignedGroup>> {
     let path = path.as_ref();
-    let img = Image::open(path)?;
+    let file = crate::read::open_regular(path, true)?;
+    let img = Image::from_source(file).map_err(|e| match e {
+        Error::RawIo(source) => Error::io(path, source),
+        other => other,
+    })?;
     let groups = img.group_ids();
     if groups.is_empty() {
         return Err(Error::NothingToSign);
@@ -178,9 +184,8 @@ pub fn sign_image(path: impl AsRef<Path>, key: &SigningKey) -> Result<Vec<Signed
     for &g in &groups {
         envelopes.push((g, envelope_for_group(&img, g, key)?));
     }
-    drop(img);
     let kid = keyid(&key.verifying_key());
-    let mut w = Writer::open(path)?;
+    let mut w = Writer::from_file(img.into_source(), path)?;
     let mut out = Vec::with_capacity(envelopes.len());
     for (group, (bytes, objects)) in envelopes {
         let added = w.add(ObjectInput::signature(
