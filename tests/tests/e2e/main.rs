@@ -7,6 +7,7 @@ mod clobber;
 mod compat;
 mod engine;
 mod engine_plugins;
+mod fifo;
 mod keys;
 mod loader;
 mod plugin;
