@@ -83,6 +83,14 @@ pub enum StoreError {
         /// Why it is refused.
         reason: &'static str,
     },
+    /// As root: a store file or dir (or a dir above the store) another
+    /// user could change.
+    #[error("plugin store: {0}")]
+    Insecure(#[from] crate::trust::secure::InsecurePath),
+    /// A meta that cannot be read while running a container: its plugin's
+    /// EngineConfig policy would silently not apply, so nothing runs.
+    #[error("plugin store: {0}; refusing to run without that plugin's policy")]
+    Incomplete(Box<StoreError>),
     /// The named plugin is not installed.
     #[error("plugin \"{0}\" is not installed")]
     NotInstalled(String),
@@ -329,6 +337,7 @@ impl Store {
     /// (for callers that report them later, e.g. once logging is set up).
     pub fn list_all(&self) -> Result<(Vec<Meta>, Vec<StoreError>), StoreError> {
         let dir = self.metas_dir();
+        crate::trust::secure::check_root_owned(&dir)?;
         let rd = match fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
@@ -356,6 +365,17 @@ impl Store {
         Ok((out.into_values().collect(), unreadable))
     }
 
+    /// Every installed plugin's meta, failing if any cannot be read: for
+    /// running a container, where a skipped meta would silently drop that
+    /// plugin's EngineConfig policy (fail closed).
+    pub fn list_complete(&self) -> Result<Vec<Meta>, StoreError> {
+        let (metas, unreadable) = self.list_all()?;
+        match unreadable.into_iter().next() {
+            Some(e) => Err(StoreError::Incomplete(Box::new(e))),
+            None => Ok(metas),
+        }
+    }
+
     /// Reads and checks one meta: a regular file (opened without following
     /// a symlink or blocking on a FIFO), valid JSON, a name in the grammar
     /// whose hash is the file's name, and an install id of the fixed format.
@@ -375,6 +395,7 @@ impl Store {
         if !md.is_file() {
             return Err(bad("not a regular file".into()));
         }
+        crate::trust::secure::check_root_owned(path)?;
         let mut bytes = Vec::new();
         Read::by_ref(&mut f)
             .take(16 << 20)
@@ -415,6 +436,7 @@ impl Store {
     /// or undoes any change a crashed writer left behind.
     pub fn lock(&self) -> Result<WriteLock, StoreError> {
         use std::os::unix::fs::OpenOptionsExt;
+        crate::trust::secure::check_root_owned(&self.dir)?;
         mkdir(&self.dir)?;
         let path = self.dir.join(LOCK_FILE);
         let f = OpenOptions::new()

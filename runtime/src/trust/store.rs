@@ -65,19 +65,23 @@ impl TrustStore {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                super::secure::check_root_owned(dir)?;
                 return Ok(TrustStore {
                     dir: dir.to_owned(),
                     keys,
-                })
+                });
             }
             Err(e) => return Err(store_err(e)),
         };
+        // As root, a key dir or key file another user can change is refused.
+        super::secure::check_root_owned(dir)?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "pem") && p.is_file())
             .collect();
         files.sort();
         for path in files {
+            super::secure::check_root_owned(&path)?;
             match load_verifying_key(&path) {
                 Ok(key) => keys.push(TrustedKey {
                     keyid: keyid(&key),

@@ -14,3 +14,4 @@ mod plugin;
 mod sif;
 mod sign;
 mod store;
+mod trust_files;
