@@ -582,8 +582,8 @@ impl Store {
             }
             _ => {}
         }
-        let tmp = parent.join(format!("{TMP_PREFIX}{}-link", std::process::id()));
-        let _ = fs::remove_file(&tmp);
+        // A random name: symlink() never follows or replaces what is there.
+        let tmp = parent.join(format!("{TMP_PREFIX}{}-link", new_install_id()));
         std::os::unix::fs::symlink(&target, &tmp).map_err(io_err(&tmp))?;
         fs::rename(&tmp, &link).map_err(io_err(&link))?;
         fsync_dir(&parent)
