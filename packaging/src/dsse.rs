@@ -166,10 +166,16 @@ pub struct SignedGroup {
 
 /// Signs every object group of the image at `path` with `key`, appending one
 /// DSSE signature object per group (existing objects and signatures are left
-/// as they are). The file is unchanged if anything fails.
+/// as they are). The file is unchanged if anything fails. The image is
+/// opened once, without following a symlink, and must be a regular file:
+/// what is signed is what is written to.
 pub fn sign_image(path: impl AsRef<Path>, key: &SigningKey) -> Result<Vec<SignedGroup>> {
     let path = path.as_ref();
-    let img = Image::open(path)?;
+    let file = crate::read::open_regular(path, true)?;
+    let img = Image::from_source(file).map_err(|e| match e {
+        Error::RawIo(source) => Error::io(path, source),
+        other => other,
+    })?;
     let groups = img.group_ids();
     if groups.is_empty() {
         return Err(Error::NothingToSign);
@@ -178,9 +184,8 @@ pub fn sign_image(path: impl AsRef<Path>, key: &SigningKey) -> Result<Vec<Signed
     for &g in &groups {
         envelopes.push((g, envelope_for_group(&img, g, key)?));
     }
-    drop(img);
     let kid = keyid(&key.verifying_key());
-    let mut w = Writer::open(path)?;
+    let mut w = Writer::from_file(img.into_source(), path)?;
     let mut out = Vec::with_capacity(envelopes.len());
     for (group, (bytes, objects)) in envelopes {
         let added = w.add(ObjectInput::signature(
@@ -268,6 +273,13 @@ pub enum VerifyFailure {
         /// The uncovered object.
         object_id: u32,
     },
+    /// A data object in no group: no signature can cover it, so the image
+    /// is refused (as the reference implementation does).
+    #[error("object {object_id} is in no object group, so no signature covers it")]
+    UngroupedObject {
+        /// The object.
+        object_id: u32,
+    },
     /// The signature covers an object the group no longer has.
     #[error("signature object {signature_id} covers object {object_id}, which is missing")]
     SignedObjectMissing {
@@ -289,6 +301,45 @@ impl VerifyFailure {
     }
 }
 
+/// What checking one signature object found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    /// A given key's signature verified and its metadata matches the image.
+    Verified,
+    /// No given key made it (or it is a format we cannot check): says
+    /// nothing about the image, only that these keys cannot vouch for it.
+    UnknownKey,
+    /// It does not verify: a given key's signature is wrong, the envelope
+    /// is malformed, or the image changed since signing. Fails the group.
+    Bad,
+}
+
+impl Verdict {
+    /// `verified`, `unknown key` or `bad`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Verdict::Verified => "verified",
+            Verdict::UnknownKey => "unknown key",
+            Verdict::Bad => "bad",
+        }
+    }
+}
+
+/// One signature object linked to a group, with its verdict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureReport {
+    /// Signature object ID.
+    pub signature_id: u32,
+    /// The keyids in its envelope (empty when it is no DSSE envelope).
+    pub keyids: Vec<String>,
+    /// The keyids that verified it (with [`Verdict::Verified`]).
+    pub verified_by: Vec<String>,
+    /// The verdict.
+    pub verdict: Verdict,
+    /// Why, unless it verified.
+    pub failure: Option<VerifyFailure>,
+}
+
 /// The verification result for one object group.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupReport {
@@ -298,6 +349,8 @@ pub struct GroupReport {
     pub objects: Vec<u32>,
     /// The signature objects linked to the group.
     pub signature_ids: Vec<u32>,
+    /// Every linked signature with its verdict, by object ID.
+    pub signatures: Vec<SignatureReport>,
     /// Keyids whose signatures verified and whose metadata matched.
     pub verified_by: Vec<String>,
     /// Why the group failed; `None` when it verified.
@@ -305,7 +358,7 @@ pub struct GroupReport {
 }
 
 impl GroupReport {
-    /// True when at least one signature fully verified.
+    /// True when at least one signature fully verified and none is bad.
     pub fn is_ok(&self) -> bool {
         self.failure.is_none()
     }
@@ -316,17 +369,25 @@ impl GroupReport {
 pub struct VerifyReport {
     /// One entry per object group, ascending.
     pub groups: Vec<GroupReport>,
+    /// Data objects (other than signatures) in no group: none may exist.
+    pub ungrouped: Vec<u32>,
+    /// The failure for the first of `ungrouped`.
+    pub ungrouped_failure: Option<VerifyFailure>,
 }
 
 impl VerifyReport {
-    /// True when the image has at least one group and every group verified.
+    /// True when the image has at least one group, every group verified,
+    /// and every data object is in a group.
     pub fn is_ok(&self) -> bool {
-        !self.groups.is_empty() && self.groups.iter().all(GroupReport::is_ok)
+        self.first_failure().is_none() && !self.groups.is_empty()
     }
 
-    /// The first failure, if any.
+    /// The first failure, if any: an ungrouped object, else the first
+    /// failed group's.
     pub fn first_failure(&self) -> Option<&VerifyFailure> {
-        self.groups.iter().find_map(|g| g.failure.as_ref())
+        self.ungrouped_failure
+            .as_ref()
+            .or_else(|| self.groups.iter().find_map(|g| g.failure.as_ref()))
     }
 
     /// Every keyid that verified some group.
@@ -488,10 +549,12 @@ fn group_signatures<S: Source>(img: &Image<S>, group: u32) -> Vec<&Descriptor> {
         .collect()
 }
 
-/// Verifies every object group of `img` against `keys`. A group passes when
-/// at least one signature object linked to it verifies with one of the keys
-/// and its digests match the header, descriptors and data. Errors are only
-/// for failures to read the image; verification failures are in the report.
+/// Verifies every object group of `img` against `keys`, following the
+/// reference rules (sylabs/sif `pkg/integrity`): a data object outside
+/// every group fails the image; a group passes only when at least one
+/// linked signature verifies with one of the keys (digests of header,
+/// descriptors and data matching) and no linked signature is bad. Errors are
+/// only for failures to read the image; verdicts are in the report.
 pub fn verify_image<S: Source>(img: &Image<S>, keys: &[VerifyingKey]) -> Result<VerifyReport> {
     let keys: Vec<(String, VerifyingKey)> = keys.iter().map(|k| (keyid(k), *k)).collect();
     let mut groups = Vec::new();
@@ -502,32 +565,66 @@ pub fn verify_image<S: Source>(img: &Image<S>, keys: &[VerifyingKey]) -> Result<
             group: g,
             objects,
             signature_ids: sigs.iter().map(|d| d.id).collect(),
+            signatures: Vec::new(),
             verified_by: Vec::new(),
             failure: None,
         };
-        let mut failures = Vec::new();
         for s in &sigs {
-            match verify_signature(img, g, s, &keys)? {
-                Ok(kids) => report.verified_by.extend(kids),
-                Err(f) => failures.push(f),
-            }
+            let keyids = signature_data(img, s)
+                .and_then(|data| parse_envelope(s.id, &data))
+                .map(|env| env.signatures.into_iter().map(|x| x.keyid).collect())
+                .unwrap_or_default();
+            let (verdict, verified_by, failure) = match verify_signature(img, g, s, &keys)? {
+                Ok(kids) => (Verdict::Verified, kids, None),
+                Err(f) if f.is_inconclusive() => (Verdict::UnknownKey, Vec::new(), Some(f)),
+                Err(f) => (Verdict::Bad, Vec::new(), Some(f)),
+            };
+            report.verified_by.extend(verified_by.iter().cloned());
+            report.signatures.push(SignatureReport {
+                signature_id: s.id,
+                keyids,
+                verified_by,
+                verdict,
+                failure,
+            });
         }
         report.verified_by.sort();
         report.verified_by.dedup();
-        if report.verified_by.is_empty() {
-            report.failure = Some(if sigs.is_empty() {
+        let bad = report
+            .signatures
+            .iter()
+            .find(|s| s.verdict == Verdict::Bad)
+            .and_then(|s| s.failure.clone());
+        report.failure = if let Some(b) = bad {
+            Some(b)
+        } else if report.verified_by.is_empty() {
+            Some(if sigs.is_empty() {
                 VerifyFailure::Unsigned { group: g }
             } else {
-                let pos = failures
+                report
+                    .signatures
                     .iter()
-                    .position(|f| !f.is_inconclusive())
-                    .unwrap_or(0);
-                failures.swap_remove(pos)
-            });
-        }
+                    .find_map(|s| s.failure.clone())
+                    .unwrap_or(VerifyFailure::Unsigned { group: g })
+            })
+        } else {
+            None
+        };
         groups.push(report);
     }
-    Ok(VerifyReport { groups })
+    let ungrouped: Vec<u32> = img
+        .descriptors()
+        .filter(|d| d.data_type != DataType::Signature && d.group().is_none())
+        .map(|d| d.id)
+        .collect();
+    let ungrouped_failure = ungrouped
+        .first()
+        .map(|&object_id| VerifyFailure::UngroupedObject { object_id });
+    Ok(VerifyReport {
+        groups,
+        ungrouped,
+        ungrouped_failure,
+    })
 }
 
 /// What kind of signature an object holds.

@@ -109,6 +109,19 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
+    /// A path that is not a regular file (a FIFO, device, dir, …): opened
+    /// without blocking and refused.
+    #[error("{}: not a regular file", path.display())]
+    NotRegularFile {
+        /// The path.
+        path: PathBuf,
+    },
+    /// A symlink where an image is written in place: never written through.
+    #[error("{}: is a symbolic link; refusing to write through it", path.display())]
+    SymlinkRefused {
+        /// The path.
+        path: PathBuf,
+    },
     /// The image has no object group to sign.
     #[error("sif image has no object groups to sign")]
     NothingToSign,

@@ -41,7 +41,7 @@ mod write;
 
 pub use dsse::{
     keyid, list_signatures, sign_image, verify_image, GroupReport, SignatureKind, SignatureListing,
-    SignedGroup, VerifyFailure, VerifyReport, PAYLOAD_TYPE,
+    SignatureReport, SignedGroup, Verdict, VerifyFailure, VerifyReport, PAYLOAD_TYPE,
 };
 pub use ed25519_dalek::{SigningKey, VerifyingKey};
 pub use error::{Error, Result};

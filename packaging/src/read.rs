@@ -101,7 +101,7 @@ impl Image<File> {
     /// table only).
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let f = File::open(path).map_err(|e| Error::io(path, e))?;
+        let f = open_regular(path, false)?;
         let mut img = Image::from_source(f).map_err(|e| match e {
             Error::RawIo(source) => Error::io(path, source),
             other => other,
@@ -109,6 +109,41 @@ impl Image<File> {
         img.path = Some(path.to_path_buf());
         Ok(img)
     }
+}
+
+/// Opens `path` as a regular file without blocking on it (a FIFO or a
+/// device would block or never end) and refuses anything else. With
+/// `write`, it is opened read-write and a symlink at `path` is refused: an
+/// image written in place is never written through a link.
+pub fn open_regular(path: &Path, write: bool) -> Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut flags = libc::O_NONBLOCK | libc::O_NOCTTY;
+    if write {
+        flags |= libc::O_NOFOLLOW;
+    }
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(write)
+        .custom_flags(flags)
+        .open(path)
+        .map_err(|e| {
+            if write && e.raw_os_error() == Some(libc::ELOOP) {
+                Error::SymlinkRefused {
+                    path: path.to_owned(),
+                }
+            } else {
+                Error::io(path, e)
+            }
+        })?;
+    let md = f.metadata().map_err(|e| Error::io(path, e))?;
+    if !md.is_file() {
+        return Err(Error::NotRegularFile {
+            path: path.to_owned(),
+        });
+    }
+    // O_NONBLOCK means nothing for a regular file: reads and writes behave
+    // as without it.
+    Ok(f)
 }
 
 impl<S: Source> Image<S> {

@@ -2,7 +2,7 @@
 //! reference implementation does (first free slot, data appended at the next
 //! aligned offset after the data end, header and table rewritten last).
 
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
@@ -202,7 +202,7 @@ fn random_uuid() -> [u8; 16] {
 pub struct Writer {
     file: File,
     path: PathBuf,
-    temp: Option<PathBuf>,
+    temp: Option<tempfile::TempPath>,
     original_len: Option<u64>,
     header: Header,
     slots: Vec<Descriptor>,
@@ -228,18 +228,22 @@ impl Writer {
         let name = path
             .file_name()
             .ok_or_else(|| Error::InvalidInput(format!("{}: not a file path", path.display())))?;
-        let temp = path.with_file_name(format!(
-            ".{}.{}.tmp",
-            name.to_string_lossy(),
-            std::process::id()
-        ));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&temp)
-            .map_err(|e| Error::io(&temp, e))?;
+        // A random name created O_EXCL beside `path` (never through a
+        // planted symlink, never clobbering a file), renamed on finish.
+        let dir = path
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let (file, temp) = {
+            use std::os::unix::fs::PermissionsExt;
+            tempfile::Builder::new()
+                .prefix(&format!(".{}.", name.to_string_lossy()))
+                .suffix(".tmp")
+                .permissions(std::fs::Permissions::from_mode(0o666))
+                .tempfile_in(dir)
+                .map_err(|e| Error::io(dir, e))?
+                .into_parts()
+        };
         let time = opts.time.unwrap_or_else(now);
         let total = opts.descriptor_capacity as i64;
         let size = total * DESCRIPTOR_LEN as i64;
@@ -277,11 +281,14 @@ impl Writer {
     /// unset times), as the reference does.
     pub fn open(path: impl AsRef<Path>) -> Result<Writer> {
         let path = path.as_ref().to_path_buf();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&path)
-            .map_err(|e| Error::io(&path, e))?;
+        let file = crate::read::open_regular(&path, true)?;
+        Self::from_file(file, path)
+    }
+
+    /// [`Writer::open`] on an already opened image file (`path` names it in
+    /// errors), e.g. the one descriptor a signer read the image from.
+    pub fn from_file(file: File, path: impl Into<PathBuf>) -> Result<Writer> {
+        let path = path.into();
         let img = Image::from_source(file).map_err(|e| match e {
             Error::RawIo(source) => Error::io(&path, source),
             other => other,
@@ -401,7 +408,7 @@ impl Writer {
     }
 
     fn write_path(&self) -> &Path {
-        self.temp.as_deref().unwrap_or(&self.path)
+        self.temp.as_ref().map(|t| t.as_ref()).unwrap_or(&self.path)
     }
 
     /// Writes the descriptor table and header, syncs, and (for a new image)
@@ -432,8 +439,9 @@ impl Writer {
         let hb: [u8; HEADER_LEN] = self.header.encode();
         self.file.write_all(&hb).map_err(io_err)?;
         self.file.sync_all().map_err(io_err)?;
-        if let Some(temp) = &self.temp {
-            std::fs::rename(temp, &self.path).map_err(|e| Error::io(&self.path, e))?;
+        if let Some(temp) = self.temp.take() {
+            temp.persist(&self.path)
+                .map_err(|e| Error::io(&self.path, e.error))?;
         }
         self.finished = true;
         Ok(())
@@ -445,10 +453,11 @@ impl Drop for Writer {
         if self.finished {
             return;
         }
-        if let Some(temp) = &self.temp {
-            let _ = std::fs::remove_file(temp);
-        } else if let Some(len) = self.original_len {
-            let _ = self.file.set_len(len);
+        // An unfinished new image's temp file goes with its TempPath.
+        if self.temp.is_none() {
+            if let Some(len) = self.original_len {
+                let _ = self.file.set_len(len);
+            }
         }
     }
 }

@@ -16,6 +16,9 @@ pub enum ConfigError {
         /// The underlying error.
         source: std::io::Error,
     },
+    /// As root: the file (or a dir above it) another user could change.
+    #[error("config: {0}")]
+    Insecure(#[from] crate::trust::secure::InsecurePath),
     /// The file is not valid TOML or has unknown keys or wrong types.
     #[error("config {path}: {message}")]
     Parse {
@@ -52,8 +55,11 @@ pub struct Config {
 }
 
 impl Config {
-    /// Reads the config file; a missing file gives the defaults.
+    /// Reads the config file; a missing file gives the defaults. As root,
+    /// a file (or a dir above it) another user owns or can write is
+    /// refused, as sudo refuses such a sudoers.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        crate::trust::secure::check_root_owned(path)?;
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Self::default()),

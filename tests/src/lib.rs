@@ -221,6 +221,21 @@ impl TestRoot {
     pub fn plugin_dir(&self) -> PathBuf {
         self.path().join("usr/local/libexec/vessel/plugins")
     }
+
+    /// The files dir of installed plugin `name`, through its name link.
+    pub fn plugin_files(&self, name: &str) -> PathBuf {
+        self.plugin_dir().join("names").join(name)
+    }
+
+    /// The meta file of installed plugin `name`.
+    pub fn plugin_meta(&self, name: &str) -> PathBuf {
+        use sha2::Digest;
+        let hex: String = sha2::Sha256::digest(name.as_bytes())
+            .iter()
+            .map(|x| format!("{x:02x}"))
+            .collect();
+        self.plugin_dir().join("metas").join(format!("{hex}.meta"))
+    }
 }
 
 /// Every file under `dir` with its bytes and mode, for before/after
@@ -488,4 +503,49 @@ impl RunEnv {
             .map(|e| e.path())
             .collect()
     }
+}
+
+/// Rewrites a plugin image with another manifest (and optionally other
+/// library bytes), keeping the layout.
+pub fn forged_plugin(
+    src: &Path,
+    dir: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut serde_json::Value, &mut Vec<u8>),
+) -> std::path::PathBuf {
+    use vessel_sif::{Arch, CreateOptions, FsType, Image, ObjectInput, PartType, Writer};
+    let img = Image::open(src).unwrap();
+    let so_id = img
+        .group_objects(1)
+        .iter()
+        .find(|d| d.name() == "plugin.so")
+        .unwrap()
+        .id;
+    let man_id = img
+        .group_objects(1)
+        .iter()
+        .find(|d| d.name() == "plugin.manifest")
+        .unwrap()
+        .id;
+    let mut lib = img.read_object(so_id, 1 << 30).unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&img.read_object(man_id, 1 << 20).unwrap()).unwrap();
+    edit(&mut manifest, &mut lib);
+    let out = dir.join(format!("{name}.sif"));
+    let mut w = Writer::create(&out, &CreateOptions::new()).unwrap();
+    w.add(
+        ObjectInput::partition(FsType::Raw, PartType::Data, Arch::host(), lib.as_slice())
+            .name("plugin.so")
+            .group(1),
+    )
+    .unwrap();
+    let json = serde_json::to_vec(&manifest).unwrap();
+    w.add(
+        ObjectInput::generic_json(json.as_slice())
+            .name("plugin.manifest")
+            .group(1),
+    )
+    .unwrap();
+    w.finish().unwrap();
+    out
 }

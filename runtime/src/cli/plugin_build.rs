@@ -64,21 +64,21 @@ pub fn verify_build(
 pub fn inspect(ctx: &Runtime, store: &Store, target: &str, json: bool) -> Result<i32, Error> {
     let trust = TrustStore::load(&ctx.paths)?;
     let as_file = Path::new(target).is_file() || target.ends_with(".sif");
-    let (manifest, signers, installed) = if as_file {
+    // A file's signatures are verified against the trust store: only a
+    // verified one is shown as trusted, whatever keyid its envelope claims.
+    let (manifest, sigs, installed) = if as_file {
         let img = PluginImage::open(Path::new(target)).map_err(PluginError::from)?;
-        (img.manifest.clone(), img.signer_keyids(), None)
+        let sigs = img.checked_signers(&trust.verifying_keys())?;
+        (img.manifest.clone(), sigs, None)
     } else {
         let meta = store.get(target)?;
-        let signers = meta.signer.iter().cloned().collect();
-        (meta.manifest.clone(), signers, Some(meta))
+        let sigs = meta
+            .signer
+            .iter()
+            .map(|k| (k.clone(), trust.contains(k)))
+            .collect();
+        (meta.manifest.clone(), sigs, Some(meta))
     };
-    let sigs: Vec<(String, bool)> = signers
-        .into_iter()
-        .map(|k| {
-            let t = trust.contains(&k);
-            (k, t)
-        })
-        .collect();
     if json {
         let v = serde_json::json!({
             "manifest": manifest,

@@ -69,6 +69,27 @@ pub fn run_verify(args: &VerifyArgs, ctx: &Runtime) -> Result<i32, Error> {
             .collect::<Result<Vec<_>, _>>()?
     };
     let report = verify_image_with_keys(&args.image, &keys)?;
+    // Every signature with its verdict, then the groups that passed.
+    for g in &report.groups {
+        for sig in &g.signatures {
+            let by = if sig.verified_by.is_empty() {
+                sig.keyids.join(", ")
+            } else {
+                sig.verified_by.join(", ")
+            };
+            let why = match (&sig.verdict, &sig.failure) {
+                (vessel_sif::Verdict::Bad, Some(f)) => format!(" ({f})"),
+                _ => String::new(),
+            };
+            outln!(
+                "Signature object {} (group {}, key {}): {}{why}",
+                sig.signature_id,
+                g.group,
+                if by.is_empty() { "none" } else { &by },
+                sig.verdict.as_str()
+            )?;
+        }
+    }
     for g in report.groups.iter().filter(|g| g.is_ok()) {
         outln!(
             "Group {}: {} verified by {}",

@@ -2,7 +2,7 @@
 //! squashfs primary partition (fs Squashfs, type PrimSys, host arch), the
 //! layout the reference tooling writes, optionally signed.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 
 use vessel_sif::{Arch, CreateOptions, FsType, ObjectInput, PartType, Writer};
@@ -32,7 +32,9 @@ pub fn build_sif(out: &Path, sandbox: &Path, key: Option<&Path>, force: bool) ->
             .into())
         }
     }
-    if out.exists() && !force {
+    // A symlink at `out` (dangling or not) counts as existing; with --force
+    // it is replaced by the rename, never written through.
+    if std::fs::symlink_metadata(out).is_ok() && !force {
         return Err(fail("already exists (use --force to replace it)".into()).into());
     }
     // Load the key before the slow part so a bad key fails fast.
@@ -45,28 +47,28 @@ pub fn build_sif(out: &Path, sandbox: &Path, key: Option<&Path>, force: bool) ->
     let squash = work.path().join("rootfs.squashfs");
     mksquashfs(sandbox, &squash).map_err(fail)?;
 
-    // Write beside the output and rename, so a failure never leaves a
-    // half-written or unsigned image at `out`.
-    let staged = staged_path(out);
-    let result = write_sif(&staged, &squash).and_then(|()| {
-        if let Some(k) = &signing_key {
-            vessel_sif::sign_image(&staged, k)?;
-        }
-        std::fs::rename(&staged, out)
-            .map_err(|e| fail(format!("renaming into place: {}", super::io_reason(&e))).into())
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_file(&staged);
+    // Write in a private dir of a random name beside the output (created
+    // O_EXCL, 0700: nobody can plant or swap anything in it) and rename, so
+    // a failure never leaves a half-written or unsigned image at `out`.
+    let parent = out
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let stage_dir = {
+        use std::os::unix::fs::PermissionsExt;
+        tempfile::Builder::new()
+            .prefix(".vessel-build-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
+            .tempdir_in(parent)
+            .map_err(|e| fail(format!("creating a temp dir: {}", super::io_reason(&e))))?
+    };
+    let staged = stage_dir.path().join("image.sif");
+    write_sif(&staged, &squash)?;
+    if let Some(k) = &signing_key {
+        vessel_sif::sign_image(&staged, k)?;
     }
-    result
-}
-
-fn staged_path(out: &Path) -> PathBuf {
-    let name = out
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    out.with_file_name(format!(".{name}.{}.building", std::process::id()))
+    std::fs::rename(&staged, out)
+        .map_err(|e| fail(format!("renaming into place: {}", super::io_reason(&e))).into())
 }
 
 fn mksquashfs(sandbox: &Path, squash: &Path) -> Result<(), String> {

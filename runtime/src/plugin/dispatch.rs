@@ -28,6 +28,8 @@ pub fn load_installed(ctx: &Runtime, meta: &Meta) -> Result<&'static LoadedPlugi
     // Each loaded plugin lives for the process and is handed out by reference.
     registry::loaded(name, || {
         let store = Store::new(ctx.paths.plugin_dir());
+        // Pinned for the process: an upgrade meanwhile keeps these files.
+        let meta = &store.pin(meta)?;
         let spec = LoadSpec::new(store.files_dir(meta).join(PLUGIN_SO))
             .name(name)
             .sha256(meta.manifest.sha256.clone())

@@ -77,9 +77,12 @@ impl<'a> PluginHooks<'a> {
     /// Reads the store (no library is opened) and checks what can be checked
     /// before anything runs: at most one MonitorContainer plugin.
     pub fn new(ctx: &'a Runtime) -> Result<Self, Error> {
+        // Fail closed: a meta that cannot be read (or, as root, an insecure
+        // store) must not silently drop that plugin's policy.
+        let fresh = Store::new(ctx.paths.plugin_dir()).list_complete()?;
         let all = match &ctx.installed {
             Some(known) => known.clone(),
-            None => Store::new(ctx.paths.plugin_dir()).list()?,
+            None => fresh,
         };
         let enabled: Vec<Meta> = all.into_iter().filter(|m| m.enabled).collect();
         let monitors: Vec<&Meta> = enabled

@@ -116,6 +116,36 @@ impl PluginImage {
         vessel_sif::verify_image(&self.image, keys)
     }
 
+    /// Each keyid of the signatures linked to group 1, with whether it was
+    /// verified by one of `keys` (a keyid is only ever claimed by an
+    /// envelope; this checks the signature).
+    pub fn checked_signers(
+        &self,
+        keys: &[ed25519_dalek::VerifyingKey],
+    ) -> Result<Vec<(String, bool)>, crate::Error> {
+        let report = self
+            .verify(keys)
+            .map_err(crate::error::in_sif(&self.path))?;
+        let mut out: Vec<(String, bool)> = Vec::new();
+        for sig in report
+            .groups
+            .iter()
+            .filter(|g| g.group == 1)
+            .flat_map(|g| &g.signatures)
+        {
+            let ok = sig.verdict == vessel_sif::Verdict::Verified;
+            let kids = if ok { &sig.verified_by } else { &sig.keyids };
+            for k in kids {
+                match out.iter_mut().find(|(o, _)| o == k) {
+                    Some(e) => e.1 |= ok,
+                    None => out.push((k.clone(), ok)),
+                }
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     /// keyids of the DSSE signatures linked to group 1.
     pub fn signer_keyids(&self) -> Vec<String> {
         let mut ids: Vec<String> = self

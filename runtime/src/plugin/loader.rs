@@ -111,7 +111,16 @@ impl VerifiedLibrary {
 pub fn verify(spec: &LoadSpec) -> Result<VerifiedLibrary, LoadError> {
     let label = spec.label();
     let path = spec.path.clone();
-    let mut file = File::open(&path).map_err(|source| {
+    // O_NONBLOCK: a FIFO (or device) there must be refused below, not
+    // block this open forever; it changes nothing for a regular file.
+    let mut file = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+    }
+    .map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
             LoadError::Missing {
                 plugin: label.clone(),

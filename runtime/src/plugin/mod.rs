@@ -12,6 +12,7 @@ mod load_error;
 mod loaded;
 pub mod loader;
 pub mod manifest;
+pub mod name;
 mod registry;
 pub mod store;
 

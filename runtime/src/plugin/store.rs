@@ -1,21 +1,32 @@
-//! The plugin store: one `<sha256(name)>.meta` JSON per plugin, and the
-//! plugin's files.
+//! The plugin store under the plugin dir:
 //!
-//! The meta is the single switch between states. Each install (or upgrade)
-//! writes its files into a fresh `.store/<install_id>/` dir, runs the
-//! Install callback there, and only then replaces the meta (temp file +
-//! fsync + rename), whose `install_id` names that dir. A crash before the
-//! rename leaves the old meta pointing at the old, untouched files; a crash
-//! after it leaves the new meta pointing at complete new files. Readers need
-//! no lock and never see a half state. `<name as path>` is a symlink to the
-//! current files dir, for people and tools; the runtime goes through the
-//! meta. Writers serialise on an exclusive `flock` of `.lock`, and each
-//! writer first removes what a crashed one left behind (unreferenced files
-//! dirs, temp files, stale symlinks).
+//! ```text
+//! .lock                      writers serialise on an exclusive flock of it
+//! metas/<sha256(name)>.meta  one JSON meta per plugin: the switch of its state
+//! .store/<install_id>/       one files dir per install (plugin.so, …)
+//! names/<name>               symlink to the current files dir, for people
+//! ```
+//!
+//! Metas, name links and files dirs live in separate sub-directories, and
+//! names follow a strict grammar ([`super::name`]), so no plugin name can
+//! collide with the store's own files. A meta is data, never a path: its
+//! name and `install_id` are checked on every read (the id has a fixed
+//! format), and every path derived from one is checked to stay inside the
+//! store before anything is touched.
+//!
+//! Each install (or upgrade) writes its files into a fresh
+//! `.store/<install_id>/`, runs the Install callback there, and only then
+//! replaces the meta (temp file + fsync + rename). A crash before the rename
+//! leaves the old meta pointing at the old, untouched files; a crash after
+//! it leaves the new meta pointing at complete new files. Readers take no
+//! writer lock; they pin the files dir they use with a shared flock on it
+//! ([`Store::pin`]), and a writer removes an old files dir only when it can
+//! take that lock exclusively — otherwise the next writer's sweep does.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::fd::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,6 +34,7 @@ use nix::fcntl::{Flock, FlockArg};
 use serde::{Deserialize, Serialize};
 
 use super::manifest::Manifest;
+pub use super::name::NameError;
 
 /// File names inside an installed plugin's dir.
 pub const PLUGIN_SO: &str = "plugin.so";
@@ -33,7 +45,11 @@ pub const PLUGIN_SIF: &str = "plugin.sif";
 
 const LOCK_FILE: &str = ".lock";
 const FILES_DIR: &str = ".store";
+const METAS_DIR: &str = "metas";
+const NAMES_DIR: &str = "names";
 const TMP_PREFIX: &str = ".tmp-";
+/// Length of an install id: 128 random bits as lowercase hex.
+const INSTALL_ID_LEN: usize = 32;
 
 /// Errors of the plugin store.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +62,8 @@ pub enum StoreError {
         /// The underlying error.
         source: io::Error,
     },
-    /// A meta file that is not valid JSON of the expected shape.
+    /// A meta file that is not valid JSON of the expected shape, or whose
+    /// fields break the store's rules.
     #[error("plugin store: {path}: invalid meta: {message}")]
     BadMeta {
         /// The meta file.
@@ -54,14 +71,26 @@ pub enum StoreError {
         /// The parser's message.
         message: String,
     },
-    /// A plugin name that would escape the plugin dir or is not a clean path.
-    #[error("plugin name {name:?} is not a clean relative path: {reason}")]
-    BadName {
-        /// The offending name.
-        name: String,
+    /// A plugin name outside the grammar.
+    #[error(transparent)]
+    BadName(#[from] NameError),
+    /// A path derived from a meta that would leave the store, or that goes
+    /// through something other than the store's own dirs.
+    #[error("plugin store: {path}: refusing to touch it: {reason}")]
+    Outside {
+        /// The path.
+        path: PathBuf,
         /// Why it is refused.
         reason: &'static str,
     },
+    /// As root: a store file or dir (or a dir above the store) another
+    /// user could change.
+    #[error("plugin store: {0}")]
+    Insecure(#[from] crate::trust::secure::InsecurePath),
+    /// A meta that cannot be read while running a container: its plugin's
+    /// EngineConfig policy would silently not apply, so nothing runs.
+    #[error("plugin store: {0}; refusing to run without that plugin's policy")]
+    Incomplete(Box<StoreError>),
     /// The named plugin is not installed.
     #[error("plugin \"{0}\" is not installed")]
     NotInstalled(String),
@@ -91,8 +120,9 @@ pub struct Meta {
     pub signer: Option<String>,
     /// Unix seconds of the install (or upgrade).
     pub installed_at: u64,
-    /// Unique per install or upgrade, so crash recovery can tell a new meta
-    /// from the old one even when their contents match.
+    /// Unique per install or upgrade (see [`validate_install_id`]), so crash
+    /// recovery can tell a new meta from the old one even when their
+    /// contents match. It names the files dir.
     pub install_id: String,
 }
 
@@ -115,43 +145,15 @@ pub struct WriteLock {
     _lock: Flock<File>,
 }
 
-/// Checks that a plugin name is a clean relative path: no `..`, no absolute
-/// path, no empty segment, no `.` segment, no leading dot in a segment (those
-/// names are the store's own).
+/// Checks a plugin name against the grammar (lowercase `domain/path`, see
+/// [`super::name`]). The one check used at create, compile and install.
 pub fn validate_name(name: &str) -> Result<(), StoreError> {
-    let bad = |reason| StoreError::BadName {
-        name: name.to_owned(),
-        reason,
-    };
-    if name.is_empty() {
-        return Err(bad("it is empty"));
-    }
-    if name.starts_with('/') {
-        return Err(bad("it is absolute"));
-    }
-    if name.len() > 200 {
-        return Err(bad("it is longer than 200 bytes"));
-    }
-    for seg in name.split('/') {
-        match seg {
-            "" => return Err(bad("it has an empty segment")),
-            ".." => return Err(bad("it has a '..' segment")),
-            "." => return Err(bad("it has a '.' segment")),
-            s if s.starts_with('.') => return Err(bad("a segment starts with '.'")),
-            s if s.chars().any(|c| c.is_control() || c == '\\') => {
-                return Err(bad("it has control characters or backslashes"))
-            }
-            _ => {}
-        }
-    }
-    // Belt and braces: the std path parser must agree it only has normal parts.
-    if !Path::new(name)
-        .components()
-        .all(|c| matches!(c, Component::Normal(_)))
-    {
-        return Err(bad("it is not a plain relative path"));
-    }
-    Ok(())
+    Ok(super::name::validate(name)?)
+}
+
+/// True when `id` has the fixed install id format: 32 lowercase hex digits.
+pub fn validate_install_id(id: &str) -> bool {
+    id.len() == INSTALL_ID_LEN && id.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
 }
 
 pub use super::loader::sha256_hex;
@@ -166,7 +168,6 @@ fn fault_point(point: &str) -> Result<(), StoreError> {
                 return Err(StoreError::Injected(point.to_owned()));
             }
             if v.strip_suffix(":kill") == Some(point) {
-                // SAFETY: raise has no memory-safety preconditions.
                 let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
             }
         }
@@ -180,27 +181,23 @@ fn fsync_dir(dir: &Path) -> Result<(), StoreError> {
         .map_err(io_err(dir))
 }
 
-/// Writes `bytes` to `path` atomically: temp file in the same dir, fsync,
+/// Writes `bytes` to `path` atomically: a temp file of a random name in the
+/// same dir (created O_EXCL, so never through a planted symlink), fsync,
 /// rename over `path`, fsync the dir.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
-    use std::os::unix::fs::OpenOptionsExt;
+    use std::os::unix::fs::PermissionsExt;
     let dir = path.parent().unwrap_or(Path::new("."));
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!("{TMP_PREFIX}{}-{file_name}", std::process::id()));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(mode)
-        .open(&tmp)
-        .map_err(io_err(&tmp))?;
-    f.write_all(bytes).map_err(io_err(&tmp))?;
-    f.sync_all().map_err(io_err(&tmp))?;
-    drop(f);
-    fs::rename(&tmp, path).map_err(io_err(path))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(TMP_PREFIX)
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(io_err(dir))?;
+    tmp.write_all(bytes).map_err(io_err(tmp.path()))?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .map_err(io_err(tmp.path()))?;
+    tmp.as_file().sync_all().map_err(io_err(tmp.path()))?;
+    tmp.persist(path).map_err(|e| io_err(path)(e.error))?;
     fsync_dir(dir)
 }
 
@@ -219,6 +216,15 @@ fn remove_tree(p: &Path) -> Result<(), StoreError> {
     }
 }
 
+fn mkdir(p: &Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::DirBuilderExt;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(p)
+        .map_err(io_err(p))
+}
+
 impl Store {
     /// The store rooted at `dir` (the plugin dir; it need not exist yet).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
@@ -230,22 +236,89 @@ impl Store {
         &self.dir
     }
 
-    /// `<sha256(name)>.meta`.
+    fn metas_dir(&self) -> PathBuf {
+        self.dir.join(METAS_DIR)
+    }
+
+    fn names_dir(&self) -> PathBuf {
+        self.dir.join(NAMES_DIR)
+    }
+
+    fn store_dir(&self) -> PathBuf {
+        self.dir.join(FILES_DIR)
+    }
+
+    /// `metas/<sha256(name)>.meta`.
     pub fn meta_path(&self, name: &str) -> PathBuf {
-        self.dir
+        self.metas_dir()
             .join(format!("{}.meta", sha256_hex(name.as_bytes())))
     }
 
-    /// The human-facing path of a plugin, `<name as path>`: a symlink to
-    /// its current files dir.
+    /// The human-facing path of a plugin, `names/<name>`: a symlink to its
+    /// current files dir.
     pub fn name_link(&self, name: &str) -> PathBuf {
-        self.dir.join(name)
+        self.names_dir().join(name)
     }
 
     /// The dir holding an installed plugin's files (`plugin.so`,
     /// `plugin.manifest`, `plugin.sif` and what its Install callback wrote).
+    /// Metas read from the store always have a valid install id; writers go
+    /// through [`Self::checked_files_dir`].
     pub fn files_dir(&self, meta: &Meta) -> PathBuf {
-        self.dir.join(FILES_DIR).join(&meta.install_id)
+        self.store_dir().join(&meta.install_id)
+    }
+
+    /// [`Self::files_dir`], after checking the meta's install id and that
+    /// the path stays inside the store.
+    fn checked_files_dir(&self, meta: &Meta) -> Result<PathBuf, StoreError> {
+        let p = self.files_dir(meta);
+        if !validate_install_id(&meta.install_id) {
+            return Err(StoreError::Outside {
+                path: p,
+                reason: "the install id is not 32 lowercase hex digits",
+            });
+        }
+        self.check_inside(&p)?;
+        Ok(p)
+    }
+
+    /// `names/<name>`, after checking the name and that every dir between
+    /// the plugin dir and the link is a real dir of the store.
+    fn checked_name_link(&self, name: &str) -> Result<PathBuf, StoreError> {
+        validate_name(name)?;
+        let p = self.name_link(name);
+        self.check_inside(&p)?;
+        Ok(p)
+    }
+
+    /// Fails unless `p` is a plain path below the plugin dir whose existing
+    /// parents (below the plugin dir) are directories, not symlinks: what
+    /// is then done to `p` happens inside the store.
+    fn check_inside(&self, p: &Path) -> Result<(), StoreError> {
+        let outside = |reason| StoreError::Outside {
+            path: p.to_owned(),
+            reason,
+        };
+        let rel = p
+            .strip_prefix(&self.dir)
+            .map_err(|_| outside("it is not below the plugin dir"))?;
+        if rel.as_os_str().is_empty()
+            || !rel.components().all(|c| matches!(c, Component::Normal(_)))
+        {
+            return Err(outside("it is not a plain path inside the store"));
+        }
+        let mut cur = self.dir.clone();
+        let comps: Vec<_> = rel.components().collect();
+        for c in &comps[..comps.len() - 1] {
+            cur.push(c);
+            match fs::symlink_metadata(&cur) {
+                Ok(md) if md.is_dir() => {}
+                Ok(_) => return Err(outside("a parent in the store is not a directory")),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => break,
+                Err(e) => return Err(io_err(&cur)(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Every installed plugin's meta, sorted by name. A missing plugin dir
@@ -263,28 +336,26 @@ impl Store {
     /// The readable metas, sorted by name, and the errors of the others
     /// (for callers that report them later, e.g. once logging is set up).
     pub fn list_all(&self) -> Result<(Vec<Meta>, Vec<StoreError>), StoreError> {
-        let rd = match fs::read_dir(&self.dir) {
+        let dir = self.metas_dir();
+        crate::trust::secure::check_root_owned(&dir)?;
+        let rd = match fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
-            Err(e) => return Err(io_err(&self.dir)(e)),
+            Err(e) => return Err(io_err(&dir)(e)),
         };
         let mut out = BTreeMap::new();
         let mut unreadable = Vec::new();
         for entry in rd {
-            let entry = entry.map_err(io_err(&self.dir))?;
-            let path = entry.path();
-            // Only `<sha256 hex>.meta` files: a plugin named e.g. `x.meta`
-            // has a name link of that name (a symlink), which is no meta.
-            let file_name = entry.file_name();
-            let is_meta = file_name
+            let entry = entry.map_err(io_err(&dir))?;
+            let is_meta = entry
+                .file_name()
                 .to_str()
                 .and_then(|n| n.strip_suffix(".meta"))
-                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
-                && entry.file_type().is_ok_and(|t| t.is_file());
+                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
             if !is_meta {
                 continue;
             }
-            match Self::read_meta_file(&path) {
+            match Self::read_meta_file(&entry.path()) {
                 Ok(meta) => {
                     out.insert(meta.manifest.name.clone(), meta);
                 }
@@ -294,19 +365,65 @@ impl Store {
         Ok((out.into_values().collect(), unreadable))
     }
 
+    /// Every installed plugin's meta, failing if any cannot be read: for
+    /// running a container, where a skipped meta would silently drop that
+    /// plugin's EngineConfig policy (fail closed).
+    pub fn list_complete(&self) -> Result<Vec<Meta>, StoreError> {
+        let (metas, unreadable) = self.list_all()?;
+        match unreadable.into_iter().next() {
+            Some(e) => Err(StoreError::Incomplete(Box::new(e))),
+            None => Ok(metas),
+        }
+    }
+
+    /// Reads and checks one meta: a regular file (opened without following
+    /// a symlink or blocking on a FIFO), valid JSON, a name in the grammar
+    /// whose hash is the file's name, and an install id of the fixed format.
     fn read_meta_file(path: &Path) -> Result<Meta, StoreError> {
-        let bytes = fs::read(path).map_err(io_err(path))?;
-        serde_json::from_slice(&bytes).map_err(|e| StoreError::BadMeta {
+        use std::io::Read;
+        use std::os::unix::fs::OpenOptionsExt;
+        let bad = |message: String| StoreError::BadMeta {
             path: path.to_owned(),
-            message: e.to_string(),
-        })
+            message,
+        };
+        let mut f = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(path)
+            .map_err(io_err(path))?;
+        let md = f.metadata().map_err(io_err(path))?;
+        if !md.is_file() {
+            return Err(bad("not a regular file".into()));
+        }
+        crate::trust::secure::check_root_owned(path)?;
+        let mut bytes = Vec::new();
+        Read::by_ref(&mut f)
+            .take(16 << 20)
+            .read_to_end(&mut bytes)
+            .map_err(io_err(path))?;
+        let meta: Meta = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+        validate_name(meta.name()).map_err(|e| bad(e.to_string()))?;
+        let want = format!("{}.meta", sha256_hex(meta.name().as_bytes()));
+        if path.file_name().and_then(|n| n.to_str()) != Some(want.as_str()) {
+            return Err(bad(format!(
+                "it names plugin {:?}, whose meta is {want}",
+                meta.name()
+            )));
+        }
+        if !validate_install_id(&meta.install_id) {
+            return Err(bad(format!(
+                "install id {:?} is not 32 lowercase hex digits",
+                meta.install_id
+            )));
+        }
+        Ok(meta)
     }
 
     /// One plugin's meta, or [`StoreError::NotInstalled`].
     pub fn get(&self, name: &str) -> Result<Meta, StoreError> {
         validate_name(name)?;
         let path = self.meta_path(name);
-        match fs::metadata(&path) {
+        match fs::symlink_metadata(&path) {
             Ok(_) => Self::read_meta_file(&path),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 Err(StoreError::NotInstalled(name.to_owned()))
@@ -318,17 +435,16 @@ impl Store {
     /// Takes the writer lock (creating the plugin dir if needed) and finishes
     /// or undoes any change a crashed writer left behind.
     pub fn lock(&self) -> Result<WriteLock, StoreError> {
-        use std::os::unix::fs::DirBuilderExt;
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&self.dir)
-            .map_err(io_err(&self.dir))?;
+        use std::os::unix::fs::OpenOptionsExt;
+        crate::trust::secure::check_root_owned(&self.dir)?;
+        mkdir(&self.dir)?;
         let path = self.dir.join(LOCK_FILE);
         let f = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
             .map_err(io_err(&path))?;
         let lock = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| StoreError::Io {
@@ -342,23 +458,23 @@ impl Store {
 
     /// Rewrites one meta atomically (enable/disable).
     pub fn put_meta(&self, _lock: &WriteLock, meta: &Meta) -> Result<(), StoreError> {
+        validate_name(meta.name())?;
+        self.checked_files_dir(meta)?;
+        let path = self.meta_path(meta.name());
+        self.check_inside(&path)?;
         let bytes = serde_json::to_vec_pretty(meta).map_err(|e| StoreError::BadMeta {
-            path: self.meta_path(meta.name()),
+            path: path.clone(),
             message: e.to_string(),
         })?;
-        write_atomic(&self.meta_path(meta.name()), &bytes, 0o644)
+        mkdir(&self.metas_dir())?;
+        write_atomic(&path, &bytes, 0o644)
     }
 
     /// A fresh files dir for the install whose meta will be `meta`.
     pub fn new_staging(&self, _lock: &WriteLock, meta: &Meta) -> Result<Staging, StoreError> {
         use std::os::unix::fs::DirBuilderExt;
-        let store = self.dir.join(FILES_DIR);
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o755)
-            .create(&store)
-            .map_err(io_err(&store))?;
-        let dir = self.files_dir(meta);
+        mkdir(&self.store_dir())?;
+        let dir = self.checked_files_dir(meta)?;
         fs::DirBuilder::new()
             .mode(0o755)
             .create(&dir)
@@ -370,8 +486,9 @@ impl Store {
     /// Makes `meta` the installed state of its plugin: runs `activate` on
     /// the staged files dir (the plugin's Install callback), then switches
     /// the meta, then points the name symlink at the new files and removes
-    /// the old ones. An error before the switch removes the staged files and
-    /// leaves the previous state (nothing, or the old version) untouched.
+    /// the old ones (unless a reader still pins them; see [`Self::pin`]).
+    /// An error before the switch removes the staged files and leaves the
+    /// previous state (nothing, or the old version) untouched.
     pub fn commit_install(
         &self,
         lock: &WriteLock,
@@ -403,7 +520,7 @@ impl Store {
         fault_point("link-updated")?;
         if let Some(old) = previous {
             if old.install_id != meta.install_id {
-                remove_tree(&self.files_dir(&old))?;
+                self.remove_files_dir(&self.checked_files_dir(&old)?)?;
             }
         }
         Ok(())
@@ -421,26 +538,34 @@ impl Store {
             }
             Err(e) => return Err(e),
         };
+        let files = meta
+            .as_ref()
+            .map(|m| self.checked_files_dir(m))
+            .transpose()?;
         let path = self.meta_path(name);
+        self.check_inside(&path)?;
         fs::remove_file(&path).map_err(io_err(&path))?;
-        fsync_dir(&self.dir)?;
+        fsync_dir(&self.metas_dir())?;
         fault_point("uninstall-meta-removed")?;
         self.remove_link(name)?;
-        match meta {
-            Some(meta) => remove_tree(&self.files_dir(&meta)),
+        match files {
+            Some(dir) => self.remove_files_dir(&dir),
             None => self.recover(),
         }
     }
 
-    /// Points `<name as path>` at the meta's files dir (atomically replacing
+    /// Points `names/<name>` at the meta's files dir (atomically replacing
     /// an older link).
     fn point_link(&self, meta: &Meta) -> Result<(), StoreError> {
-        let link = self.name_link(meta.name());
+        self.checked_files_dir(meta)?;
+        let link = self.checked_name_link(meta.name())?;
         let parent = link.parent().unwrap_or(&self.dir).to_path_buf();
-        fs::create_dir_all(&parent).map_err(io_err(&parent))?;
-        let depth = meta.name().split('/').count() - 1;
+        mkdir(&parent)?;
+        // Created only now: check again that no parent is a symlink.
+        self.check_inside(&link)?;
+        // From names/<a>/<b>: one `..` per name segment reaches the plugin dir.
         let mut target = PathBuf::new();
-        for _ in 0..depth {
+        for _ in meta.name().split('/') {
             target.push("..");
         }
         target.push(FILES_DIR);
@@ -448,53 +573,119 @@ impl Store {
         if fs::read_link(&link).ok().as_deref() == Some(target.as_path()) {
             return Ok(());
         }
-        let tmp = parent.join(format!("{TMP_PREFIX}{}-link", std::process::id()));
-        let _ = fs::remove_file(&tmp);
+        match fs::symlink_metadata(&link) {
+            Ok(md) if !md.file_type().is_symlink() => {
+                return Err(StoreError::Outside {
+                    path: link,
+                    reason: "a name link that is not a symlink is in the way",
+                })
+            }
+            _ => {}
+        }
+        // A random name: symlink() never follows or replaces what is there.
+        let tmp = parent.join(format!("{TMP_PREFIX}{}-link", new_install_id()));
         std::os::unix::fs::symlink(&target, &tmp).map_err(io_err(&tmp))?;
         fs::rename(&tmp, &link).map_err(io_err(&link))?;
         fsync_dir(&parent)
     }
 
+    /// Removes `names/<name>` if it is a symlink (a dir there holds other
+    /// plugins' links and stays).
     fn remove_link(&self, name: &str) -> Result<(), StoreError> {
-        let link = self.name_link(name);
-        match fs::symlink_metadata(&link) {
-            Ok(md) if md.file_type().is_symlink() => {
-                fs::remove_file(&link).map_err(io_err(&link))?
+        let link = self.checked_name_link(name)?;
+        if let Ok(md) = fs::symlink_metadata(&link) {
+            if md.file_type().is_symlink() {
+                fs::remove_file(&link).map_err(io_err(&link))?;
             }
-            Ok(_) => remove_tree(&link)?,
-            Err(_) => {}
         }
-        self.prune_empty_parents(name);
+        self.prune_empty_parents(&link);
         Ok(())
     }
 
-    /// Removes what a crashed writer left: files dirs no meta names, temp
-    /// files, and name links that do not match their meta.
+    /// Removes a files dir unless a reader pins it (a shared flock on the
+    /// dir, see [`Self::pin`]): then the next writer's sweep removes it.
+    fn remove_files_dir(&self, dir: &Path) -> Result<(), StoreError> {
+        self.check_inside(dir)?;
+        let f = match open_dir_nofollow(dir) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(dir)(e)),
+        };
+        match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
+            Ok(_held) => remove_tree(dir),
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                tracing::debug!(dir = %dir.display(), "plugin store: files still in use, kept for a later sweep");
+                Ok(())
+            }
+            Err((_, e)) => Err(io_err(dir)(e.into())),
+        }
+    }
+
+    /// Pins the files dir of `meta` for this process, so no writer removes
+    /// it while the plugin runs from it, and returns the meta whose files
+    /// are pinned: if an upgrade switched the meta (and removed the old
+    /// files) meanwhile, the current one.
+    pub fn pin(&self, meta: &Meta) -> Result<Meta, StoreError> {
+        use std::sync::Mutex;
+        static PINS: Mutex<Vec<Flock<File>>> = Mutex::new(Vec::new());
+        let mut meta = meta.clone();
+        for _ in 0..100 {
+            let dir = self.checked_files_dir(&meta)?;
+            if let Ok(f) = open_dir_nofollow(&dir) {
+                if let Ok(lock) = Flock::lock(f, FlockArg::LockShared) {
+                    // A writer that removed the dir before we locked it left
+                    // us a deleted dir: no links.
+                    let alive =
+                        nix::sys::stat::fstat(lock.as_raw_fd()).is_ok_and(|st| st.st_nlink > 0);
+                    if alive {
+                        PINS.lock().unwrap_or_else(|p| p.into_inner()).push(lock);
+                        return Ok(meta);
+                    }
+                }
+            }
+            let now = self.get(meta.name())?;
+            if now.install_id == meta.install_id {
+                // Same meta, files gone: nothing better to pin.
+                break;
+            }
+            meta = now;
+        }
+        Ok(meta)
+    }
+
+    /// Removes what a crashed writer left: files dirs no meta names (unless
+    /// pinned), temp files, and name links that do not match their meta.
     fn recover(&self) -> Result<(), StoreError> {
         let (metas, unreadable) = self.list_all()?;
         // With a meta that cannot be read, which files are live is unknown:
         // remove only temp files until it is fixed or uninstalled.
         let sure = unreadable.is_empty();
-        let live: std::collections::BTreeSet<&str> =
-            metas.iter().map(|m| m.install_id.as_str()).collect();
-        let store = self.dir.join(FILES_DIR);
+        let live: BTreeSet<&str> = metas.iter().map(|m| m.install_id.as_str()).collect();
+        let store = self.store_dir();
         if let Some(rd) = fs::read_dir(&store).ok().filter(|_| sure) {
             for e in rd.flatten() {
                 let n = e.file_name().to_string_lossy().into_owned();
                 if !live.contains(n.as_str()) {
                     tracing::debug!(dir = %e.path().display(), "plugin store: removing leftover files");
-                    remove_tree(&e.path())?;
+                    self.remove_files_dir(&e.path())?;
                 }
             }
         }
         for m in &metas {
             self.point_link(m)?;
         }
-        self.sweep(&self.dir.clone(), &metas, sure)
+        if let Ok(rd) = fs::read_dir(self.metas_dir()) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(TMP_PREFIX) {
+                    let _ = fs::remove_file(e.path());
+                }
+            }
+        }
+        self.sweep(&self.names_dir(), &metas, sure)
     }
 
-    /// Removes temp files and (when `links`) symlinks into `.store` that no
-    /// meta owns, walking the name dirs below `dir`.
+    /// Removes temp files and (when `links`) symlinks that no meta owns,
+    /// walking the name dirs below `dir`.
     fn sweep(&self, dir: &Path, metas: &[Meta], links: bool) -> Result<(), StoreError> {
         let Ok(rd) = fs::read_dir(dir) else {
             return Ok(());
@@ -502,21 +693,18 @@ impl Store {
         for e in rd.flatten() {
             let p = e.path();
             let n = e.file_name().to_string_lossy().into_owned();
-            if dir == self.dir && (n == FILES_DIR || n == LOCK_FILE) {
-                continue;
-            }
             let Ok(ft) = e.file_type() else { continue };
             if n.starts_with(TMP_PREFIX) {
                 let _ = fs::remove_file(&p);
             } else if ft.is_symlink() && links {
                 let rel = p
-                    .strip_prefix(&self.dir)
+                    .strip_prefix(self.names_dir())
                     .unwrap_or(&p)
                     .to_string_lossy()
                     .into_owned();
                 if !metas.iter().any(|m| m.name() == rel) {
                     let _ = fs::remove_file(&p);
-                    self.prune_empty_parents(&rel);
+                    self.prune_empty_parents(&p);
                 }
             } else if ft.is_dir() {
                 self.sweep(&p, metas, links)?;
@@ -525,11 +713,13 @@ impl Store {
         Ok(())
     }
 
-    /// Removes parent dirs of `name` (e.g. `example.com/`) left empty.
-    fn prune_empty_parents(&self, name: &str) {
-        let mut p = self.name_link(name);
+    /// Removes the parent dirs of a name link (e.g. `names/example.com/`)
+    /// left empty.
+    fn prune_empty_parents(&self, link: &Path) {
+        let names = self.names_dir();
+        let mut p = link.to_path_buf();
         while let Some(parent) = p.parent() {
-            if parent == self.dir || !parent.starts_with(&self.dir) {
+            if parent == names || !parent.starts_with(&names) {
                 break;
             }
             if fs::remove_dir(parent).is_err() {
@@ -538,6 +728,15 @@ impl Store {
             p = parent.to_path_buf();
         }
     }
+}
+
+/// Opens a dir without following a symlink at its last component.
+fn open_dir_nofollow(dir: &Path) -> io::Result<File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
+        .open(dir)
 }
 
 /// A staging dir for the files of an install, inside the plugin dir so the
@@ -555,42 +754,55 @@ impl Staging {
 
     /// Writes one file into the staging dir and fsyncs it.
     pub fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let p = self.dir.join(name);
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&p)
-            .map_err(io_err(&p))?;
+        let (mut f, p) = self.create(name)?;
         f.write_all(bytes).map_err(io_err(&p))?;
-        f.sync_all().map_err(io_err(&p))?;
-        // umask may have narrowed the mode; the loader wants it exact.
-        set_mode(&p, mode)
+        self.finish(f, &p, mode)
     }
 
     /// Copies file `src` into the staging dir as `name` and fsyncs it.
     pub fn copy_from(&self, name: &str, src: &Path, mode: u32) -> Result<(), StoreError> {
+        let mut from = File::open(src).map_err(io_err(src))?;
+        let (mut to, p) = self.create(name)?;
+        io::copy(&mut from, &mut to).map_err(io_err(&p))?;
+        self.finish(to, &p, mode)
+    }
+
+    /// A new private file (O_EXCL|O_NOFOLLOW, 0600 until complete: with a
+    /// loose umask the default mode would let others open it for writing).
+    fn create(&self, name: &str) -> Result<(File, PathBuf), StoreError> {
         use std::os::unix::fs::OpenOptionsExt;
         let p = self.dir.join(name);
-        let mut from = File::open(src).map_err(io_err(src))?;
-        // Private until complete: with a loose umask the default mode would
-        // let others open it for writing before `set_mode` narrows it.
-        let mut to = OpenOptions::new()
+        let f = OpenOptions::new()
             .write(true)
             .create_new(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
             .open(&p)
             .map_err(io_err(&p))?;
-        io::copy(&mut from, &mut to).map_err(io_err(&p))?;
-        to.sync_all().map_err(io_err(&p))?;
-        set_mode(&p, mode)
+        Ok((f, p))
+    }
+
+    fn finish(&self, f: File, p: &Path, mode: u32) -> Result<(), StoreError> {
+        use std::os::unix::fs::PermissionsExt;
+        f.sync_all().map_err(io_err(p))?;
+        // Exact, on the descriptor: umask may have narrowed it, and the
+        // loader wants it exact.
+        f.set_permissions(fs::Permissions::from_mode(mode))
+            .map_err(io_err(p))
     }
 }
 
 fn set_mode(p: &Path, mode: u32) -> Result<(), StoreError> {
     use std::os::unix::fs::PermissionsExt;
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).map_err(io_err(p))
+}
+
+/// A fresh install id: 128 random bits as 32 lowercase hex digits.
+pub fn new_install_id() -> String {
+    use rand_core::{OsRng, RngCore};
+    let mut b = [0u8; INSTALL_ID_LEN / 2];
+    OsRng.fill_bytes(&mut b);
+    b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
 /// Builds a meta for a fresh install.
@@ -600,200 +812,10 @@ pub fn new_meta(manifest: Manifest, enabled: bool, signer: Option<String>) -> Me
         enabled,
         signer,
         installed_at: unix_now(),
-        install_id: format!(
-            "{}-{}",
-            SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0),
-            std::process::id()
-        ),
+        install_id: new_install_id(),
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::plugin::manifest::CallbackKind;
-
-    fn manifest(name: &str) -> Manifest {
-        Manifest {
-            name: name.into(),
-            author: "a".into(),
-            version: "1".into(),
-            description: "d".into(),
-            api_version: "1.0.0".into(),
-            runtime_version: String::new(),
-            rustc_version: String::new(),
-            target: String::new(),
-            callbacks: vec![CallbackKind::Command],
-            commands: vec![],
-            flags: vec![],
-            global_pre_run: false,
-            sha256: "00".into(),
-            provenance: None,
-        }
-    }
-
-    fn install(store: &Store, name: &str, payload: &[u8]) -> Result<(), crate::Error> {
-        let lock = store.lock()?;
-        let meta = new_meta(manifest(name), true, None);
-        let st = store.new_staging(&lock, &meta)?;
-        st.write(PLUGIN_SO, payload, 0o644)?;
-        store.commit_install(&lock, st, &meta, |_| Ok(()))
-    }
-
-    fn so_of(store: &Store, name: &str) -> Vec<u8> {
-        fs::read(store.name_link(name).join(PLUGIN_SO)).unwrap()
-    }
-
-    #[test]
-    fn names_must_be_clean_relative_paths() {
-        for ok in ["x", "example.com/x", "a/b/c", "a-b_c.d"] {
-            validate_name(ok).unwrap();
-        }
-        for bad in [
-            "", "/x", "../x", "a/../b", "a//b", "a/", ".", "./a", ".hidden", "a\\b",
-        ] {
-            assert!(validate_name(bad).is_err(), "{bad:?} accepted");
-        }
-    }
-
-    #[test]
-    fn install_list_uninstall() {
-        let d = tempfile::tempdir().unwrap();
-        let store = Store::new(d.path().join("plugins"));
-        assert!(store.list().unwrap().is_empty());
-        install(&store, "example.com/b", b"b").unwrap();
-        install(&store, "example.com/a", b"a").unwrap();
-        let names: Vec<_> = store
-            .list()
-            .unwrap()
-            .iter()
-            .map(|m| m.name().to_owned())
-            .collect();
-        assert_eq!(names, ["example.com/a", "example.com/b"]);
-        assert_eq!(so_of(&store, "example.com/a"), b"a");
-        let lock = store.lock().unwrap();
-        store.commit_uninstall(&lock, "example.com/a").unwrap();
-        assert!(!store.name_link("example.com/a").exists());
-        assert!(matches!(
-            store.get("example.com/a"),
-            Err(StoreError::NotInstalled(_))
-        ));
-        store.commit_uninstall(&lock, "example.com/b").unwrap();
-        assert!(
-            !store.dir().join("example.com").exists(),
-            "empty parent left behind"
-        );
-    }
-
-    #[test]
-    fn failed_activation_keeps_the_old_version() {
-        let d = tempfile::tempdir().unwrap();
-        let store = Store::new(d.path().join("plugins"));
-        install(&store, "p", b"old").unwrap();
-        let before = store.get("p").unwrap();
-        let lock = store.lock().unwrap();
-        let meta = new_meta(manifest("p"), true, None);
-        let st = store.new_staging(&lock, &meta).unwrap();
-        st.write(PLUGIN_SO, b"new", 0o644).unwrap();
-        let err = store
-            .commit_install(&lock, st, &meta, |_| {
-                Err(StoreError::NotInstalled("install callback failed".into()).into())
-            })
-            .unwrap_err();
-        assert!(err.to_string().contains("install callback failed"));
-        assert_eq!(store.get("p").unwrap(), before);
-        assert_eq!(so_of(&store, "p"), b"old");
-        let dirs = fs::read_dir(store.dir().join(FILES_DIR)).unwrap().count();
-        assert_eq!(dirs, 1);
-    }
-
-    #[test]
-    fn a_name_ending_in_meta_is_not_mistaken_for_a_meta() {
-        let d = tempfile::tempdir().unwrap();
-        let store = Store::new(d.path().join("plugins"));
-        install(&store, "x.meta", b"x").unwrap();
-        install(&store, "y", b"y").unwrap();
-        let (metas, unreadable) = store.list_all().unwrap();
-        assert!(unreadable.is_empty(), "{unreadable:?}");
-        let names: Vec<_> = metas.iter().map(|m| m.name()).collect();
-        assert_eq!(names, ["x.meta", "y"]);
-        assert_eq!(so_of(&store, "x.meta"), b"x");
-    }
-
-    #[test]
-    fn an_unreadable_meta_hides_only_itself_and_can_be_uninstalled() {
-        let d = tempfile::tempdir().unwrap();
-        let store = Store::new(d.path().join("plugins"));
-        install(&store, "a/good", b"good").unwrap();
-        install(&store, "a/broken", b"broken").unwrap();
-        let broken = store.get("a/broken").unwrap();
-        fs::write(store.meta_path("a/broken"), b"{\"manifest\":").unwrap();
-        let names: Vec<_> = store
-            .list()
-            .unwrap()
-            .into_iter()
-            .map(|m| m.manifest.name)
-            .collect();
-        assert_eq!(names, ["a/good"]);
-        // Writers still work, and keep the broken plugin's files meanwhile.
-        let lock = store.lock().unwrap();
-        assert!(store.files_dir(&broken).join(PLUGIN_SO).exists());
-        let mut good = store.get("a/good").unwrap();
-        good.enabled = false;
-        store.put_meta(&lock, &good).unwrap();
-        assert!(matches!(
-            store.get("a/broken"),
-            Err(StoreError::BadMeta { .. })
-        ));
-        store.commit_uninstall(&lock, "a/broken").unwrap();
-        assert!(!store.meta_path("a/broken").exists());
-        assert!(!store.files_dir(&broken).exists());
-        assert!(!store.name_link("a/broken").exists());
-        assert_eq!(so_of(&store, "a/good"), b"good");
-    }
-
-    #[test]
-    fn leftovers_of_a_crash_are_cleaned_by_the_next_writer() {
-        let d = tempfile::tempdir().unwrap();
-        let store = Store::new(d.path().join("plugins"));
-        install(&store, "a/p", b"old").unwrap();
-        let old = store.get("a/p").unwrap();
-        {
-            // Crash 1: new files written, meta never switched.
-            let lock = store.lock().unwrap();
-            let meta = new_meta(manifest("a/p"), true, None);
-            let st = store.new_staging(&lock, &meta).unwrap();
-            st.write(PLUGIN_SO, b"new", 0o644).unwrap();
-        }
-        assert_eq!(store.get("a/p").unwrap(), old);
-        assert_eq!(so_of(&store, "a/p"), b"old");
-        let newer = new_meta(manifest("a/p"), true, None);
-        {
-            // Crash 2: meta switched, link and old files not updated yet.
-            let lock = store.lock().unwrap();
-            let st = store.new_staging(&lock, &newer).unwrap();
-            st.write(PLUGIN_SO, b"newer", 0o644).unwrap();
-            store.put_meta(&lock, &newer).unwrap();
-        }
-        let _lock = store.lock().unwrap();
-        assert_eq!(store.get("a/p").unwrap(), newer);
-        assert_eq!(so_of(&store, "a/p"), b"newer");
-        let dirs: Vec<_> = fs::read_dir(store.dir().join(FILES_DIR))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        assert_eq!(dirs, vec![newer.install_id.as_str()]);
-        // Crash 3: uninstall removed the meta only.
-        fs::remove_file(store.meta_path("a/p")).unwrap();
-        drop(_lock);
-        let _lock = store.lock().unwrap();
-        assert!(!store.dir().join("a").exists());
-        assert_eq!(
-            fs::read_dir(store.dir().join(FILES_DIR)).unwrap().count(),
-            0
-        );
-    }
-}
+#[path = "store_tests.rs"]
+mod tests;

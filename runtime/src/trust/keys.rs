@@ -1,7 +1,6 @@
 //! ed25519 key files and keyids.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
@@ -82,30 +81,41 @@ fn with_suffix(prefix: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Writes a new file at `path`: a temp file of a random name in the same
+/// dir (O_EXCL, so never through a planted symlink), fsynced, then linked
+/// into place without replacing anything (`persist_noclobber`).
 fn write_new(path: &Path, mode: u32, data: &[u8]) -> Result<(), TrustError> {
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(mode)
-        .open(path)
-        .map_err(|source| {
-            if source.kind() == std::io::ErrorKind::AlreadyExists {
-                TrustError::KeyExists {
-                    path: path.to_owned(),
-                }
-            } else {
-                TrustError::WriteKey {
-                    path: path.to_owned(),
-                    source,
-                }
-            }
-        })?;
-    f.write_all(data)
-        .and_then(|()| f.sync_all())
-        .map_err(|source| TrustError::WriteKey {
-            path: path.to_owned(),
-            source,
+    use std::os::unix::fs::PermissionsExt;
+    let werr = |source| TrustError::WriteKey {
+        path: path.to_owned(),
+        source,
+    };
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".vessel-key-")
+        .permissions(std::fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(werr)?;
+    tmp.write_all(data)
+        .and_then(|()| {
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(mode))
         })
+        .and_then(|()| tmp.as_file().sync_all())
+        .map_err(werr)?;
+    tmp.persist_noclobber(path).map_err(|e| {
+        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
+            TrustError::KeyExists {
+                path: path.to_owned(),
+            }
+        } else {
+            werr(e.error)
+        }
+    })?;
+    Ok(())
 }
 
 /// Generates an ed25519 key pair and writes `PREFIX-private.pem` (PKCS#8,
@@ -114,7 +124,7 @@ pub fn generate_keypair(prefix: &Path) -> Result<KeyPairFiles, TrustError> {
     let private = with_suffix(prefix, "-private.pem");
     let public = with_suffix(prefix, "-public.pem");
     for p in [&private, &public] {
-        if p.exists() {
+        if std::fs::symlink_metadata(p).is_ok() {
             return Err(TrustError::KeyExists { path: p.clone() });
         }
     }

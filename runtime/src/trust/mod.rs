@@ -8,6 +8,7 @@
 use std::path::PathBuf;
 
 pub mod keys;
+pub mod secure;
 pub mod store;
 
 pub use keys::{generate_keypair, keyid, load_signing_key, load_verifying_key, KeyPairFiles};
@@ -85,6 +86,9 @@ pub enum TrustError {
         /// The first failing group's reason.
         failure: VerifyFailure,
     },
+    /// A trust store file or dir another user could change (as root).
+    #[error("trust store: {0}")]
+    Insecure(#[from] secure::InsecurePath),
     /// An image has no object groups, so there is nothing to verify.
     #[error("image {image}: no object groups to verify")]
     NothingToVerify {

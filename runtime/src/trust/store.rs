@@ -2,7 +2,6 @@
 //! that signatures are checked against.
 
 use std::io::Write;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use ed25519_dalek::VerifyingKey;
@@ -66,19 +65,23 @@ impl TrustStore {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                super::secure::check_root_owned(dir)?;
                 return Ok(TrustStore {
                     dir: dir.to_owned(),
                     keys,
-                })
+                });
             }
             Err(e) => return Err(store_err(e)),
         };
+        // As root, a key dir or key file another user can change is refused.
+        super::secure::check_root_owned(dir)?;
         let mut files: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "pem") && p.is_file())
             .collect();
         files.sort();
         for path in files {
+            super::secure::check_root_owned(&path)?;
             match load_verifying_key(&path) {
                 Ok(key) => keys.push(TrustedKey {
                     keyid: keyid(&key),
@@ -135,23 +138,21 @@ impl TrustStore {
         };
         std::fs::create_dir_all(&self.dir).map_err(|e| store_err(&self.dir, e))?;
         let dest = self.dir.join(file_name_for(&kid));
-        let tmp = self.dir.join(format!(".{}.tmp", file_name_for(&kid)));
+        // A random temp name (O_EXCL), fsynced, then renamed into place.
         let write = || -> std::io::Result<()> {
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o644)
-                .open(&tmp)?;
-            f.write_all(pem.as_bytes())?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &dest)?;
+            use std::os::unix::fs::PermissionsExt;
+            let mut tmp = tempfile::Builder::new()
+                .prefix(".vessel-key-")
+                .permissions(std::fs::Permissions::from_mode(0o600))
+                .tempfile_in(&self.dir)?;
+            tmp.write_all(pem.as_bytes())?;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(&dest).map_err(|e| e.error)?;
             std::fs::File::open(&self.dir)?.sync_all()
         };
-        if let Err(e) = write() {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(store_err(&dest, e));
-        }
+        write().map_err(|e| store_err(&dest, e))?;
         self.keys.push(TrustedKey {
             keyid: kid.clone(),
             path: dest.clone(),

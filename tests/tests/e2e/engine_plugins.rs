@@ -75,7 +75,7 @@ impl Env {
 
     /// The files dir of installed plugin `name` (through its name link).
     fn plugin_files(&self, name: &str) -> PathBuf {
-        self.root.plugin_dir().join(name)
+        self.root.plugin_files(name)
     }
 
     fn write_config(&self, text: &str) {

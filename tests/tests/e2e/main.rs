@@ -3,9 +3,11 @@
 //! namespaces say so in their name (`root_`) and run in CI, which runs as root.
 
 mod cli;
+mod clobber;
 mod compat;
 mod engine;
 mod engine_plugins;
+mod fifo;
 mod hostile_text;
 mod keys;
 mod loader;
@@ -13,3 +15,5 @@ mod plugin;
 mod reproducible;
 mod sif;
 mod sign;
+mod store;
+mod trust_files;

@@ -151,7 +151,7 @@ fn compile_outside_the_tree_fails_and_writes_nothing() {
     assert!(e.contains("already exists and is not empty"), "{e}");
     assert_eq!(snapshot(busy.path()), before);
     let e = fails_255(&root.run(&["plugin", "create", "target/x", "../bad"]));
-    assert!(e.contains("not a clean relative path"), "{e}");
+    assert!(e.contains("plugin name \"../bad\" is invalid"), "{e}");
 }
 
 #[test]
@@ -213,13 +213,15 @@ fn fake_plugins(root: &TestRoot, n: usize) {
         });
         let meta = serde_json::json!({
             "manifest": manifest, "enabled": true, "signer": null,
-            "installed_at": 0, "install_id": format!("{i}"),
+            "installed_at": 0, "install_id": format!("{i:032x}"),
         });
-        let pdir = dir.join(&name);
+        let pdir = dir.join(".store").join(format!("{i:032x}"));
         std::fs::create_dir_all(&pdir).unwrap();
         std::fs::write(pdir.join("plugin.so"), so).unwrap();
+        std::fs::create_dir_all(dir.join("metas")).unwrap();
         std::fs::write(
-            dir.join(format!("{}.meta", sha256_hex(name.as_bytes()))),
+            dir.join("metas")
+                .join(format!("{}.meta", sha256_hex(name.as_bytes()))),
             meta.to_string(),
         )
         .unwrap();
@@ -297,50 +299,7 @@ fn list_filters_and_wide_form() {
     assert_eq!(v[0]["name"], "example.com/dummy000");
 }
 
-/// Rewrites a plugin image with another manifest (and optionally other
-/// library bytes), keeping the layout.
-fn forged(
-    src: &Path,
-    dir: &Path,
-    name: &str,
-    edit: impl FnOnce(&mut serde_json::Value, &mut Vec<u8>),
-) -> std::path::PathBuf {
-    use vessel_sif::{Arch, CreateOptions, FsType, Image, ObjectInput, PartType, Writer};
-    let img = Image::open(src).unwrap();
-    let so_id = img
-        .group_objects(1)
-        .iter()
-        .find(|d| d.name() == "plugin.so")
-        .unwrap()
-        .id;
-    let man_id = img
-        .group_objects(1)
-        .iter()
-        .find(|d| d.name() == "plugin.manifest")
-        .unwrap()
-        .id;
-    let mut lib = img.read_object(so_id, 1 << 30).unwrap();
-    let mut manifest: serde_json::Value =
-        serde_json::from_slice(&img.read_object(man_id, 1 << 20).unwrap()).unwrap();
-    edit(&mut manifest, &mut lib);
-    let out = dir.join(format!("{name}.sif"));
-    let mut w = Writer::create(&out, &CreateOptions::new()).unwrap();
-    w.add(
-        ObjectInput::partition(FsType::Raw, PartType::Data, Arch::host(), lib.as_slice())
-            .name("plugin.so")
-            .group(1),
-    )
-    .unwrap();
-    let json = serde_json::to_vec(&manifest).unwrap();
-    w.add(
-        ObjectInput::generic_json(json.as_slice())
-            .name("plugin.manifest")
-            .group(1),
-    )
-    .unwrap();
-    w.finish().unwrap();
-    out
-}
+use vessel_tests::forged_plugin as forged;
 
 #[test]
 #[ignore = "needs root"]
@@ -361,12 +320,7 @@ fn root_bad_plugins_leave_nothing_behind() {
         let p = forged(&cli, fixtures_dir, label, |m, _| {
             m["name"] = bad_name.into()
         });
-        cases.push((
-            label,
-            p,
-            "not a clean relative path",
-            vec!["--allow-unsigned"],
-        ));
+        cases.push((label, p, "is invalid", vec!["--allow-unsigned"]));
     }
     let p = forged(&cli, fixtures_dir, "badsha", |m, _| {
         m["sha256"] = "00".repeat(32).into()
@@ -516,7 +470,9 @@ fn root_tampering_after_install_is_refused() {
     require_root();
     let root = TestRoot::new();
     install_cli_plugin(&root);
-    let so = root.plugin_dir().join("example.com/cli-plugin/plugin.so");
+    let so = root
+        .plugin_files("example.com/cli-plugin")
+        .join("plugin.so");
     vessel_tests::set_mode(&so, 0o664);
     let e = fails_255(&root.run(&["test-cmd", "a"]));
     assert!(

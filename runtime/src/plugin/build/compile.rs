@@ -54,6 +54,7 @@ pub(super) fn build(
         }),
         ..loaded.manifest().clone()
     };
+    crate::plugin::store::validate_name(&manifest.name)?;
     Ok((built, manifest))
 }
 

@@ -1,0 +1,232 @@
+use super::*;
+use crate::plugin::manifest::CallbackKind;
+
+fn manifest(name: &str) -> Manifest {
+    Manifest {
+        name: name.into(),
+        author: "a".into(),
+        version: "1".into(),
+        description: "d".into(),
+        api_version: "1.0.0".into(),
+        runtime_version: String::new(),
+        rustc_version: String::new(),
+        target: String::new(),
+        callbacks: vec![CallbackKind::Command],
+        commands: vec![],
+        flags: vec![],
+        global_pre_run: false,
+        sha256: "00".into(),
+        provenance: None,
+    }
+}
+
+fn install(store: &Store, name: &str, payload: &[u8]) -> Result<(), crate::Error> {
+    let lock = store.lock()?;
+    let meta = new_meta(manifest(name), true, None);
+    let st = store.new_staging(&lock, &meta)?;
+    st.write(PLUGIN_SO, payload, 0o644)?;
+    store.commit_install(&lock, st, &meta, |_| Ok(()))
+}
+
+fn so_of(store: &Store, name: &str) -> Vec<u8> {
+    fs::read(store.name_link(name).join(PLUGIN_SO)).unwrap()
+}
+
+#[test]
+fn names_outside_the_grammar_are_refused_before_anything_is_written() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    for bad in ["x", "../x", "example.com/../x", "example.com/x\u{200b}"] {
+        assert!(matches!(
+            install(&store, bad, b"x"),
+            Err(crate::Error::Plugin(crate::plugin::PluginError::Store(
+                StoreError::BadName(_)
+            )))
+        ));
+    }
+    assert!(store.list().unwrap().is_empty());
+}
+
+#[test]
+fn metas_with_path_like_fields_are_refused_and_touch_nothing_outside() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    install(&store, "example.com/p", b"p").unwrap();
+    let victim = d.path().join("victim");
+    fs::create_dir(&victim).unwrap();
+    fs::write(victim.join("keep"), b"k").unwrap();
+    let meta_path = store.meta_path("example.com/p");
+    let good = fs::read_to_string(&meta_path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&good).unwrap();
+    for (field, value) in [
+        ("install_id", victim.to_str().unwrap().to_owned()),
+        ("install_id", "../../victim".to_owned()),
+        ("install_id", "".to_owned()),
+    ] {
+        v[field] = value.into();
+        fs::write(&meta_path, v.to_string()).unwrap();
+        assert!(matches!(
+            store.get("example.com/p"),
+            Err(StoreError::BadMeta { .. })
+        ));
+        let lock = store.lock().unwrap();
+        store.commit_uninstall(&lock, "example.com/p").unwrap();
+        assert!(victim.join("keep").exists());
+        drop(lock);
+        install(&store, "example.com/p", b"p").unwrap();
+        v = serde_json::from_str(&fs::read_to_string(&meta_path).unwrap()).unwrap();
+    }
+    // A meta under another plugin's file name is not that plugin.
+    let mut other = v.clone();
+    other["manifest"]["name"] = "example.com/q".into();
+    fs::write(&meta_path, other.to_string()).unwrap();
+    assert!(matches!(
+        store.get("example.com/p"),
+        Err(StoreError::BadMeta { .. })
+    ));
+    // A Meta built in code with a path for an id is refused too.
+    let lock = store.lock().unwrap();
+    let mut m = new_meta(manifest("example.com/r"), true, None);
+    m.install_id = victim.to_str().unwrap().to_owned();
+    assert!(store.new_staging(&lock, &m).is_err());
+    assert!(store.put_meta(&lock, &m).is_err());
+    assert!(victim.join("keep").exists());
+}
+
+#[test]
+fn install_list_uninstall() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    assert!(store.list().unwrap().is_empty());
+    install(&store, "example.com/b", b"b").unwrap();
+    install(&store, "example.com/a", b"a").unwrap();
+    let names: Vec<_> = store
+        .list()
+        .unwrap()
+        .iter()
+        .map(|m| m.name().to_owned())
+        .collect();
+    assert_eq!(names, ["example.com/a", "example.com/b"]);
+    assert_eq!(so_of(&store, "example.com/a"), b"a");
+    let lock = store.lock().unwrap();
+    store.commit_uninstall(&lock, "example.com/a").unwrap();
+    assert!(!store.name_link("example.com/a").exists());
+    assert!(matches!(
+        store.get("example.com/a"),
+        Err(StoreError::NotInstalled(_))
+    ));
+    store.commit_uninstall(&lock, "example.com/b").unwrap();
+    assert!(
+        !store.dir().join("names/example.com").exists(),
+        "empty parent left behind"
+    );
+}
+
+#[test]
+fn failed_activation_keeps_the_old_version() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    install(&store, "example.com/p", b"old").unwrap();
+    let before = store.get("example.com/p").unwrap();
+    let lock = store.lock().unwrap();
+    let meta = new_meta(manifest("example.com/p"), true, None);
+    let st = store.new_staging(&lock, &meta).unwrap();
+    st.write(PLUGIN_SO, b"new", 0o644).unwrap();
+    let err = store
+        .commit_install(&lock, st, &meta, |_| {
+            Err(StoreError::NotInstalled("install callback failed".into()).into())
+        })
+        .unwrap_err();
+    assert!(err.to_string().contains("install callback failed"));
+    assert_eq!(store.get("example.com/p").unwrap(), before);
+    assert_eq!(so_of(&store, "example.com/p"), b"old");
+    let dirs = fs::read_dir(store.dir().join(FILES_DIR)).unwrap().count();
+    assert_eq!(dirs, 1);
+}
+
+#[test]
+fn a_name_ending_in_meta_is_not_mistaken_for_a_meta() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    install(&store, "example.com/x.meta", b"x").unwrap();
+    install(&store, "example.com/y", b"example.com/y").unwrap();
+    let (metas, unreadable) = store.list_all().unwrap();
+    assert!(unreadable.is_empty(), "{unreadable:?}");
+    let names: Vec<_> = metas.iter().map(|m| m.name()).collect();
+    assert_eq!(names, ["example.com/x.meta", "example.com/y"]);
+    assert_eq!(so_of(&store, "example.com/x.meta"), b"x");
+}
+
+#[test]
+fn an_unreadable_meta_hides_only_itself_and_can_be_uninstalled() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    install(&store, "example.com/good", b"good").unwrap();
+    install(&store, "example.com/broken", b"broken").unwrap();
+    let broken = store.get("example.com/broken").unwrap();
+    fs::write(store.meta_path("example.com/broken"), b"{\"manifest\":").unwrap();
+    let names: Vec<_> = store
+        .list()
+        .unwrap()
+        .into_iter()
+        .map(|m| m.manifest.name)
+        .collect();
+    assert_eq!(names, ["example.com/good"]);
+    // Writers still work, and keep the broken plugin's files meanwhile.
+    let lock = store.lock().unwrap();
+    assert!(store.files_dir(&broken).join(PLUGIN_SO).exists());
+    let mut good = store.get("example.com/good").unwrap();
+    good.enabled = false;
+    store.put_meta(&lock, &good).unwrap();
+    assert!(matches!(
+        store.get("example.com/broken"),
+        Err(StoreError::BadMeta { .. })
+    ));
+    store.commit_uninstall(&lock, "example.com/broken").unwrap();
+    assert!(!store.meta_path("example.com/broken").exists());
+    assert!(!store.files_dir(&broken).exists());
+    assert!(!store.name_link("example.com/broken").exists());
+    assert_eq!(so_of(&store, "example.com/good"), b"good");
+}
+
+#[test]
+fn leftovers_of_a_crash_are_cleaned_by_the_next_writer() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    install(&store, "example.org/p", b"old").unwrap();
+    let old = store.get("example.org/p").unwrap();
+    {
+        // Crash 1: new files written, meta never switched.
+        let lock = store.lock().unwrap();
+        let meta = new_meta(manifest("example.org/p"), true, None);
+        let st = store.new_staging(&lock, &meta).unwrap();
+        st.write(PLUGIN_SO, b"new", 0o644).unwrap();
+    }
+    assert_eq!(store.get("example.org/p").unwrap(), old);
+    assert_eq!(so_of(&store, "example.org/p"), b"old");
+    let newer = new_meta(manifest("example.org/p"), true, None);
+    {
+        // Crash 2: meta switched, link and old files not updated yet.
+        let lock = store.lock().unwrap();
+        let st = store.new_staging(&lock, &newer).unwrap();
+        st.write(PLUGIN_SO, b"newer", 0o644).unwrap();
+        store.put_meta(&lock, &newer).unwrap();
+    }
+    let _lock = store.lock().unwrap();
+    assert_eq!(store.get("example.org/p").unwrap(), newer);
+    assert_eq!(so_of(&store, "example.org/p"), b"newer");
+    let dirs: Vec<_> = fs::read_dir(store.dir().join(FILES_DIR))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(dirs, vec![newer.install_id.as_str()]);
+    // Crash 3: uninstall removed the meta only.
+    fs::remove_file(store.meta_path("example.org/p")).unwrap();
+    drop(_lock);
+    let _lock = store.lock().unwrap();
+    assert!(!store.dir().join("names/example.org").exists());
+    assert_eq!(
+        fs::read_dir(store.dir().join(FILES_DIR)).unwrap().count(),
+        0
+    );
+}
