@@ -357,11 +357,6 @@ impl Header {
     pub fn version_str(&self) -> String {
         trim_nul(&self.version)
     }
-
-    /// The UUID in canonical `8-4-4-4-12` hex form.
-    pub fn uuid_string(&self) -> String {
-        format_uuid(&self.uuid)
-    }
 }
 
 /// Formats 16 raw bytes as a canonical UUID.

@@ -311,12 +311,6 @@ impl Writer {
         })
     }
 
-    /// Overrides the time given to objects added from now on (and to the
-    /// header's modification time).
-    pub fn set_time(&mut self, t: i64) {
-        self.time = t;
-    }
-
     /// The header as it will be written.
     pub fn header(&self) -> &Header {
         &self.header

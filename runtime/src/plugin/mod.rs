@@ -1,4 +1,20 @@
-//! Plugins: the store, the loader, lifecycle commands and dispatch.
+//! Plugins, from source to callback:
+//!
+//! - `build/`: `plugin create`, reproducible `plugin compile` (cargo with
+//!   remapped paths and a rustc wrapper, provenance, lock merging) and
+//!   `plugin verify-build`;
+//! - `image`: the plugin SIF image (library, manifest, signatures);
+//!   `manifest`: what a plugin is and adds (`CallbackKind` comes from the
+//!   callback table in `vessel-plugin-abi`); `name`: the name grammar;
+//! - `install` and `lifecycle`: install/upgrade, enable/disable/uninstall,
+//!   list; `store`: metas, name links and install dirs on disk, crash-safe;
+//! - `loader` (+ `load_error`): the checks and the memfd load of a library;
+//!   `loaded`: a loaded plugin and its entry points; `registry`: the
+//!   process-wide maps of loaded plugins and their install dirs; `host`: the
+//!   services the runtime hands to plugins (logging, install dir);
+//! - `dispatch`: plugin commands and pre-run hooks for the CLI;
+//!   `engine_hooks`: the engine's hook points served by plugins;
+//!   `adapters`: the ABI objects handed to plugin callbacks.
 
 pub mod adapters;
 pub mod build;

@@ -747,11 +747,6 @@ pub struct Staging {
 }
 
 impl Staging {
-    /// The staging dir.
-    pub fn path(&self) -> &Path {
-        &self.dir
-    }
-
     /// Writes one file into the staging dir and fsyncs it.
     pub fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
         let (mut f, p) = self.create(name)?;

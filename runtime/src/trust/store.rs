@@ -185,11 +185,6 @@ impl TrustStore {
         self.keys.retain(|k| k.keyid != keyid);
         Ok(removed)
     }
-
-    /// Verifies the image at `image` against the trusted keys.
-    pub fn verify_image(&self, image: &Path) -> Result<VerifyReport, Error> {
-        verify_image_with_keys(image, &self.verifying_keys())
-    }
 }
 
 /// Verifies the image at `image` against `keys`, returning the per-group
