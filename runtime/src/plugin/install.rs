@@ -116,7 +116,7 @@ pub fn install(
     store::validate_name(&name)?;
 
     let signer = check_signature(ctx, &image, &name, opts.allow_unsigned)?;
-    loader::check_api_version(&name, &manifest.api_version).map_err(PluginError::from)?;
+    loader::check_api_version(&name, file, &manifest.api_version).map_err(PluginError::from)?;
 
     // Load exactly the image's library from a private copy: the loader's ELF,
     // hash, API and layout checks, and the library's own view of itself.

@@ -25,7 +25,7 @@ use goblin::elf::{dynamic, header, program_header, Elf};
 use sha2::{Digest, Sha256};
 use vessel_plugin_abi::{self as abi, v1_0};
 
-pub use super::load_error::LoadError;
+pub use super::load_error::{LoadError, LoadErrorKind};
 use super::manifest::{AddedFlagSpec, ArgSpec, CallbackKind, CommandSpec, FlagSpec, Manifest};
 use super::LoadedPlugin;
 use super::{host, registry};
@@ -122,47 +122,34 @@ pub fn verify(spec: &LoadSpec) -> Result<VerifiedLibrary, LoadError> {
     }
     .map_err(|source| {
         if source.kind() == std::io::ErrorKind::NotFound {
-            LoadError::Missing {
-                plugin: label.clone(),
-                path: path.clone(),
-            }
+            LoadError::new(label.clone(), path.clone(), LoadErrorKind::Missing)
         } else {
-            LoadError::Read {
-                plugin: label.clone(),
-                path: path.clone(),
-                source,
-            }
+            LoadError::new(label.clone(), path.clone(), LoadErrorKind::Read { source })
         }
     })?;
-    let meta = file.metadata().map_err(|source| LoadError::Read {
-        plugin: label.clone(),
-        path: path.clone(),
-        source,
+    let meta = file.metadata().map_err(|source| {
+        LoadError::new(label.clone(), path.clone(), LoadErrorKind::Read { source })
     })?;
     if !meta.file_type().is_file() {
-        return Err(LoadError::NotRegularFile {
-            plugin: label,
-            path,
-        });
+        return Err(LoadError::new(label, path, LoadErrorKind::NotRegularFile));
     }
     check_permissions(spec, &label, &meta)?;
 
     let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes)
-        .map_err(|source| LoadError::Read {
-            plugin: label.clone(),
-            path: path.clone(),
-            source,
-        })?;
+    file.read_to_end(&mut bytes).map_err(|source| {
+        LoadError::new(label.clone(), path.clone(), LoadErrorKind::Read { source })
+    })?;
     let sha256 = sha256_hex(&bytes);
     if let Some(expected) = &spec.sha256 {
         if !expected.eq_ignore_ascii_case(&sha256) {
-            return Err(LoadError::DigestMismatch {
-                plugin: label,
+            return Err(LoadError::new(
+                label,
                 path,
-                expected: expected.clone(),
-                actual: sha256,
-            });
+                LoadErrorKind::DigestMismatch {
+                    expected: expected.clone(),
+                    actual: sha256,
+                },
+            ));
         }
     }
     check_elf(&label, &path, &bytes)?;
@@ -186,49 +173,56 @@ fn check_permissions(
         return Ok(());
     }
     if meta.uid() != 0 {
-        return Err(LoadError::NotRootOwned {
-            plugin: label.to_string(),
-            path: path.clone(),
-            uid: meta.uid(),
-        });
+        return Err(LoadError::new(
+            label.to_string(),
+            path.clone(),
+            LoadErrorKind::NotRootOwned { uid: meta.uid() },
+        ));
     }
     if meta.mode() & 0o020 != 0 {
-        return Err(LoadError::GroupWritable {
-            plugin: label.to_string(),
-            path: path.clone(),
-        });
+        return Err(LoadError::new(
+            label.to_string(),
+            path.clone(),
+            LoadErrorKind::GroupWritable,
+        ));
     }
     if meta.mode() & 0o002 != 0 {
-        return Err(LoadError::WorldWritable {
-            plugin: label.to_string(),
-            path: path.clone(),
-        });
+        return Err(LoadError::new(
+            label.to_string(),
+            path.clone(),
+            LoadErrorKind::WorldWritable,
+        ));
     }
     let Some(root) = &spec.plugin_root else {
         return Ok(());
     };
-    let read_err = |p: &Path, source| LoadError::Read {
-        plugin: label.to_string(),
-        path: p.to_path_buf(),
-        source,
+    let read_err = |p: &Path, source| {
+        LoadError::new(
+            label.to_string(),
+            p.to_path_buf(),
+            LoadErrorKind::Read { source },
+        )
     };
     let root = root.canonicalize().map_err(|e| read_err(root, e))?;
     let file = path.canonicalize().map_err(|e| read_err(path, e))?;
     if !file.starts_with(&root) || file == root {
-        return Err(LoadError::OutsidePluginRoot {
-            plugin: label.to_string(),
-            path: path.clone(),
-            root,
-        });
+        return Err(LoadError::new(
+            label.to_string(),
+            path.clone(),
+            LoadErrorKind::OutsidePluginRoot { root },
+        ));
     }
     for dir in file.ancestors().skip(1) {
         let m = std::fs::metadata(dir).map_err(|e| read_err(dir, e))?;
         if m.uid() != 0 {
-            return Err(LoadError::DirNotRootOwned {
-                plugin: label.to_string(),
-                dir: dir.to_path_buf(),
-                uid: m.uid(),
-            });
+            return Err(LoadError::new(
+                label.to_string(),
+                path.clone(),
+                LoadErrorKind::DirNotRootOwned {
+                    dir: dir.to_path_buf(),
+                    uid: m.uid(),
+                },
+            ));
         }
         let who = if m.mode() & 0o020 != 0 {
             Some("group")
@@ -238,11 +232,14 @@ fn check_permissions(
             None
         };
         if let Some(who) = who {
-            return Err(LoadError::DirWritable {
-                plugin: label.to_string(),
-                dir: dir.to_path_buf(),
-                who,
-            });
+            return Err(LoadError::new(
+                label.to_string(),
+                path.clone(),
+                LoadErrorKind::DirWritable {
+                    dir: dir.to_path_buf(),
+                    who,
+                },
+            ));
         }
         if dir == root {
             break;
@@ -276,30 +273,38 @@ pub fn check_elf(label: &str, path: &Path, bytes: &[u8]) -> Result<(), LoadError
     let plugin = label.to_string();
     let path = path.to_path_buf();
     if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
-        return Err(LoadError::NotElf { plugin, path });
+        return Err(LoadError::new(plugin, path, LoadErrorKind::NotElf));
     }
-    let elf = Elf::parse(bytes).map_err(|e| LoadError::MalformedElf {
-        plugin: plugin.clone(),
-        path: path.clone(),
-        reason: e.to_string(),
+    let elf = Elf::parse(bytes).map_err(|e| {
+        LoadError::new(
+            plugin.clone(),
+            path.clone(),
+            LoadErrorKind::MalformedElf {
+                reason: e.to_string(),
+            },
+        )
     })?;
     if elf.header.e_machine != HOST_MACHINE {
-        return Err(LoadError::WrongArchitecture {
+        return Err(LoadError::new(
             plugin,
             path,
-            found: header::machine_to_str(elf.header.e_machine).to_string(),
-            expected: header::machine_to_str(HOST_MACHINE).to_string(),
-        });
+            LoadErrorKind::WrongArchitecture {
+                found: header::machine_to_str(elf.header.e_machine).to_string(),
+                expected: header::machine_to_str(HOST_MACHINE).to_string(),
+            },
+        ));
     }
     match elf.header.e_type {
         header::ET_DYN => {}
-        header::ET_EXEC => return Err(LoadError::Executable { plugin, path }),
+        header::ET_EXEC => return Err(LoadError::new(plugin, path, LoadErrorKind::Executable)),
         t => {
-            return Err(LoadError::NotSharedObject {
+            return Err(LoadError::new(
                 plugin,
                 path,
-                kind: header::et_to_str(t).to_string(),
-            })
+                LoadErrorKind::NotSharedObject {
+                    elf_type: header::et_to_str(t).to_string(),
+                },
+            ))
         }
     }
     // A PIE executable is ET_DYN too; it asks for a program interpreter
@@ -313,7 +318,7 @@ pub fn check_elf(label: &str, path: &Path, bytes: &[u8]) -> Result<(), LoadError
         .as_ref()
         .is_some_and(|d| d.info.flags_1 & dynamic::DF_1_PIE != 0);
     if has_interp || pie_flag {
-        return Err(LoadError::Executable { plugin, path });
+        return Err(LoadError::new(plugin, path, LoadErrorKind::Executable));
     }
     let exports_root = elf.dynsyms.iter().any(|sym| {
         sym.st_shndx != 0
@@ -323,7 +328,7 @@ pub fn check_elf(label: &str, path: &Path, bytes: &[u8]) -> Result<(), LoadError
                 .is_some_and(|n| n == abi_stable::library::ROOT_MODULE_LOADER_NAME)
     });
     if !exports_root {
-        return Err(LoadError::NotAPlugin { plugin, path });
+        return Err(LoadError::new(plugin, path, LoadErrorKind::NotAPlugin));
     }
     Ok(())
 }
@@ -334,27 +339,38 @@ pub fn load(spec: &LoadSpec) -> Result<LoadedPlugin, LoadError> {
     let verified = verify(spec)?;
     let (module, init) = open_verified(&verified)?;
     let label = verified.label.clone();
-    let abi_manifest = (module.manifest)()
-        .into_result()
-        .map_err(|e| LoadError::Manifest {
-            plugin: label.clone(),
-            reason: e.message.into_string(),
-        })?;
-    check_api_version(&label, abi_manifest.api_version.as_str())?;
+    let abi_manifest = (module.manifest)().into_result().map_err(|e| {
+        LoadError::new(
+            label.clone(),
+            verified.path.clone(),
+            LoadErrorKind::Manifest {
+                reason: e.message.into_string(),
+            },
+        )
+    })?;
+    check_api_version(&label, &verified.path, abi_manifest.api_version.as_str())?;
     if let Some(name) = &spec.name {
         if abi_manifest.name.as_str() != name {
-            return Err(LoadError::NameMismatch {
-                plugin: label,
-                declared: abi_manifest.name.into_string(),
-            });
+            return Err(LoadError::new(
+                label,
+                verified.path.clone(),
+                LoadErrorKind::NameMismatch {
+                    declared: abi_manifest.name.into_string(),
+                },
+            ));
         }
     }
     if let (Some(name), Some(dir)) = (&spec.name, &spec.install_dir) {
         registry::set_install_dir(name, dir);
     }
-    init.call().into_result().map_err(|e| LoadError::Init {
-        plugin: label.clone(),
-        reason: e.message.into_string(),
+    init.call().into_result().map_err(|e| {
+        LoadError::new(
+            label.clone(),
+            verified.path.clone(),
+            LoadErrorKind::Init {
+                reason: e.message.into_string(),
+            },
+        )
     })?;
     let callbacks = CallbackKind::of(&module.callbacks);
     let manifest = manifest_from_abi(&abi_manifest, callbacks, &verified.sha256);
@@ -399,14 +415,22 @@ impl Init {
 /// never fewer, so older plugins are checked against their frozen layout.
 fn open_verified(v: &VerifiedLibrary) -> Result<(Module, Init), LoadError> {
     let plugin = v.label.clone();
-    let memfd = sealed_memfd(&v.bytes).map_err(|source| LoadError::Memfd {
-        plugin: plugin.clone(),
-        source,
+    let memfd = sealed_memfd(&v.bytes).map_err(|source| {
+        LoadError::new(
+            plugin.clone(),
+            v.path.clone(),
+            LoadErrorKind::Memfd { source },
+        )
     })?;
     let fd_path = PathBuf::from(format!("/proc/self/fd/{}", memfd.as_raw_fd()));
-    let raw = RawLibrary::load_at(&fd_path).map_err(|e| LoadError::Dlopen {
-        plugin: plugin.clone(),
-        reason: one_line(&e.to_string()),
+    let raw = RawLibrary::load_at(&fd_path).map_err(|e| {
+        LoadError::new(
+            plugin.clone(),
+            v.path.clone(),
+            LoadErrorKind::Dlopen {
+                reason: one_line(&e.to_string()),
+            },
+        )
     })?;
     // The loaded library and its memfd stay for the whole process: unloading
     // a Rust cdylib is unsound, and keeping the fd open keeps its
@@ -420,12 +444,18 @@ fn open_verified(v: &VerifiedLibrary) -> Result<(Module, Init), LoadError> {
     let lib = header.upgrade().map_err(|e| map_lib_err(v, e))?;
     // Check the plugin-api version before the layouts, so a plugin built
     // against a newer API gets the version message, not a layout dump.
-    let theirs = VersionNumber::new(lib.version_strings()).map_err(|e| LoadError::AbiStable {
-        plugin: plugin.clone(),
-        reason: e.to_string(),
+    let theirs = VersionNumber::new(lib.version_strings()).map_err(|e| {
+        LoadError::new(
+            plugin.clone(),
+            v.path.clone(),
+            LoadErrorKind::AbiStable {
+                reason: e.to_string(),
+            },
+        )
     })?;
     check_api_version(
         &plugin,
+        &v.path,
         &format!("{}.{}.{}", theirs.major, theirs.minor, theirs.patch),
     )?;
     // One arm per frozen layout: when an API minor changes a root-module
@@ -473,39 +503,53 @@ fn sealed_memfd(bytes: &[u8]) -> std::io::Result<File> {
 fn map_lib_err(v: &VerifiedLibrary, e: LibraryError) -> LoadError {
     let plugin = v.label.clone();
     match e {
-        LibraryError::OpenError { err, .. } => LoadError::Dlopen {
+        LibraryError::OpenError { err, .. } => LoadError::new(
             plugin,
-            reason: one_line(&err.to_string()),
-        },
-        LibraryError::GetSymbolError { .. } => LoadError::NotAPlugin {
-            plugin,
-            path: v.path.clone(),
-        },
+            v.path.clone(),
+            LoadErrorKind::Dlopen {
+                reason: one_line(&err.to_string()),
+            },
+        ),
+        LibraryError::GetSymbolError { .. } => {
+            LoadError::new(plugin, v.path.clone(), LoadErrorKind::NotAPlugin)
+        }
         LibraryError::IncompatibleVersionNumber {
             expected_version,
             actual_version,
             ..
-        } => LoadError::ApiVersion {
+        } => LoadError::new(
             plugin,
-            plugin_api: actual_version.to_string(),
-            runtime_api: expected_version.to_string(),
-        },
+            v.path.clone(),
+            LoadErrorKind::ApiVersion {
+                plugin_api: actual_version.to_string(),
+                runtime_api: expected_version.to_string(),
+            },
+        ),
         LibraryError::AbiInstability(report) => {
             let report = report.to_string();
             tracing::debug!(plugin = %plugin, "layout check failed:\n{report}");
-            LoadError::Layout {
+            LoadError::new(
                 plugin,
-                summary: layout_summary(&report),
-            }
+                v.path.clone(),
+                LoadErrorKind::Layout {
+                    summary: layout_summary(&report),
+                },
+            )
         }
-        LibraryError::RootModule { err, .. } => LoadError::Init {
+        LibraryError::RootModule { err, .. } => LoadError::new(
             plugin,
-            reason: one_line(&err.to_string()),
-        },
-        other => LoadError::AbiStable {
+            v.path.clone(),
+            LoadErrorKind::Init {
+                reason: one_line(&err.to_string()),
+            },
+        ),
+        other => LoadError::new(
             plugin,
-            reason: one_line(&other.to_string()),
-        },
+            v.path.clone(),
+            LoadErrorKind::AbiStable {
+                reason: one_line(&other.to_string()),
+            },
+        ),
     }
 }
 
@@ -544,12 +588,17 @@ fn one_line(s: &str) -> String {
 
 /// Checks a plugin's plugin-api version against the runtime's: same major,
 /// plugin minor not newer. Used at load and, from the manifest, at install.
-pub fn check_api_version(plugin: &str, plugin_api: &str) -> Result<(), LoadError> {
+pub fn check_api_version(plugin: &str, path: &Path, plugin_api: &str) -> Result<(), LoadError> {
     let runtime_api = vessel_plugin_abi::API_VERSION;
-    let err = || LoadError::ApiVersion {
-        plugin: plugin.to_string(),
-        plugin_api: plugin_api.to_string(),
-        runtime_api: runtime_api.to_string(),
+    let err = || {
+        LoadError::new(
+            plugin.to_string(),
+            path.to_path_buf(),
+            LoadErrorKind::ApiVersion {
+                plugin_api: plugin_api.to_string(),
+                runtime_api: runtime_api.to_string(),
+            },
+        )
     };
     let (pm, pn) = major_minor(plugin_api).ok_or_else(err)?;
     let (rm, rn) = major_minor(runtime_api).ok_or_else(err)?;
@@ -656,28 +705,40 @@ mod tests {
             (n(v.next()), n(v.next()))
         };
         assert!(
-            check_api_version("p", "1.0.0").is_ok(),
+            check_api_version("p", Path::new("p.so"), "1.0.0").is_ok(),
             "1.0 plugins load in every 1.x"
         );
-        assert!(check_api_version("p", "1.0.7").is_ok());
-        assert!(check_api_version("p", &format!("{major}.{minor}.3")).is_ok());
+        assert!(check_api_version("p", Path::new("p.so"), "1.0.7").is_ok());
+        assert!(check_api_version("p", Path::new("p.so"), &format!("{major}.{minor}.3")).is_ok());
         assert!(matches!(
-            check_api_version("p", "2.0.0"),
-            Err(LoadError::ApiVersion { .. })
+            check_api_version("p", Path::new("p.so"), "2.0.0"),
+            Err(LoadError {
+                kind: LoadErrorKind::ApiVersion { .. },
+                ..
+            })
         ));
         assert!(matches!(
-            check_api_version("p", &format!("{major}.{}.0", minor + 1)),
-            Err(LoadError::ApiVersion { .. })
+            check_api_version("p", Path::new("p.so"), &format!("{major}.{}.0", minor + 1)),
+            Err(LoadError {
+                kind: LoadErrorKind::ApiVersion { .. },
+                ..
+            })
         ));
         assert!(matches!(
-            check_api_version("p", "0.9.0"),
-            Err(LoadError::ApiVersion { .. })
+            check_api_version("p", Path::new("p.so"), "0.9.0"),
+            Err(LoadError {
+                kind: LoadErrorKind::ApiVersion { .. },
+                ..
+            })
         ));
         assert!(matches!(
-            check_api_version("p", "garbage"),
-            Err(LoadError::ApiVersion { .. })
+            check_api_version("p", Path::new("p.so"), "garbage"),
+            Err(LoadError {
+                kind: LoadErrorKind::ApiVersion { .. },
+                ..
+            })
         ));
-        let msg = check_api_version("example.com/x", "2.0.0")
+        let msg = check_api_version("example.com/x", Path::new("x.so"), "2.0.0")
             .unwrap_err()
             .to_string();
         assert_eq!(
@@ -716,11 +777,17 @@ mod tests {
         let p = Path::new("x.so");
         assert!(matches!(
             check_elf("x", p, b"#!/bin/sh\n"),
-            Err(LoadError::NotElf { .. })
+            Err(LoadError {
+                kind: LoadErrorKind::NotElf,
+                ..
+            })
         ));
         assert!(matches!(
             check_elf("x", p, b"\x7fELF\x02\x01\x01"),
-            Err(LoadError::MalformedElf { .. })
+            Err(LoadError {
+                kind: LoadErrorKind::MalformedElf { .. },
+                ..
+            })
         ));
     }
 }

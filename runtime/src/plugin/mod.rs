@@ -34,6 +34,7 @@ pub mod store;
 
 pub use store::StoreError;
 
+pub use load_error::LoadErrorKind;
 pub use loaded::{Calls, LoadedPlugin};
 pub use loader::{load, LoadError, LoadSpec};
 

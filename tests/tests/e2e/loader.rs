@@ -8,7 +8,7 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use vessel::plugin::manifest::CallbackKind;
-use vessel::plugin::{load, LoadError, LoadSpec, LoadedPlugin, PluginError};
+use vessel::plugin::{load, LoadError, LoadErrorKind, LoadSpec, LoadedPlugin, PluginError};
 use vessel_plugin_test::FakeEngineConfig;
 use vessel_tests::{require_root, set_mode, workspace_root, NOBODY};
 
@@ -146,7 +146,7 @@ fn plugin_without_callbacks_loads_with_none() {
 fn missing_file_is_refused() {
     let s = Staged::bytes(b"");
     let e = load_err(&LoadSpec::new(s.root().join("nope.so")));
-    assert!(matches!(e, LoadError::Missing { .. }), "{e:?}");
+    assert!(matches!(e.kind, LoadErrorKind::Missing), "{e:?}");
     assert!(e.to_string().ends_with("nope.so does not exist"), "{e}");
 }
 
@@ -154,14 +154,14 @@ fn missing_file_is_refused() {
 fn directory_is_refused() {
     let s = Staged::bytes(b"");
     let e = load_err(&LoadSpec::new(s.root()));
-    assert!(matches!(e, LoadError::NotRegularFile { .. }), "{e:?}");
+    assert!(matches!(e.kind, LoadErrorKind::NotRegularFile), "{e:?}");
 }
 
 #[test]
 fn not_an_elf_is_refused() {
     let s = Staged::bytes(b"#!/bin/sh\necho not a library\n");
     let e = load_err(&s.spec().name("example.com/x"));
-    assert!(matches!(e, LoadError::NotElf { .. }), "{e:?}");
+    assert!(matches!(e.kind, LoadErrorKind::NotElf), "{e:?}");
     assert_eq!(
         e.to_string(),
         format!(
@@ -176,7 +176,7 @@ fn pie_executable_is_refused() {
     // Debian builds /bin/true as a PIE: ET_DYN like a library, with PT_INTERP.
     let s = Staged::new(Path::new("/bin/true"));
     let e = load_err(&s.spec());
-    assert!(matches!(e, LoadError::Executable { .. }), "{e:?}");
+    assert!(matches!(e.kind, LoadErrorKind::Executable), "{e:?}");
     assert!(
         e.to_string()
             .contains("is an executable, not a shared library"),
@@ -197,7 +197,10 @@ fn shared_object_of_another_architecture_is_refused() {
     bytes[18..20].copy_from_slice(&other.to_le_bytes());
     let s = Staged::bytes(&bytes);
     let e = load_err(&s.spec());
-    assert!(matches!(e, LoadError::WrongArchitecture { .. }), "{e:?}");
+    assert!(
+        matches!(e.kind, LoadErrorKind::WrongArchitecture { .. }),
+        "{e:?}"
+    );
     assert!(e.to_string().contains("is built for"), "{e}");
 }
 
@@ -205,7 +208,7 @@ fn shared_object_of_another_architecture_is_refused() {
 fn c_library_is_not_a_plugin() {
     let s = Staged::new(Path::new("/lib/x86_64-linux-gnu/libz.so.1"));
     let e = load_err(&s.spec());
-    assert!(matches!(e, LoadError::NotAPlugin { .. }), "{e:?}");
+    assert!(matches!(e.kind, LoadErrorKind::NotAPlugin), "{e:?}");
     assert!(e.to_string().contains("is not a vessel plugin"), "{e}");
 }
 
@@ -214,7 +217,10 @@ fn wrong_sha256_is_refused() {
     let s = Staged::new(&fixture("cli-plugin"));
     let wrong = "0".repeat(64);
     let e = load_err(&s.spec().name("example.com/cli-plugin").sha256(&wrong));
-    assert!(matches!(e, LoadError::DigestMismatch { .. }), "{e:?}");
+    assert!(
+        matches!(e.kind, LoadErrorKind::DigestMismatch { .. }),
+        "{e:?}"
+    );
     assert!(e.to_string().contains(&format!("expected {wrong}")), "{e}");
 }
 
@@ -225,7 +231,7 @@ fn root_group_writable_plugin_is_refused() {
     let s = Staged::new(&fixture("cli-plugin"));
     set_mode(&s.so(), 0o664);
     let e = load_err(&s.spec().name("example.com/x"));
-    assert!(matches!(e, LoadError::GroupWritable { .. }), "{e:?}");
+    assert!(matches!(e.kind, LoadErrorKind::GroupWritable), "{e:?}");
     assert_eq!(
         e.to_string(),
         format!(
@@ -235,7 +241,7 @@ fn root_group_writable_plugin_is_refused() {
     );
     set_mode(&s.so(), 0o646);
     let e = load_err(&s.spec());
-    assert!(matches!(e, LoadError::WorldWritable { .. }), "{e:?}");
+    assert!(matches!(e.kind, LoadErrorKind::WorldWritable), "{e:?}");
 }
 
 #[test]
@@ -246,7 +252,7 @@ fn root_plugin_not_owned_by_root_is_refused() {
     std::os::unix::fs::chown(s.so(), Some(NOBODY), Some(NOBODY)).expect("chown");
     let e = load_err(&s.spec());
     assert!(
-        matches!(e, LoadError::NotRootOwned { uid: NOBODY, .. }),
+        matches!(e.kind, LoadErrorKind::NotRootOwned { uid: NOBODY, .. }),
         "{e:?}"
     );
 }
@@ -263,25 +269,31 @@ fn root_insecure_directory_chain_is_refused() {
     set_mode(&s.root().join("example.com"), 0o775);
     let e = load_err(&spec);
     assert!(
-        matches!(e, LoadError::DirWritable { who: "group", .. }),
+        matches!(e.kind, LoadErrorKind::DirWritable { who: "group", .. }),
         "{e:?}"
     );
     set_mode(&s.root().join("example.com"), 0o755);
     std::os::unix::fs::chown(s.root(), Some(NOBODY), None).expect("chown");
     let e = load_err(&spec);
-    assert!(matches!(e, LoadError::DirNotRootOwned { .. }), "{e:?}");
+    assert!(
+        matches!(e.kind, LoadErrorKind::DirNotRootOwned { .. }),
+        "{e:?}"
+    );
     std::os::unix::fs::chown(s.root(), Some(0), None).expect("chown");
     load(&spec).expect("a clean chain loads");
     let other = Staged::bytes(b"");
     let e = load_err(&LoadSpec::new(sub.join("plugin.so")).plugin_root(other.root()));
-    assert!(matches!(e, LoadError::OutsidePluginRoot { .. }), "{e:?}");
+    assert!(
+        matches!(e.kind, LoadErrorKind::OutsidePluginRoot { .. }),
+        "{e:?}"
+    );
 }
 
 #[test]
 fn plugin_declaring_api_2_is_refused() {
     let s = Staged::new(&fixture("fixture-api2"));
     let e = load_err(&s.spec().name("example.com/api2"));
-    assert!(matches!(e, LoadError::ApiVersion { .. }), "{e:?}");
+    assert!(matches!(e.kind, LoadErrorKind::ApiVersion { .. }), "{e:?}");
     assert_eq!(
         e.to_string(),
         format!(
@@ -295,7 +307,7 @@ fn plugin_declaring_api_2_is_refused() {
 fn plugin_with_a_diverged_root_module_layout_is_refused() {
     let s = Staged::new(&fixture("fixture-badlayout"));
     let e = load_err(&s.spec().name("example.com/badlayout"));
-    assert!(matches!(e, LoadError::Layout { .. }), "{e:?}");
+    assert!(matches!(e.kind, LoadErrorKind::Layout { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(
         msg.starts_with("plugin \"example.com/badlayout\": its root module layout is incompatible"),
@@ -312,7 +324,10 @@ fn plugin_with_a_diverged_root_module_layout_is_refused() {
 fn installed_name_must_match_the_library() {
     let s = Staged::new(&fixture("fixture-second"));
     let e = load_err(&s.spec().name("example.com/impostor"));
-    assert!(matches!(e, LoadError::NameMismatch { .. }), "{e:?}");
+    assert!(
+        matches!(e.kind, LoadErrorKind::NameMismatch { .. }),
+        "{e:?}"
+    );
 }
 
 #[test]
