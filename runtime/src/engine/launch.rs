@@ -20,7 +20,7 @@ use nix::unistd::Pid;
 
 use super::config::EngineConfig;
 use super::plan::{apply, plan, PlanInput};
-use super::sys::RealSyscalls;
+use super::sys::{open_in_root, RealSyscalls, Syscalls};
 use super::EngineError;
 use crate::image::driver::{ImageDriver, MountRequest};
 use crate::image::Image;
@@ -171,42 +171,9 @@ fn child(
     if cfg.namespaces.user {
         map_ids(cfg.fakeroot, uid, gid).map_err(ChildFailure::setup)?;
     }
-    nix::mount::mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| ChildFailure::setup(EngineError::sys("making mounts private", e)))?;
-    match (l.image, l.driver.as_mut()) {
-        (Image::Sandbox(dir), _) => nix::mount::mount(
-            Some(dir.as_path()),
-            l.root,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|e| {
-            ChildFailure::setup(EngineError::sys(&format!("binding {}", dir.display()), e))
-        })?,
-        (Image::Squashfs { .. }, Some((driver, req))) => {
-            driver.mount(req, l.root).map_err(ChildFailure::setup)?
-        }
-        (Image::Squashfs { path, .. }, None) => {
-            return Err(ChildFailure::setup(format!(
-                "image {}: no driver to mount it",
-                path.display()
-            )))
-        }
-    }
-    let input = PlanInput {
-        root: l.root,
-        readonly_root: true,
-        host_cwd,
-    };
-    let steps = plan(cfg, &input, &|p| p.exists()).map_err(ChildFailure::setup)?;
-    apply(&steps, &mut RealSyscalls).map_err(ChildFailure::setup)?;
+    let root = l.root;
+    let exists = |inside: &Path| open_in_root(root, inside).is_ok();
+    setup_root(l, host_cwd, &mut RealSyscalls, &exists)?;
 
     let env = cfg.environment(host_env.into_iter());
     let argv = command_argv(cfg);
@@ -259,6 +226,54 @@ fn child(
     })
 }
 
+/// Builds the container's root in its fresh mount namespace: mounts stop
+/// propagating, the image is mounted at the root, then the planned steps
+/// run through `sys` (pivot_root included). `exists` answers, for a path
+/// inside the container, whether it resolves inside the root.
+fn setup_root(
+    l: &mut Launch<'_>,
+    host_cwd: Option<PathBuf>,
+    sys: &mut dyn Syscalls,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<(), ChildFailure> {
+    sys.mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )
+    .map_err(|e| ChildFailure::setup(EngineError::sys("making mounts private", e)))?;
+    match (l.image, l.driver.as_mut()) {
+        (Image::Sandbox(dir), _) => sys
+            .mount(
+                Some(dir.as_path()),
+                l.root,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
+            .map_err(|e| {
+                ChildFailure::setup(EngineError::sys(&format!("binding {}", dir.display()), e))
+            })?,
+        (Image::Squashfs { .. }, Some((driver, req))) => driver
+            .mount_with(req, l.root, sys)
+            .map_err(ChildFailure::setup)?,
+        (Image::Squashfs { path, .. }, None) => {
+            return Err(ChildFailure::setup(format!(
+                "image {}: no driver to mount it",
+                path.display()
+            )))
+        }
+    }
+    let input = PlanInput {
+        readonly_root: true,
+        host_cwd,
+    };
+    let steps = plan(l.cfg, &input, exists).map_err(ChildFailure::setup)?;
+    apply(&steps, l.root, sys).map_err(ChildFailure::setup)
+}
+
 /// The argv to exec: the runscript with its args when the image has one
 /// (`vessel run`), else the command.
 fn command_argv(cfg: &EngineConfig) -> Vec<String> {
@@ -309,6 +324,90 @@ fn map_ids(fakeroot: bool, uid: u32, gid: u32) -> Result<(), EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::config::Bind;
+    use crate::engine::sys::Recorder;
+    use crate::image::driver::{Extract, MountRequest};
+
+    fn request() -> MountRequest {
+        MountRequest {
+            image: "/img.sif".into(),
+            offset: 0,
+            size: 0,
+            unprivileged: false,
+            workdir: "/w".into(),
+        }
+    }
+
+    fn recorded<'a>(
+        cfg: &'a EngineConfig,
+        image: &'a Image,
+        driver: Option<(&'a mut dyn ImageDriver, &'a MountRequest)>,
+    ) -> Vec<String> {
+        let mut l = Launch {
+            cfg,
+            image,
+            driver,
+            root: Path::new("/w/root"),
+            mask: SigSet::empty(),
+        };
+        let mut rec = Recorder::default();
+        // Everything exists in the image except /sys.
+        setup_root(&mut l, None, &mut rec, &|p| p != Path::new("/sys")).unwrap();
+        rec.calls
+    }
+
+    #[test]
+    fn a_contained_sandbox_run_with_a_ro_bind_mounts_in_this_order() {
+        let mut cfg = EngineConfig::new("/img", vec!["true".into()]);
+        cfg.contain = true;
+        cfg.binds.push(Bind::parse("/data:/mnt:ro").unwrap());
+        let calls = recorded(&cfg, &Image::Sandbox("/img".into()), None);
+        let has = |want: &str| {
+            calls
+                .iter()
+                .position(|c| c == want)
+                .unwrap_or_else(|| panic!("no {want:?} in {calls:#?}"))
+        };
+        assert_eq!(has("mount none -> / - MS_REC | MS_PRIVATE"), 0);
+        assert_eq!(has("mount /img -> /w/root - MS_BIND | MS_REC"), 1);
+        assert_eq!(has("setattr /w/root rdonly,nosuid,nodev recursive"), 2);
+        let proc_ = has("mount /proc -> /w/root/proc - MS_BIND | MS_REC");
+        let dev = has(
+            "mount tmpfs -> /w/root/dev tmpfs MS_NOSUID | MS_NODEV | MS_NOEXEC mode=755,size=1m",
+        );
+        let null = has("mount /dev/null -> /w/root/dev/null - MS_BIND");
+        assert!(has("touch /w/root/dev/null") < null && dev < null && proc_ < dev);
+        has("mount tmpfs -> /w/root/tmp tmpfs MS_NOSUID | MS_NODEV mode=1777");
+        let bind = has("mount /data -> /w/root/mnt - MS_BIND | MS_REC");
+        assert_eq!(calls[bind + 1], "setattr /w/root/mnt rdonly recursive");
+        assert!(!calls.iter().any(|c| c.contains("/sys")), "{calls:#?}");
+        let pivot = has("pivot_root . .");
+        assert!(bind < pivot && calls[pivot - 1] == "chdir /w/root");
+        assert_eq!(calls.last().unwrap(), "chdir /");
+    }
+
+    #[test]
+    fn an_extracted_image_is_bound_then_locked_down() {
+        let cfg = EngineConfig::new("/img.sif", vec!["true".into()]);
+        let mut d = Extract::with_extracted("/w/rootfs".into());
+        let image = Image::Squashfs {
+            path: "/img.sif".into(),
+            offset: 0,
+            size: 0,
+        };
+        let req = request();
+        let calls = recorded(&cfg, &image, Some((&mut d, &req)));
+        assert_eq!(
+            calls[1..3],
+            [
+                "mount /w/rootfs -> /w/root - MS_BIND | MS_REC",
+                "setattr /w/root rdonly,nosuid,nodev recursive"
+            ]
+        );
+        // Not contained: host /dev and /tmp recursively.
+        assert!(calls.contains(&"mount /tmp -> /w/root/tmp - MS_BIND | MS_REC".to_string()));
+        assert!(calls.contains(&"mount /dev -> /w/root/dev - MS_BIND | MS_REC".to_string()));
+    }
 
     #[test]
     fn resolves_commands_like_a_shell() {
