@@ -239,8 +239,12 @@ struct WorkDir(Option<tempfile::TempDir>);
 
 impl WorkDir {
     fn new() -> Result<Self, EngineError> {
+        use std::os::unix::fs::PermissionsExt;
+        // 0700: an extracted image keeps its setuid binaries and private
+        // files here while the container runs; nobody else may reach them.
         let d = tempfile::Builder::new()
             .prefix("vessel-")
+            .permissions(std::fs::Permissions::from_mode(0o700))
             .tempdir()
             .map_err(|e| EngineError::Setup {
                 what: format!("creating a work dir in {}", std::env::temp_dir().display()),

@@ -6,6 +6,7 @@ mod cli;
 mod compat;
 mod engine;
 mod engine_plugins;
+mod engine_security;
 mod keys;
 mod loader;
 mod plugin;

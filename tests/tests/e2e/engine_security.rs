@@ -1,0 +1,339 @@
+//! The engine against hostile images and a shared host: each test performs
+//! the attack or fault (as `nobody` where another user is the attacker) and
+//! checks vessel does not fall for it. Each builds its own busybox sandbox
+//! under a world-traversable temp dir, so tests can change it freely.
+
+use std::os::unix::fs::symlink;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use vessel_tests::{
+    as_nobody, busybox_rootfs, nobody_has_userns, path_str as p, set_mode, skip_unless_root,
+    static_c_binary, stderr, stdout, RunEnv, TmpfsMount, NOBODY,
+};
+
+/// A fresh busybox sandbox: (guard, rootfs path).
+fn sandbox(extra_dirs: &[&str]) -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::Builder::new()
+        .prefix("vessel-sec-img-")
+        .tempdir()
+        .unwrap();
+    set_mode(d.path(), 0o755);
+    let root = d.path().join("rootfs");
+    busybox_rootfs(&root, extra_dirs);
+    (d, root)
+}
+
+/// A world-traversable host dir for bind sources.
+fn host_dir() -> tempfile::TempDir {
+    let d = tempfile::Builder::new()
+        .prefix("vessel-sec-host-")
+        .tempdir()
+        .unwrap();
+    set_mode(d.path(), 0o755);
+    d
+}
+
+fn assert_one_line_error(o: &Output, needle: &str) {
+    let e = stderr(o);
+    assert_eq!(o.status.code(), Some(255), "stderr: {e}");
+    assert_eq!(e.lines().count(), 1, "not one line: {e:?}");
+    assert!(
+        e.starts_with("error: ") && e.contains(needle),
+        "{e:?} lacks {needle:?}"
+    );
+}
+
+#[test]
+fn root_ro_bind_and_ro_image_root_are_read_only_below_too() {
+    if skip_unless_root("root_ro_bind_and_ro_image_root_are_read_only_below_too") {
+        return;
+    }
+    let env = RunEnv::new("vessel-sec-");
+    let host = host_dir();
+    let _sub = TmpfsMount::new(&host.path().join("sub"), 0o755);
+    let (_img, rootfs) = sandbox(&["opt"]);
+    let _opt = TmpfsMount::new(&rootfs.join("opt"), 0o755);
+    let bind = format!("{}:/mnt:ro", host.path().display());
+    let o = env.run(&[
+        "exec",
+        "-B",
+        &bind,
+        p(&rootfs),
+        "sh",
+        "-c",
+        "echo x > /mnt/sub/f && echo wrote-bind; echo x > /opt/f && echo wrote-root; true",
+    ]);
+    assert_eq!(stdout(&o), "", "{}", stderr(&o));
+    assert_eq!(
+        stderr(&o).matches("Read-only file system").count(),
+        2,
+        "{}",
+        stderr(&o)
+    );
+    assert!(!host.path().join("sub/f").exists());
+    assert!(!rootfs.join("opt/f").exists());
+    assert!(env.work_dirs_left().is_empty());
+}
+
+#[test]
+fn root_unprivileged_run_survives_a_mount_under_host_tmp() {
+    if skip_unless_root("root_unprivileged_run_survives_a_mount_under_host_tmp") {
+        return;
+    }
+    if !nobody_has_userns() {
+        eprintln!("root_unprivileged_run_survives_a_mount_under_host_tmp: skipped, no user namespaces for nobody");
+        return;
+    }
+    let env = RunEnv::new("vessel-sec-");
+    // The container binds the host's /tmp itself, so the mount must be there.
+    let t = tempfile::Builder::new()
+        .prefix("vessel-sec-tmpmount-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    set_mode(t.path(), 0o755);
+    let _m = TmpfsMount::new(&t.path().join("m"), 0o755);
+    std::fs::write(t.path().join("m/seen"), "under a host mount\n").unwrap();
+    let home = host_dir();
+    nix::unistd::chown(
+        home.path(),
+        Some(nix::unistd::Uid::from_raw(NOBODY)),
+        Some(nix::unistd::Gid::from_raw(NOBODY)),
+    )
+    .unwrap();
+    let (_img, rootfs) = sandbox(&[]);
+    let seen = t.path().join("m/seen");
+    let mut c = env.cmd(&["exec", p(&rootfs), "cat", p(&seen)]);
+    as_nobody(&mut c);
+    c.env("HOME", home.path());
+    let o = c.output().unwrap();
+    assert_eq!(stdout(&o), "under a host mount\n", "{}", stderr(&o));
+    assert!(o.status.success());
+    assert!(env.work_dirs_left().is_empty());
+}
+
+#[test]
+fn root_a_symlinked_bind_destination_is_followed_inside_the_root() {
+    if skip_unless_root("root_a_symlinked_bind_destination_is_followed_inside_the_root") {
+        return;
+    }
+    let env = RunEnv::new("vessel-sec-");
+    let (_img, rootfs) = sandbox(&["opt"]);
+    // Absolute and relative links out of the root.
+    std::fs::remove_dir(rootfs.join("mnt")).unwrap();
+    symlink("/etc", rootfs.join("mnt")).unwrap();
+    symlink("../../../../../../../../../home", rootfs.join("opt/up")).unwrap();
+    let src = host_dir();
+    std::fs::write(src.path().join("marker"), "bound\n").unwrap();
+    let b = format!("{0}:/mnt,{0}:/opt/up", src.path().display());
+    let o = env.run(&[
+        "exec",
+        "-B",
+        &b,
+        p(&rootfs),
+        "sh",
+        "-c",
+        "cat /etc/marker /home/marker",
+    ]);
+    assert_eq!(stdout(&o), "bound\nbound\n", "{}", stderr(&o));
+    assert!(!Path::new("/etc/marker").exists());
+    // A link that resolves to nothing inside the root is refused by name.
+    symlink("/no/such/dir", rootfs.join("nowhere")).unwrap();
+    let b = format!("{}:/nowhere", src.path().display());
+    let o = env.run(&["exec", "-B", &b, p(&rootfs), "true"]);
+    assert_one_line_error(&o, "/nowhere");
+    assert!(env.work_dirs_left().is_empty());
+}
+
+/// Flips two entries of a directory (RENAME_EXCHANGE) as fast as it can,
+/// until killed.
+const FLIPPER_C: &str = r#"
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <stdio.h>
+int main(int argc, char **argv) {
+    int fd = open(argv[1], O_PATH | O_DIRECTORY);
+    if (fd < 0) { perror("open"); return 1; }
+    for (;;)
+        if (renameat2(fd, argv[2], fd, argv[3], RENAME_EXCHANGE)) { perror("renameat2"); return 1; }
+}
+"#;
+
+#[test]
+fn root_a_dev_swapped_for_a_symlink_during_setup_creates_nothing_outside() {
+    if skip_unless_root("root_a_dev_swapped_for_a_symlink_during_setup_creates_nothing_outside") {
+        return;
+    }
+    let env = RunEnv::new("vessel-sec-");
+    let (_img, rootfs) = sandbox(&[]);
+    let outside = host_dir();
+    symlink(outside.path(), rootfs.join("dev-link")).unwrap();
+    // The sandbox belongs to `nobody`, who flips `dev` between a directory
+    // and a symlink to a host dir while root sets the container up (runc
+    // CVE-2021-30465).
+    let nobody = Some(nix::unistd::Uid::from_raw(NOBODY));
+    nix::unistd::chown(&rootfs, nobody, None).unwrap();
+    nix::unistd::fchownat(
+        None,
+        &rootfs.join("dev-link"),
+        nobody,
+        None,
+        nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW,
+    )
+    .unwrap();
+    nix::unistd::chown(&rootfs.join("dev"), nobody, None).unwrap();
+    let (_bin, flipper) = static_c_binary("flipper", FLIPPER_C);
+    let mut c = Command::new(&flipper);
+    c.arg(&rootfs).args(["dev", "dev-link"]);
+    as_nobody(&mut c);
+    let mut flipping = c.spawn().unwrap();
+    let mut outcomes = Vec::new();
+    for _ in 0..100 {
+        let o = env.run(&["exec", "--contain", p(&rootfs), "true"]);
+        if !o.status.success() {
+            assert_one_line_error(&o, "/dev");
+        }
+        outcomes.push(o.status.code());
+        let created: Vec<_> = std::fs::read_dir(outside.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert!(
+            created.is_empty(),
+            "root created {created:?} in {} through the dev symlink",
+            outside.path().display()
+        );
+    }
+    let _ = flipping.kill();
+    let _ = flipping.wait();
+    assert!(env.work_dirs_left().is_empty());
+    // Unswapped, the contained /dev is complete.
+    if std::fs::symlink_metadata(rootfs.join("dev"))
+        .unwrap()
+        .is_symlink()
+    {
+        std::fs::rename(rootfs.join("dev"), rootfs.join("dev-tmp")).unwrap();
+        std::fs::rename(rootfs.join("dev-link"), rootfs.join("dev")).unwrap();
+        std::fs::rename(rootfs.join("dev-tmp"), rootfs.join("dev-link")).unwrap();
+    }
+    let o = env.run(&[
+        "exec",
+        "--contain",
+        p(&rootfs),
+        "sh",
+        "-c",
+        "test -c /dev/null && echo ok",
+    ]);
+    assert_eq!(stdout(&o), "ok\n", "{} {outcomes:?}", stderr(&o));
+}
+
+/// Prints its effective uid; with `drop` first becomes `nobody` and execs
+/// itself again, so a setuid-root copy shows whether the bit took effect.
+const EUID_C: &str = r#"
+#define _GNU_SOURCE
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    if (argc > 1 && strcmp(argv[1], "drop") == 0) {
+        if (setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534)) { perror("drop"); return 1; }
+        execl(argv[0], argv[0], (char *)0);
+        perror("exec");
+        return 1;
+    }
+    printf("euid=%d\n", (int)geteuid());
+    return 0;
+}
+"#;
+
+/// A sandbox with a setuid-root `/bin/euid` and a SIF built from it.
+fn setuid_images(env: &RunEnv) -> (tempfile::TempDir, tempfile::TempDir, PathBuf, PathBuf) {
+    let (bin_dir, euid) = static_c_binary("euid", EUID_C);
+    let (img, rootfs) = sandbox(&[]);
+    let target = rootfs.join("bin/euid");
+    std::fs::copy(&euid, &target).unwrap();
+    set_mode(&target, 0o4755);
+    let sif = img.path().join("suid.sif");
+    let o = env.run(&["build", p(&sif), p(&rootfs)]);
+    assert!(o.status.success(), "build: {}", stderr(&o));
+    set_mode(&sif, 0o644);
+    (bin_dir, img, rootfs, sif)
+}
+
+fn use_extract_driver(env: &RunEnv) {
+    let etc = env.root.path().join("etc/vessel");
+    std::fs::create_dir_all(&etc).unwrap();
+    std::fs::write(etc.join("vessel.toml"), "image_driver = \"extract\"\n").unwrap();
+}
+
+#[test]
+fn root_setuid_binaries_in_the_image_gain_nothing() {
+    if skip_unless_root("root_setuid_binaries_in_the_image_gain_nothing") {
+        return;
+    }
+    let sandbox_env = RunEnv::new("vessel-sec-");
+    let (_b, _i, rootfs, sif) = setuid_images(&sandbox_env);
+    let extract_env = RunEnv::new("vessel-sec-");
+    use_extract_driver(&extract_env);
+    for (kind, env, img) in [
+        ("sandbox", &sandbox_env, &rootfs),
+        ("sif, kernel squashfs", &sandbox_env, &sif),
+        ("sif, extracted", &extract_env, &sif),
+    ] {
+        let o = env.run(&["exec", p(img), "/bin/euid", "drop"]);
+        assert_eq!(stdout(&o), "euid=65534\n", "{kind}: {}", stderr(&o));
+        assert!(env.work_dirs_left().is_empty(), "{kind}");
+    }
+}
+
+#[test]
+fn root_work_dir_of_an_extracted_image_is_private_while_it_runs() {
+    if skip_unless_root("root_work_dir_of_an_extracted_image_is_private_while_it_runs") {
+        return;
+    }
+    let env = RunEnv::new("vessel-sec-");
+    let (_b, _i, _rootfs, sif) = setuid_images(&env);
+    use_extract_driver(&env);
+    let mut running = env.cmd(&["exec", p(&sif), "sleep", "30"]).spawn().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let work = loop {
+        let found = env
+            .work_dirs_left()
+            .into_iter()
+            .find(|d| d.join("rootfs/bin/euid").exists());
+        if let Some(d) = found {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "no extracted image");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let meta = std::fs::metadata(&work).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(
+        meta.permissions().mode() & 0o777,
+        0o700,
+        "{}",
+        work.display()
+    );
+    assert_eq!(meta.uid(), 0);
+    // Another user can neither run the image's setuid binary nor read it.
+    let mut c = Command::new(work.join("rootfs/bin/euid"));
+    as_nobody(&mut c);
+    let o = c.output();
+    let mut ls = Command::new("ls");
+    ls.arg(work.join("rootfs/bin"));
+    as_nobody(&mut ls);
+    let listed = ls.output().unwrap();
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(running.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let _ = running.wait();
+    match o {
+        Err(e) => assert_eq!(e.kind(), std::io::ErrorKind::PermissionDenied, "{e}"),
+        Ok(o) => panic!("nobody ran the image's setuid binary: {}", stdout(&o)),
+    }
+    assert!(!listed.status.success(), "nobody listed {}", work.display());
+    assert!(env.work_dirs_left().is_empty());
+}
