@@ -167,6 +167,13 @@ fn child(
     // The container must not outlive the runtime: its mounts go with it.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    // A session of its own, without a controlling terminal: the container
+    // cannot open /dev/tty, nor (without CAP_SYS_ADMIN) push input into the
+    // caller's terminal with TIOCSTI (bubblewrap's CVE-2017-5226). It still
+    // reads and writes the terminal through the descriptors it inherited;
+    // terminal signals (Ctrl-C) reach the runtime, which forwards them.
+    nix::unistd::setsid()
+        .map_err(|e| ChildFailure::setup(EngineError::sys("starting a new session", e)))?;
     let cfg = l.cfg;
     if cfg.namespaces.user {
         map_ids(cfg.fakeroot, uid, gid).map_err(ChildFailure::setup)?;

@@ -337,3 +337,80 @@ fn root_work_dir_of_an_extracted_image_is_private_while_it_runs() {
     assert!(!listed.status.success(), "nobody listed {}", work.display());
     assert!(env.work_dirs_left().is_empty());
 }
+
+/// Pushes a character into its stdin's terminal input (TIOCSTI) and says
+/// whether the kernel let it.
+const TIOCSTI_C: &str = r#"
+#include <stdio.h>
+#include <sys/ioctl.h>
+int main(void) {
+    char c = '#';
+    if (ioctl(0, TIOCSTI, &c) == 0) puts("tiocsti=ok"); else perror("tiocsti");
+    return 0;
+}
+"#;
+
+/// `vessel ARGS` under `script`, so vessel's stdin/stdout is a pty that
+/// is the controlling terminal of its session, as in an interactive shell.
+fn under_a_pty(env: &RunEnv, args: &[&str], nobody: bool) -> Output {
+    let vessel = vessel_tests::vessel_bin();
+    let line = std::iter::once(p(vessel))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let mut c = Command::new("script");
+    c.args(["-qec", &line, "/dev/null"])
+        .env("VESSEL_ROOT", env.root.path())
+        .env("TMPDIR", env.tmp.path())
+        .stdin(std::process::Stdio::null());
+    if nobody {
+        as_nobody(&mut c);
+    }
+    c.output().unwrap()
+}
+
+#[test]
+fn root_the_container_cannot_reach_the_callers_terminal() {
+    if skip_unless_root("root_the_container_cannot_reach_the_callers_terminal") {
+        return;
+    }
+    let env = RunEnv::new("vessel-sec-");
+    let (_b, tiocsti) = static_c_binary("tiocsti", TIOCSTI_C);
+    let (_img, rootfs) = sandbox(&[]);
+    std::fs::copy(&tiocsti, rootfs.join("bin/tiocsti")).unwrap();
+    set_mode(&rootfs.join("bin/tiocsti"), 0o755);
+    // Own session, no controlling terminal, though stdin is the caller's tty.
+    let o = under_a_pty(
+        &env,
+        &[
+            "exec",
+            p(&rootfs),
+            "sh",
+            "-c",
+            "test -t 0 && echo stdin-is-a-tty; \
+             set -- $(cat /proc/$PPID/stat); outer=$6; set -- $(cat /proc/self/stat); \
+             [ $6 != $outer ] && echo own-session; \
+             (exec 3</dev/tty) 2>/dev/null && echo has-ctty || echo no-ctty",
+        ],
+        false,
+    );
+    let out = stdout(&o).replace('\r', "");
+    assert_eq!(
+        out,
+        "stdin-is-a-tty\nown-session\nno-ctty\n",
+        "{}",
+        stderr(&o)
+    );
+    // An unprivileged container cannot type into the caller's terminal.
+    if nobody_has_userns() {
+        let o = under_a_pty(&env, &["exec", p(&rootfs), "/bin/tiocsti"], true);
+        let out = stdout(&o).replace('\r', "");
+        assert!(
+            out.contains("tiocsti: Operation not permitted") && !out.contains("tiocsti=ok"),
+            "{out:?} {}",
+            stderr(&o)
+        );
+    }
+    assert!(env.work_dirs_left().is_empty());
+}
