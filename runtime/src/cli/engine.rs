@@ -30,9 +30,13 @@ pub struct ContainerOpts {
     /// Hostname inside the container (implies a UTS namespace).
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
-    /// Run in a new PID namespace: the command is PID 1.
+    /// Run in a new PID namespace, under a tiny init (PID 1) that forwards
+    /// signals and reaps orphans.
     #[arg(short = 'p', long)]
     pub pid: bool,
+    /// With --pid, run the command itself as PID 1 (no init).
+    #[arg(long)]
+    pub no_init: bool,
     /// Run in a new network namespace with loopback only.
     #[arg(short = 'n', long)]
     pub net: bool,
@@ -124,6 +128,7 @@ pub fn engine_config(
     cfg.namespaces.ipc = o.ipc;
     cfg.namespaces.user = o.userns;
     cfg.fakeroot = o.fakeroot;
+    cfg.init = !o.no_init;
     cfg.image_driver = ctx.config.image_driver.clone();
     Ok(cfg)
 }

@@ -138,6 +138,9 @@ pub struct EngineConfig {
     pub namespaces: Namespaces,
     /// Map the user to root inside a user namespace.
     pub fakeroot: bool,
+    /// With a PID namespace, run a tiny init as PID 1 that forwards signals
+    /// to the command and reaps orphans (`--no-init` turns it off).
+    pub init: bool,
     /// Free-form key/values for plugins to pass information along.
     pub annotations: BTreeMap<String, String>,
     /// Name of the image driver to use (`image_driver` in vessel.toml).
@@ -162,6 +165,7 @@ impl EngineConfig {
             cwd: None,
             namespaces: Namespaces::default(),
             fakeroot: false,
+            init: true,
             annotations: BTreeMap::new(),
             image_driver: None,
             home: std::env::var_os("HOME").map(PathBuf::from),

@@ -8,7 +8,7 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -102,7 +102,14 @@ pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
     let mut l = l;
     let wr_ref = &wr;
     let cb = Box::new(|| -> isize {
-        let fail = match child(&mut l, uid, gid, host_cwd.clone(), host_env.clone()) {
+        let fail = match child(
+            &mut l,
+            uid,
+            gid,
+            host_cwd.clone(),
+            host_env.clone(),
+            wr_ref.as_raw_fd(),
+        ) {
             Err(f) => f,
             Ok(never) => match never {},
         };
@@ -163,6 +170,7 @@ fn child(
     gid: u32,
     host_cwd: Option<PathBuf>,
     host_env: Vec<(String, String)>,
+    fate_fd: RawFd,
 ) -> Result<std::convert::Infallible, ChildFailure> {
     // The container must not outlive the runtime: its mounts go with it.
     // SAFETY: prctl with integer arguments.
@@ -205,6 +213,21 @@ fn child(
         .collect::<Result<Vec<_>, _>>()?;
     let c_prog = cstr(prog.as_os_str().as_bytes())?;
 
+    if cfg.namespaces.pid && cfg.init {
+        // SAFETY: this process is single-threaded (a fresh clone of a
+        // single-threaded runtime).
+        match unsafe { nix::unistd::fork() }
+            .map_err(|e| ChildFailure::setup(EngineError::sys("starting the command", e)))?
+        {
+            nix::unistd::ForkResult::Parent { child } => {
+                // Only the command reports its exec: EOF once it has.
+                // SAFETY: closes this process's copy of the pipe's write end.
+                unsafe { libc::close(fate_fd) };
+                super::init::run(child)
+            }
+            nix::unistd::ForkResult::Child => {}
+        }
+    }
     // Give the command the signal state the runtime itself was started with.
     // SAFETY: resetting dispositions to default in a single-threaded child.
     unsafe {

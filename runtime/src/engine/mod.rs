@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 
 pub mod config;
 pub mod hooks;
+pub mod init;
 pub mod launch;
 pub mod monitor;
 pub mod plan;

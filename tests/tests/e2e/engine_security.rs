@@ -414,3 +414,79 @@ fn root_the_container_cannot_reach_the_callers_terminal() {
     }
     assert!(env.work_dirs_left().is_empty());
 }
+
+/// Pids of the zombie processes descending from `ancestor`.
+fn zombies_below(ancestor: u32) -> Vec<u32> {
+    let stat = |pid: u32| -> Option<(char, u32)> {
+        let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let rest = &s[s.rfind(')')? + 2..];
+        let mut f = rest.split(' ');
+        let state = f.next()?.chars().next()?;
+        let ppid = f.next()?.parse().ok()?;
+        Some((state, ppid))
+    };
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Some((state, mut ppid)) = stat(pid) else {
+            continue;
+        };
+        if state != 'Z' {
+            continue;
+        }
+        while ppid > 1 {
+            if ppid == ancestor {
+                found.push(pid);
+                break;
+            }
+            ppid = stat(ppid).map_or(0, |(_, p)| p);
+        }
+    }
+    found
+}
+
+#[test]
+fn root_pid_namespace_init_reaps_orphans_and_passes_sigterm_on() {
+    if skip_unless_root("root_pid_namespace_init_reaps_orphans_and_passes_sigterm_on") {
+        return;
+    }
+    let env = RunEnv::new("vessel-sec-");
+    let (_img, rootfs) = sandbox(&[]);
+    // An orphan that exits at once, then a command without signal handlers.
+    let mut running = env
+        .cmd(&[
+            "exec",
+            "--pid",
+            p(&rootfs),
+            "sh",
+            "-c",
+            "sh -c 'sleep 0.1 &'; exec sleep 1000",
+        ])
+        .spawn()
+        .unwrap();
+    let vessel = running.id();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let zombies = zombies_below(vessel);
+    let _ = nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(vessel as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = running.try_wait().unwrap() {
+            break Some(s);
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = running.kill();
+            let _ = running.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert!(zombies.is_empty(), "zombies left unreaped: {zombies:?}");
+    let status = status.expect("SIGTERM to vessel did not end `sleep` running under --pid");
+    assert_eq!(status.code(), Some(143));
+    assert!(env.work_dirs_left().is_empty());
+}
