@@ -56,6 +56,8 @@ impl std::fmt::Debug for Launch<'_> {
 pub struct Started {
     /// Its pid (in the runtime's pid namespace).
     pub pid: Pid,
+    /// Its processes, to kill what it leaves running.
+    pub tree: Option<super::cleanup::ContainerTree>,
 }
 
 /// Why the child did not exec.
@@ -130,11 +132,14 @@ pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
     // or _exits.
     let pid = unsafe { nix::sched::clone(cb, &mut stack, flags, Some(libc::SIGCHLD)) }
         .map_err(|e| EngineError::sys("creating the container process", e))?;
+    // Known now, while the child sets up: a command that ends at once is
+    // a zombie without namespaces by the time its exec is reported.
+    let tree = super::cleanup::ContainerTree::of(pid);
     drop(wr);
-    read_fate(rd, pid)
+    read_fate(rd, pid).map(|pid| Started { pid, tree })
 }
 
-fn read_fate(rd: OwnedFd, pid: Pid) -> Result<Started, EngineError> {
+fn read_fate(rd: OwnedFd, pid: Pid) -> Result<Pid, EngineError> {
     let mut buf = Vec::new();
     let mut f = std::fs::File::from(rd);
     if let Err(e) = f.read_to_end(&mut buf) {
@@ -146,7 +151,7 @@ fn read_fate(rd: OwnedFd, pid: Pid) -> Result<Started, EngineError> {
         ));
     }
     if buf.is_empty() {
-        return Ok(Started { pid });
+        return Ok(pid);
     }
     let _ = super::monitor::reap(pid);
     let message = String::from_utf8_lossy(&buf[1..]).into_owned();

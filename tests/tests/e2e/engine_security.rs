@@ -490,3 +490,109 @@ fn root_pid_namespace_init_reaps_orphans_and_passes_sigterm_on() {
     assert_eq!(status.code(), Some(143));
     assert!(env.work_dirs_left().is_empty());
 }
+
+/// Pids of processes whose argv is exactly `argv`.
+fn processes_running(argv: &[&str]) -> Vec<i32> {
+    let want: Vec<u8> = argv
+        .iter()
+        .flat_map(|a| [a.as_bytes(), b"\0"].concat())
+        .collect();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| std::fs::read(format!("/proc/{pid}/cmdline")).is_ok_and(|c| c == want))
+        .collect()
+}
+
+/// Waits up to 5 s for `done`.
+fn eventually(mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    done()
+}
+
+#[test]
+fn root_background_processes_die_with_the_container() {
+    if skip_unless_root("root_background_processes_die_with_the_container") {
+        return;
+    }
+    let env = RunEnv::new("vessel-sec-");
+    let (img, rootfs) = sandbox(&[]);
+    let sif = img.path().join("bg.sif");
+    let o = env.run(&["build", p(&sif), p(&rootfs)]);
+    assert!(o.status.success(), "build: {}", stderr(&o));
+    for (kind, image, secs) in [("sandbox", &rootfs, "987651"), ("sif", &sif, "987652")] {
+        let o = env.run(&[
+            "exec",
+            p(image),
+            "sh",
+            "-c",
+            &format!("sleep {secs} >/dev/null 2>&1 & echo started"),
+        ]);
+        assert_eq!(stdout(&o), "started\n", "{kind}: {}", stderr(&o));
+        let gone = eventually(|| processes_running(&["sleep", secs]).is_empty());
+        for pid in processes_running(&["sleep", secs]) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+        }
+        assert!(
+            gone,
+            "{kind}: the container's background process outlived vessel"
+        );
+    }
+    // Nothing pins the image's loop device any more.
+    let sif_name = sif.to_string_lossy().into_owned();
+    assert!(eventually(|| {
+        let o = Command::new("losetup").arg("-a").output().unwrap();
+        !stdout(&o).contains(&sif_name)
+    }));
+    assert!(env.work_dirs_left().is_empty());
+}
+
+#[test]
+fn root_a_sigkilled_run_leaves_no_work_dir_after_the_next_run() {
+    if skip_unless_root("root_a_sigkilled_run_leaves_no_work_dir_after_the_next_run") {
+        return;
+    }
+    let (img, rootfs) = sandbox(&[]);
+    let sandbox_env = RunEnv::new("vessel-sec-");
+    let sif = img.path().join("k.sif");
+    let o = sandbox_env.run(&["build", p(&sif), p(&rootfs)]);
+    assert!(o.status.success(), "build: {}", stderr(&o));
+    let extract_env = RunEnv::new("vessel-sec-");
+    use_extract_driver(&extract_env);
+    for (kind, env, image) in [
+        ("sandbox", &sandbox_env, &rootfs),
+        ("extracted sif", &extract_env, &sif),
+    ] {
+        let mut running = env
+            .cmd(&["exec", p(image), "sleep", "987653"])
+            .spawn()
+            .unwrap();
+        assert!(
+            eventually(|| !processes_running(&["sleep", "987653"]).is_empty()),
+            "{kind}: the container did not start"
+        );
+        assert!(!env.work_dirs_left().is_empty(), "{kind}");
+        running.kill().unwrap();
+        running.wait().unwrap();
+        // The container dies with vessel (parent-death signal).
+        assert!(
+            eventually(|| processes_running(&["sleep", "987653"]).is_empty()),
+            "{kind}: the container outlived a SIGKILLed vessel"
+        );
+        // The next run removes what the killed one could not.
+        let o = env.run(&["exec", p(image), "true"]);
+        assert!(o.status.success(), "{kind}: {}", stderr(&o));
+        let left = env.work_dirs_left();
+        assert!(left.is_empty(), "{kind}: left behind: {left:?}");
+    }
+}
