@@ -196,10 +196,13 @@ fn make_writable(p: &Path) {
     }
 }
 
-/// The processes of one container, known by its mount namespace.
-#[derive(Debug, Clone, Copy)]
+/// The processes of one container, known by its mount namespace. The
+/// namespace is held open, so its inode number cannot be reused by another
+/// container's namespace while it is being compared.
+#[derive(Debug)]
 pub struct ContainerTree {
     ns: (u64, u64),
+    _held: std::fs::File,
 }
 
 fn mount_ns(pid: u32) -> Option<(u64, u64)> {
@@ -212,13 +215,15 @@ impl ContainerTree {
     /// it shares the runtime's mount namespace (never: the engine always
     /// creates one) or cannot be inspected.
     pub fn of(pid: Pid) -> Option<Self> {
-        let ns = mount_ns(pid.as_raw() as u32)?;
-        (Some(ns) != mount_ns(std::process::id())).then_some(Self { ns })
+        let held = std::fs::File::open(format!("/proc/{pid}/ns/mnt")).ok()?;
+        let m = held.metadata().ok()?;
+        let ns = (m.dev(), m.ino());
+        (Some(ns) != mount_ns(std::process::id())).then_some(Self { ns, _held: held })
     }
 
     /// SIGKILLs every process still in the container's mount namespace,
     /// until none is left (a process may fork while it is being killed).
-    pub fn kill_all(&self) {
+    pub fn kill_all(self) {
         for _ in 0..100 {
             let left = self.processes();
             if left.is_empty() {
