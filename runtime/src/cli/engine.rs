@@ -37,6 +37,13 @@ pub struct ContainerOpts {
     /// With --pid, run the command itself as PID 1 (no init).
     #[arg(long)]
     pub no_init: bool,
+    /// As root, keep every privilege in the container (no capability drop,
+    /// no no_new_privs, no masked /proc and /sys paths).
+    #[arg(long, conflicts_with = "no_privs")]
+    pub keep_privs: bool,
+    /// As root, drop every capability in the container.
+    #[arg(long)]
+    pub no_privs: bool,
     /// Run in a new network namespace with loopback only.
     #[arg(short = 'n', long)]
     pub net: bool,
@@ -129,6 +136,13 @@ pub fn engine_config(
     cfg.namespaces.user = o.userns;
     cfg.fakeroot = o.fakeroot;
     cfg.init = !o.no_init;
+    cfg.privileges = if o.keep_privs {
+        crate::engine::privs::Privileges::Keep
+    } else if o.no_privs {
+        crate::engine::privs::Privileges::None
+    } else {
+        crate::engine::privs::Privileges::Default
+    };
     cfg.image_driver = ctx.config.image_driver.clone();
     Ok(cfg)
 }

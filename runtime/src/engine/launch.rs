@@ -233,6 +233,8 @@ fn child(
             nix::unistd::ForkResult::Child => {}
         }
     }
+    super::privs::apply(cfg.privileges, cfg.namespaces.user)
+        .map_err(|e| ChildFailure::setup(EngineError::sys("dropping privileges", e)))?;
     // Give the command the signal state the runtime itself was started with.
     // SAFETY: resetting dispositions to default in a single-threaded child.
     unsafe {
@@ -415,7 +417,19 @@ mod tests {
         has("mount tmpfs -> /w/root/tmp tmpfs MS_NOSUID | MS_NODEV mode=1777");
         let bind = has("mount /data -> /w/root/mnt - MS_BIND | MS_REC");
         assert_eq!(calls[bind + 1], "setattr /w/root/mnt rdonly recursive");
-        assert!(!calls.iter().any(|c| c.contains("/sys")), "{calls:#?}");
+        assert!(
+            !calls.iter().any(|c| c.starts_with("mount /sys")),
+            "{calls:#?}"
+        );
+        // Confined root: runc's masked and read-only paths.
+        let kcore = has("mount /dev/null -> /w/root/proc/kcore - MS_BIND");
+        let sys_ro = has("mount /w/root/proc/sys -> /w/root/proc/sys - MS_BIND | MS_REC");
+        assert_eq!(
+            calls[sys_ro + 1],
+            "setattr /w/root/proc/sys rdonly recursive"
+        );
+        has("mount tmpfs -> /w/root/proc/acpi tmpfs MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC size=0");
+        assert!(proc_ < kcore);
         let pivot = has("pivot_root . .");
         assert!(bind < pivot && calls[pivot - 1] == "chdir /w/root");
         assert_eq!(calls.last().unwrap(), "chdir /");

@@ -16,6 +16,7 @@ pub mod init;
 pub mod launch;
 pub mod monitor;
 pub mod plan;
+pub mod privs;
 pub mod sys;
 
 pub use config::{Bind, EngineConfig, EnvOp, Namespaces, Runscript};
@@ -142,6 +143,10 @@ pub fn run(mut cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Error> {
     // child could inherit a held lock.
     if let Some(n) = thread_count().filter(|&n| n > 1) {
         return Err(EngineError::Threaded(n).into());
+    }
+    if !cfg.namespaces.user && cfg.privileges != privs::Privileges::Keep {
+        // The container's root must not reach the host through us.
+        privs::make_undumpable().map_err(|e| EngineError::sys("making vessel undumpable", e))?;
     }
     let mut signals = monitor::Signals::block()?;
     let status = match &image {

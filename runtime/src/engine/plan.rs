@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use nix::mount::{MntFlags, MsFlags};
 
 use super::config::EngineConfig;
+use super::privs::Privileges;
 use nix::errno::Errno;
 
 use super::sys::{MountAttr, Resolved, Syscalls};
@@ -19,6 +20,31 @@ use super::EngineError;
 
 /// Device nodes bound into a minimal (`--contain`) /dev.
 pub const CONTAINED_DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
+
+/// Paths hidden from a confined root container, and whether each is a
+/// directory (runc's `maskedPaths`).
+pub const MASKED: [(&str, bool); 11] = [
+    ("/proc/acpi", true),
+    ("/proc/asound", true),
+    ("/proc/kcore", false),
+    ("/proc/keys", false),
+    ("/proc/latency_stats", false),
+    ("/proc/timer_list", false),
+    ("/proc/timer_stats", false),
+    ("/proc/sched_debug", false),
+    ("/proc/scsi", true),
+    ("/sys/firmware", true),
+    ("/sys/devices/virtual/powercap", true),
+];
+
+/// Paths a confined root container sees read-only (runc's `readonlyPaths`).
+pub const READONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
 
 /// One setup action. Paths named `dst`, `dir`, `file` and `link` are paths
 /// inside the container, resolved under the root when the step is applied.
@@ -64,6 +90,16 @@ pub enum Step {
         /// The link.
         link: PathBuf,
     },
+    /// Hide a path if it exists: a read-only empty tmpfs over a directory,
+    /// /dev/null over a file.
+    Mask {
+        /// Path inside the container.
+        dst: PathBuf,
+        /// It is a directory.
+        dir: bool,
+    },
+    /// Make a path (and everything below it) read-only if it exists.
+    ReadonlyInPlace(PathBuf),
     /// Set the hostname (in the UTS namespace).
     Hostname(String),
     /// Bring up loopback in the new network namespace.
@@ -200,6 +236,19 @@ pub fn plan(
             readonly: b.readonly,
         });
     }
+    if cfg.privileges != Privileges::Keep && !cfg.namespaces.user {
+        // runc's defaults: kernel interfaces a root container must not
+        // read or change (core_pattern runs a program as host root).
+        for (path, dir) in MASKED {
+            steps.push(Step::Mask {
+                dst: path.into(),
+                dir,
+            });
+        }
+        for path in READONLY {
+            steps.push(Step::ReadonlyInPlace(path.into()));
+        }
+    }
     if let Some(h) = &cfg.hostname {
         steps.push(Step::Hostname(h.clone()));
     }
@@ -312,6 +361,52 @@ pub fn apply(steps: &[Step], root: &Path, sys: &mut dyn Syscalls) -> Result<(), 
             Step::Symlink { target, link } => sys
                 .symlink_in(root, target, link)
                 .map_err(setup_error(format!("creating {}", link.display())))?,
+            Step::Mask { dst, dir } => {
+                // Present or not depends on the kernel: absent is fine.
+                let Ok(t) = sys.resolve(root, dst) else {
+                    continue;
+                };
+                let what = setup_error(format!("masking {}", dst.display()));
+                if *dir {
+                    sys.mount(
+                        Some(Path::new("tmpfs")),
+                        t.path(),
+                        Some("tmpfs"),
+                        MsFlags::MS_RDONLY
+                            | MsFlags::MS_NOSUID
+                            | MsFlags::MS_NODEV
+                            | MsFlags::MS_NOEXEC,
+                        Some("size=0"),
+                    )
+                    .map_err(what)?;
+                } else {
+                    sys.mount(
+                        Some(Path::new("/dev/null")),
+                        t.path(),
+                        None,
+                        MsFlags::MS_BIND,
+                        None,
+                    )
+                    .map_err(what)?;
+                }
+            }
+            Step::ReadonlyInPlace(dst) => {
+                let Ok(t) = sys.resolve(root, dst) else {
+                    continue;
+                };
+                let what = setup_error(format!("making {} read-only", dst.display()));
+                sys.mount(
+                    Some(t.path()),
+                    t.path(),
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                )
+                .map_err(&what)?;
+                let t = target(sys, root, dst)?;
+                sys.mount_setattr(t.path(), MountAttr::RDONLY, true)
+                    .map_err(&what)?;
+            }
             Step::Hostname(h) => sys
                 .sethostname(h)
                 .map_err(setup_error(format!("setting hostname {h:?}")))?,
@@ -417,6 +512,26 @@ mod tests {
         assert!(
             matches!(steps.last().unwrap(), Step::Chdir { candidates, required: true } if candidates[0] == Path::new("/data"))
         );
+    }
+
+    #[test]
+    fn only_confined_root_containers_get_masked_paths() {
+        let masked = |c: &EngineConfig| {
+            plan(c, &input(), &|_| true)
+                .unwrap()
+                .iter()
+                .filter(|s| matches!(s, Step::Mask { .. } | Step::ReadonlyInPlace(_)))
+                .count()
+        };
+        let mut c = cfg();
+        assert_eq!(masked(&c), MASKED.len() + READONLY.len());
+        c.privileges = Privileges::None;
+        assert_eq!(masked(&c), MASKED.len() + READONLY.len());
+        c.privileges = Privileges::Keep;
+        assert_eq!(masked(&c), 0);
+        c.privileges = Privileges::Default;
+        c.namespaces.user = true;
+        assert_eq!(masked(&c), 0);
     }
 
     #[test]

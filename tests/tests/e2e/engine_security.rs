@@ -596,3 +596,72 @@ fn root_a_sigkilled_run_leaves_no_work_dir_after_the_next_run() {
         assert!(left.is_empty(), "{kind}: left behind: {left:?}");
     }
 }
+
+/// The `CapEff` line of /proc/self/status of this process.
+fn host_cap_eff() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap()
+        .lines()
+        .find(|l| l.starts_with("CapEff:"))
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn root_containers_are_confined_unless_asked() {
+    if skip_unless_root("root_containers_are_confined_unless_asked") {
+        return;
+    }
+    let env = RunEnv::new("vessel-sec-");
+    let (_img, rootfs) = sandbox(&[]);
+    let (_b, tiocsti) = static_c_binary("tiocsti", TIOCSTI_C);
+    std::fs::copy(&tiocsti, rootfs.join("bin/tiocsti")).unwrap();
+    set_mode(&rootfs.join("bin/tiocsti"), 0o755);
+    // What a root container tries: its capabilities, core_pattern (runs a
+    // program as host root), the host root through vessel's /proc entry,
+    // kernel memory.
+    let probe = "grep -E '^(CapEff|NoNewPrivs)' /proc/self/status; \
+                 v=$(cat /proc/sys/kernel/core_pattern); \
+                 (echo \"$v\" > /proc/sys/kernel/core_pattern) 2>/dev/null && echo wrote-core-pattern; \
+                 ls /proc/$PPID/root/ >/dev/null 2>&1 && echo reached-host-root; \
+                 head -c 1 /proc/kcore 2>/dev/null | wc -c";
+    let o = env.run(&["exec", p(&rootfs), "sh", "-c", probe]);
+    assert_eq!(
+        stdout(&o),
+        "CapEff:\t00000000a80425fb\nNoNewPrivs:\t1\n0\n",
+        "{}",
+        stderr(&o)
+    );
+    let o = env.run(&["exec", "--no-privs", p(&rootfs), "sh", "-c", probe]);
+    assert_eq!(
+        stdout(&o),
+        "CapEff:\t0000000000000000\nNoNewPrivs:\t1\n0\n",
+        "{}",
+        stderr(&o)
+    );
+    let o = env.run(&[
+        "exec",
+        "--keep-privs",
+        p(&rootfs),
+        "grep",
+        "-E",
+        "^(CapEff|NoNewPrivs)",
+        "/proc/self/status",
+    ]);
+    assert_eq!(
+        stdout(&o),
+        format!("{}\nNoNewPrivs:\t0\n", host_cap_eff()),
+        "{}",
+        stderr(&o)
+    );
+    // Without CAP_SYS_ADMIN, a root container cannot type into the
+    // caller's terminal either.
+    let o = under_a_pty(&env, &["exec", p(&rootfs), "/bin/tiocsti"], false);
+    let out = stdout(&o).replace('\r', "");
+    assert!(
+        out.contains("tiocsti: Operation not permitted") && !out.contains("tiocsti=ok"),
+        "{out:?} {}",
+        stderr(&o)
+    );
+    assert!(env.work_dirs_left().is_empty());
+}
