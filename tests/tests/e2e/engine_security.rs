@@ -527,8 +527,23 @@ fn root_background_processes_die_with_the_container() {
     let sif = img.path().join("bg.sif");
     let o = env.run(&["build", p(&sif), p(&rootfs)]);
     assert!(o.status.success(), "build: {}", stderr(&o));
-    for (kind, image, secs) in [("sandbox", &rootfs, "987651"), ("sif", &sif, "987652")] {
-        let o = env.run(&[
+    let nobody = nobody_has_userns();
+    for (kind, image, secs, as_user) in [
+        ("sandbox", &rootfs, "987651", false),
+        ("sif", &sif, "987652", false),
+        ("unprivileged sandbox", &rootfs, "987654", true),
+    ] {
+        if as_user && !nobody {
+            continue;
+        }
+        let run = |args: &[&str]| {
+            if as_user {
+                env.run_as_nobody(args)
+            } else {
+                env.run(args)
+            }
+        };
+        let o = run(&[
             "exec",
             p(image),
             "sh",
