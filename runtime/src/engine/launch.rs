@@ -235,6 +235,10 @@ fn child(
     }
     super::privs::apply(cfg.privileges, cfg.namespaces.user)
         .map_err(|e| ChildFailure::setup(EngineError::sys("dropping privileges", e)))?;
+    if cfg.privileges != super::privs::Privileges::Keep && !cfg.namespaces.user {
+        super::seccomp::install_default()
+            .map_err(|e| ChildFailure::setup(format!("installing the {e}")))?;
+    }
     // Give the command the signal state the runtime itself was started with.
     // SAFETY: resetting dispositions to default in a single-threaded child.
     unsafe {

@@ -17,6 +17,7 @@ pub mod launch;
 pub mod monitor;
 pub mod plan;
 pub mod privs;
+pub mod seccomp;
 pub mod sys;
 
 pub use config::{Bind, EngineConfig, EnvOp, Namespaces, Runscript};

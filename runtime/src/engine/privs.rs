@@ -4,15 +4,15 @@
 //! confines it the way Docker does: the command keeps only Docker's default
 //! capability set ([`DEFAULT_CAPS`], bounding set included, so no exec can
 //! regain the others), runs with `no_new_privs`, and sees the `/proc` and
-//! `/sys` paths runc masks hidden or read-only (see `plan`). The runtime
+//! `/sys` paths runc masks hidden or read-only (see `plan`) and a default
+//! seccomp filter (see `seccomp`). The runtime
 //! and the container's init are made non-dumpable, so the container cannot
 //! reach the host through `/proc/<runtime pid>/root` or ptrace them.
 //! `--keep-privs` keeps everything (Apptainer's behaviour); `--no-privs`
 //! drops every capability. Containers in a user namespace (every
 //! unprivileged run) hold capabilities only over their own namespace and
-//! keep them; `no_new_privs` and the masks apply to them too.
-//!
-//! Not done yet: a default seccomp filter.
+//! keep them, as well as their mounts and syscalls; `no_new_privs` applies
+//! to them too.
 
 use nix::errno::Errno;
 

@@ -669,6 +669,13 @@ fn root_containers_are_confined_unless_asked() {
         "{}",
         stderr(&o)
     );
+    // The default seccomp filter: no user namespace from inside (it needs
+    // no capability), unless privileges are kept.
+    let userns = "unshare -U true 2>/dev/null && echo made-a-userns || echo refused";
+    let o = env.run(&["exec", p(&rootfs), "sh", "-c", userns]);
+    assert_eq!(stdout(&o), "refused\n", "{}", stderr(&o));
+    let o = env.run(&["exec", "--keep-privs", p(&rootfs), "sh", "-c", userns]);
+    assert_eq!(stdout(&o), "made-a-userns\n", "{}", stderr(&o));
     // Without CAP_SYS_ADMIN, a root container cannot type into the
     // caller's terminal either.
     let o = under_a_pty(&env, &["exec", p(&rootfs), "/bin/tiocsti"], false);
