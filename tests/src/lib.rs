@@ -549,3 +549,51 @@ pub fn forged_plugin(
     w.finish().unwrap();
     out
 }
+
+/// A tmpfs mounted (by root) at a directory for one test; unmounted (lazily,
+/// so a test failure cannot leave it) when dropped.
+#[derive(Debug)]
+pub struct TmpfsMount(PathBuf);
+
+impl TmpfsMount {
+    /// Mounts a small tmpfs at `dir` (created if missing) with `mode`.
+    pub fn new(dir: &Path, mode: u32) -> Self {
+        std::fs::create_dir_all(dir).expect("create tmpfs mount point");
+        nix::mount::mount(
+            Some("tmpfs"),
+            dir,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some(format!("size=1m,mode={mode:o}").as_str()),
+        )
+        .unwrap_or_else(|e| panic!("mount tmpfs at {}: {e}", dir.display()));
+        Self(dir.to_owned())
+    }
+}
+
+impl Drop for TmpfsMount {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.0, nix::mount::MntFlags::MNT_DETACH);
+    }
+}
+
+/// A static binary compiled (gcc -static) from the C source `src`, under a
+/// world-readable dir in the temp dir removed with the returned guard.
+pub fn static_c_binary(name: &str, src: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::Builder::new()
+        .prefix("vessel-cbin-")
+        .tempdir()
+        .expect("create dir for a C helper");
+    set_mode(dir.path(), 0o755);
+    let c = dir.path().join(format!("{name}.c"));
+    std::fs::write(&c, src).expect("write C source");
+    let bin = dir.path().join(name);
+    run_ok(
+        Command::new("gcc")
+            .args(["-static", "-O1", "-o"])
+            .arg(&bin)
+            .arg(&c),
+    );
+    set_mode(&bin, 0o755);
+    (dir, bin)
+}

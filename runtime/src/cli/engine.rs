@@ -30,9 +30,20 @@ pub struct ContainerOpts {
     /// Hostname inside the container (implies a UTS namespace).
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
-    /// Run in a new PID namespace: the command is PID 1.
+    /// Run in a new PID namespace, under a tiny init (PID 1) that forwards
+    /// signals and reaps orphans.
     #[arg(short = 'p', long)]
     pub pid: bool,
+    /// With --pid, run the command itself as PID 1 (no init).
+    #[arg(long)]
+    pub no_init: bool,
+    /// As root, keep every privilege in the container (no capability drop,
+    /// no no_new_privs, no masked /proc and /sys paths).
+    #[arg(long, conflicts_with = "no_privs")]
+    pub keep_privs: bool,
+    /// As root, drop every capability in the container.
+    #[arg(long)]
+    pub no_privs: bool,
     /// Run in a new network namespace with loopback only.
     #[arg(short = 'n', long)]
     pub net: bool,
@@ -124,6 +135,14 @@ pub fn engine_config(
     cfg.namespaces.ipc = o.ipc;
     cfg.namespaces.user = o.userns;
     cfg.fakeroot = o.fakeroot;
+    cfg.init = !o.no_init;
+    cfg.privileges = if o.keep_privs {
+        vessel::engine::privs::Privileges::Keep
+    } else if o.no_privs {
+        vessel::engine::privs::Privileges::None
+    } else {
+        vessel::engine::privs::Privileges::Default
+    };
     cfg.image_driver = ctx.config.image_driver.clone();
     Ok(cfg)
 }

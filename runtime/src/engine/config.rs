@@ -140,6 +140,11 @@ pub struct EngineConfig {
     pub namespaces: Namespaces,
     /// Map the user to root inside a user namespace.
     pub fakeroot: bool,
+    /// What the command may do as root (see `privs`).
+    pub privileges: super::privs::Privileges,
+    /// With a PID namespace, run a tiny init as PID 1 that forwards signals
+    /// to the command and reaps orphans (`--no-init` turns it off).
+    pub init: bool,
     /// Free-form key/values for plugins to pass information along.
     pub annotations: BTreeMap<String, String>,
     /// Name of the image driver to use (`image_driver` in vessel.toml).
@@ -164,6 +169,8 @@ impl EngineConfig {
             cwd: None,
             namespaces: Namespaces::default(),
             fakeroot: false,
+            init: true,
+            privileges: super::privs::Privileges::Default,
             annotations: BTreeMap::new(),
             image_driver: None,
             home: std::env::var_os("HOME").map(PathBuf::from),

@@ -8,7 +8,7 @@
 
 use std::ffi::CString;
 use std::io::Read;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -20,7 +20,7 @@ use nix::unistd::Pid;
 
 use super::config::EngineConfig;
 use super::plan::{apply, plan, PlanInput};
-use super::sys::RealSyscalls;
+use super::sys::{open_in_root, RealSyscalls, Syscalls};
 use super::EngineError;
 use crate::image::driver::{ImageDriver, MountRequest};
 use crate::image::Image;
@@ -56,6 +56,8 @@ impl std::fmt::Debug for Launch<'_> {
 pub struct Started {
     /// Its pid (in the runtime's pid namespace).
     pub pid: Pid,
+    /// Its processes, to kill what it leaves running.
+    pub tree: Option<super::cleanup::ContainerTree>,
 }
 
 /// Why the child did not exec.
@@ -102,7 +104,14 @@ pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
     let mut l = l;
     let wr_ref = &wr;
     let cb = Box::new(|| -> isize {
-        let fail = match child(&mut l, uid, gid, host_cwd.clone(), host_env.clone()) {
+        let fail = match child(
+            &mut l,
+            uid,
+            gid,
+            host_cwd.clone(),
+            host_env.clone(),
+            wr_ref.as_raw_fd(),
+        ) {
             Err(f) => f,
             Ok(never) => match never {},
         };
@@ -123,11 +132,14 @@ pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
     // or _exits.
     let pid = unsafe { nix::sched::clone(cb, &mut stack, flags, Some(libc::SIGCHLD)) }
         .map_err(|e| EngineError::sys("creating the container process", e))?;
+    // Known now, while the child sets up: a command that ends at once is
+    // a zombie without namespaces by the time its exec is reported.
+    let tree = super::cleanup::ContainerTree::of(pid);
     drop(wr);
-    read_fate(rd, pid)
+    read_fate(rd, pid).map(|pid| Started { pid, tree })
 }
 
-fn read_fate(rd: OwnedFd, pid: Pid) -> Result<Started, EngineError> {
+fn read_fate(rd: OwnedFd, pid: Pid) -> Result<Pid, EngineError> {
     let mut buf = Vec::new();
     let mut f = std::fs::File::from(rd);
     if let Err(e) = f.read_to_end(&mut buf) {
@@ -139,7 +151,7 @@ fn read_fate(rd: OwnedFd, pid: Pid) -> Result<Started, EngineError> {
         ));
     }
     if buf.is_empty() {
-        return Ok(Started { pid });
+        return Ok(pid);
     }
     let _ = super::monitor::reap(pid);
     let message = String::from_utf8_lossy(&buf[1..]).into_owned();
@@ -163,50 +175,25 @@ fn child(
     gid: u32,
     host_cwd: Option<PathBuf>,
     host_env: Vec<(String, String)>,
+    fate_fd: RawFd,
 ) -> Result<std::convert::Infallible, ChildFailure> {
     // The container must not outlive the runtime: its mounts go with it.
     // SAFETY: prctl with integer arguments.
     unsafe { libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) };
+    // A session of its own, without a controlling terminal: the container
+    // cannot open /dev/tty, nor (without CAP_SYS_ADMIN) push input into the
+    // caller's terminal with TIOCSTI (bubblewrap's CVE-2017-5226). It still
+    // reads and writes the terminal through the descriptors it inherited;
+    // terminal signals (Ctrl-C) reach the runtime, which forwards them.
+    nix::unistd::setsid()
+        .map_err(|e| ChildFailure::setup(EngineError::sys("starting a new session", e)))?;
     let cfg = l.cfg;
     if cfg.namespaces.user {
         map_ids(cfg.fakeroot, uid, gid).map_err(ChildFailure::setup)?;
     }
-    nix::mount::mount(
-        None::<&str>,
-        "/",
-        None::<&str>,
-        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
-        None::<&str>,
-    )
-    .map_err(|e| ChildFailure::setup(EngineError::sys("making mounts private", e)))?;
-    match (l.image, l.driver.as_mut()) {
-        (Image::Sandbox(dir), _) => nix::mount::mount(
-            Some(dir.as_path()),
-            l.root,
-            None::<&str>,
-            MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
-        )
-        .map_err(|e| {
-            ChildFailure::setup(EngineError::sys(&format!("binding {}", dir.display()), e))
-        })?,
-        (Image::Squashfs { .. }, Some((driver, req))) => {
-            driver.mount(req, l.root).map_err(ChildFailure::setup)?
-        }
-        (Image::Squashfs { path, .. }, None) => {
-            return Err(ChildFailure::setup(format!(
-                "image {}: no driver to mount it",
-                path.display()
-            )))
-        }
-    }
-    let input = PlanInput {
-        root: l.root,
-        readonly_root: true,
-        host_cwd,
-    };
-    let steps = plan(cfg, &input, &|p| p.exists()).map_err(ChildFailure::setup)?;
-    apply(&steps, &mut RealSyscalls).map_err(ChildFailure::setup)?;
+    let root = l.root;
+    let exists = |inside: &Path| open_in_root(root, inside).is_ok();
+    setup_root(l, host_cwd, &mut RealSyscalls, &exists)?;
 
     let env = cfg.environment(host_env.into_iter());
     let argv = command_argv(cfg);
@@ -231,6 +218,27 @@ fn child(
         .collect::<Result<Vec<_>, _>>()?;
     let c_prog = cstr(prog.as_os_str().as_bytes())?;
 
+    if cfg.namespaces.pid && cfg.init {
+        // SAFETY: this process is single-threaded (a fresh clone of a
+        // single-threaded runtime).
+        match unsafe { nix::unistd::fork() }
+            .map_err(|e| ChildFailure::setup(EngineError::sys("starting the command", e)))?
+        {
+            nix::unistd::ForkResult::Parent { child } => {
+                // Only the command reports its exec: EOF once it has.
+                // SAFETY: closes this process's copy of the pipe's write end.
+                unsafe { libc::close(fate_fd) };
+                super::init::run(child)
+            }
+            nix::unistd::ForkResult::Child => {}
+        }
+    }
+    super::privs::apply(cfg.privileges, cfg.namespaces.user)
+        .map_err(|e| ChildFailure::setup(EngineError::sys("dropping privileges", e)))?;
+    if cfg.privileges != super::privs::Privileges::Keep && !cfg.namespaces.user {
+        super::seccomp::install_default()
+            .map_err(|e| ChildFailure::setup(format!("installing the {e}")))?;
+    }
     // Give the command the signal state the runtime itself was started with.
     // SAFETY: resetting dispositions to default in a single-threaded child.
     unsafe {
@@ -257,6 +265,54 @@ fn child(
             e.desc().to_lowercase()
         )),
     })
+}
+
+/// Builds the container's root in its fresh mount namespace: mounts stop
+/// propagating, the image is mounted at the root, then the planned steps
+/// run through `sys` (pivot_root included). `exists` answers, for a path
+/// inside the container, whether it resolves inside the root.
+fn setup_root(
+    l: &mut Launch<'_>,
+    host_cwd: Option<PathBuf>,
+    sys: &mut dyn Syscalls,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<(), ChildFailure> {
+    sys.mount(
+        None,
+        Path::new("/"),
+        None,
+        MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+        None,
+    )
+    .map_err(|e| ChildFailure::setup(EngineError::sys("making mounts private", e)))?;
+    match (l.image, l.driver.as_mut()) {
+        (Image::Sandbox(dir), _) => sys
+            .mount(
+                Some(dir.as_path()),
+                l.root,
+                None,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None,
+            )
+            .map_err(|e| {
+                ChildFailure::setup(EngineError::sys(&format!("binding {}", dir.display()), e))
+            })?,
+        (Image::Squashfs { .. }, Some((driver, req))) => driver
+            .mount_with(req, l.root, sys)
+            .map_err(ChildFailure::setup)?,
+        (Image::Squashfs { path, .. }, None) => {
+            return Err(ChildFailure::setup(format!(
+                "image {}: no driver to mount it",
+                path.display()
+            )))
+        }
+    }
+    let input = PlanInput {
+        readonly_root: true,
+        host_cwd,
+    };
+    let steps = plan(l.cfg, &input, exists).map_err(ChildFailure::setup)?;
+    apply(&steps, l.root, sys).map_err(ChildFailure::setup)
 }
 
 /// The argv to exec: the runscript with its args when the image has one
@@ -309,6 +365,102 @@ fn map_ids(fakeroot: bool, uid: u32, gid: u32) -> Result<(), EngineError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::config::Bind;
+    use crate::engine::sys::Recorder;
+    use crate::image::driver::{Extract, MountRequest};
+
+    fn request() -> MountRequest {
+        MountRequest {
+            image: "/img.sif".into(),
+            offset: 0,
+            size: 0,
+            unprivileged: false,
+            workdir: "/w".into(),
+        }
+    }
+
+    fn recorded<'a>(
+        cfg: &'a EngineConfig,
+        image: &'a Image,
+        driver: Option<(&'a mut dyn ImageDriver, &'a MountRequest)>,
+    ) -> Vec<String> {
+        let mut l = Launch {
+            cfg,
+            image,
+            driver,
+            root: Path::new("/w/root"),
+            mask: SigSet::empty(),
+        };
+        let mut rec = Recorder::default();
+        // Everything exists in the image except /sys.
+        setup_root(&mut l, None, &mut rec, &|p| p != Path::new("/sys")).unwrap();
+        rec.calls
+    }
+
+    #[test]
+    fn a_contained_sandbox_run_with_a_ro_bind_mounts_in_this_order() {
+        let mut cfg = EngineConfig::new("/img", vec!["true".into()]);
+        cfg.contain = true;
+        cfg.binds.push(Bind::parse("/data:/mnt:ro").unwrap());
+        let calls = recorded(&cfg, &Image::Sandbox("/img".into()), None);
+        let has = |want: &str| {
+            calls
+                .iter()
+                .position(|c| c == want)
+                .unwrap_or_else(|| panic!("no {want:?} in {calls:#?}"))
+        };
+        assert_eq!(has("mount none -> / - MS_REC | MS_PRIVATE"), 0);
+        assert_eq!(has("mount /img -> /w/root - MS_BIND | MS_REC"), 1);
+        assert_eq!(has("setattr /w/root rdonly,nosuid,nodev recursive"), 2);
+        let proc_ = has("mount /proc -> /w/root/proc - MS_BIND | MS_REC");
+        let dev = has(
+            "mount tmpfs -> /w/root/dev tmpfs MS_NOSUID | MS_NODEV | MS_NOEXEC mode=755,size=1m",
+        );
+        let null = has("mount /dev/null -> /w/root/dev/null - MS_BIND");
+        assert!(has("touch /w/root/dev/null") < null && dev < null && proc_ < dev);
+        has("mount tmpfs -> /w/root/tmp tmpfs MS_NOSUID | MS_NODEV mode=1777");
+        let bind = has("mount /data -> /w/root/mnt - MS_BIND | MS_REC");
+        assert_eq!(calls[bind + 1], "setattr /w/root/mnt rdonly recursive");
+        assert!(
+            !calls.iter().any(|c| c.starts_with("mount /sys")),
+            "{calls:#?}"
+        );
+        // Confined root: runc's masked and read-only paths.
+        let kcore = has("mount /dev/null -> /w/root/proc/kcore - MS_BIND");
+        let sys_ro = has("mount /w/root/proc/sys -> /w/root/proc/sys - MS_BIND | MS_REC");
+        assert_eq!(
+            calls[sys_ro + 1],
+            "setattr /w/root/proc/sys rdonly recursive"
+        );
+        has("mount tmpfs -> /w/root/proc/acpi tmpfs MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC size=0");
+        assert!(proc_ < kcore);
+        let pivot = has("pivot_root . .");
+        assert!(bind < pivot && calls[pivot - 1] == "chdir /w/root");
+        assert_eq!(calls.last().unwrap(), "chdir /");
+    }
+
+    #[test]
+    fn an_extracted_image_is_bound_then_locked_down() {
+        let cfg = EngineConfig::new("/img.sif", vec!["true".into()]);
+        let mut d = Extract::with_extracted("/w/rootfs".into());
+        let image = Image::Squashfs {
+            path: "/img.sif".into(),
+            offset: 0,
+            size: 0,
+        };
+        let req = request();
+        let calls = recorded(&cfg, &image, Some((&mut d, &req)));
+        assert_eq!(
+            calls[1..3],
+            [
+                "mount /w/rootfs -> /w/root - MS_BIND | MS_REC",
+                "setattr /w/root rdonly,nosuid,nodev recursive"
+            ]
+        );
+        // Not contained: host /dev and /tmp recursively.
+        assert!(calls.contains(&"mount /tmp -> /w/root/tmp - MS_BIND | MS_REC".to_string()));
+        assert!(calls.contains(&"mount /dev -> /w/root/dev - MS_BIND | MS_REC".to_string()));
+    }
 
     #[test]
     fn resolves_commands_like_a_shell() {

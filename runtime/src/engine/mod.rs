@@ -9,11 +9,15 @@ use std::path::{Path, PathBuf};
 
 use nix::sys::signal::Signal;
 
+pub mod cleanup;
 pub mod config;
 pub mod hooks;
+pub mod init;
 pub mod launch;
 pub mod monitor;
 pub mod plan;
+pub mod privs;
+pub mod seccomp;
 pub mod sys;
 
 pub use config::{Bind, EngineConfig, EnvOp, Namespaces, Runscript};
@@ -128,7 +132,7 @@ pub fn run(mut cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Error> {
         hooks.register_image_drivers(&mut registry, unprivileged)?;
     }
 
-    let workdir = WorkDir::new()?;
+    let workdir = cleanup::WorkDir::new()?;
     let root = workdir.path().join("root");
     std::fs::create_dir(&root).map_err(|e| EngineError::Setup {
         what: format!("creating {}", root.display()),
@@ -140,6 +144,10 @@ pub fn run(mut cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Error> {
     // child could inherit a held lock.
     if let Some(n) = thread_count().filter(|&n| n > 1) {
         return Err(EngineError::Threaded(n).into());
+    }
+    if !cfg.namespaces.user && cfg.privileges != privs::Privileges::Keep {
+        // The container's root must not reach the host through us.
+        privs::make_undumpable().map_err(|e| EngineError::sys("making vessel undumpable", e))?;
     }
     let mut signals = monitor::Signals::block()?;
     let status = match &image {
@@ -202,6 +210,21 @@ fn launch_and_monitor<'a>(
     })?;
     let pid = started.pid;
     tracing::debug!("container process {pid} started");
+    let tree = started.tree;
+    let r = monitor_container(cfg, pid, signals, hooks);
+    // Whatever the command left running dies with it (see `cleanup`).
+    if let Some(tree) = tree {
+        tree.kill_all();
+    }
+    r
+}
+
+fn monitor_container(
+    cfg: &EngineConfig,
+    pid: nix::unistd::Pid,
+    signals: &mut monitor::Signals,
+    hooks: &mut dyn Hooks,
+) -> Result<i32, Error> {
     if let Err(e) = hooks.post_start(cfg, pid) {
         let _ = nix::sys::signal::kill(pid, Signal::SIGKILL);
         let _ = monitor::reap(pid);
@@ -229,62 +252,4 @@ fn thread_count() -> Option<usize> {
         .lines()
         .find_map(|l| l.strip_prefix("Threads:"))
         .and_then(|n| n.trim().parse().ok())
-}
-
-/// The private work dir of one run (mount point of the root, extracted
-/// images); removed on drop even when the container left read-only
-/// directories in it.
-#[derive(Debug)]
-struct WorkDir(Option<tempfile::TempDir>);
-
-impl WorkDir {
-    fn new() -> Result<Self, EngineError> {
-        let d = tempfile::Builder::new()
-            .prefix("vessel-")
-            .tempdir()
-            .map_err(|e| EngineError::Setup {
-                what: format!("creating a work dir in {}", std::env::temp_dir().display()),
-                reason: io_reason(&e),
-            })?;
-        Ok(Self(Some(d)))
-    }
-
-    fn path(&self) -> &Path {
-        self.0
-            .as_ref()
-            .map_or(Path::new("/nonexistent"), |d| d.path())
-    }
-}
-
-impl Drop for WorkDir {
-    fn drop(&mut self) {
-        if let Some(d) = self.0.take() {
-            let p = d.keep();
-            make_writable(&p);
-            if let Err(e) = std::fs::remove_dir_all(&p) {
-                tracing::warn!("removing {}: {}", p.display(), io_reason(&e));
-            }
-        }
-    }
-}
-
-/// Adds owner rwx to every directory below `p` so it can be removed
-/// (extracted images keep their read-only directory modes).
-fn make_writable(p: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    let Ok(meta) = std::fs::symlink_metadata(p) else {
-        return;
-    };
-    if !meta.is_dir() {
-        return;
-    }
-    let mode = meta.permissions().mode();
-    if mode & 0o700 != 0o700 {
-        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode | 0o700));
-    }
-    if let Ok(rd) = std::fs::read_dir(p) {
-        for e in rd.flatten() {
-            make_writable(&e.path());
-        }
-    }
 }

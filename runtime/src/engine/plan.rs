@@ -3,41 +3,76 @@
 //!
 //! Everything here runs in the container's own mount namespace (made
 //! private first), so nothing propagates to the host and every mount is
-//! released when the namespace dies with its last process.
+//! released when the namespace dies with its last process. Every path
+//! inside the container is resolved inside the root ([`Syscalls::resolve`]),
+//! never joined onto it as a string: the image may be hostile.
 
 use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
 
 use super::config::EngineConfig;
-use super::sys::Syscalls;
+use super::privs::Privileges;
+use nix::errno::Errno;
+
+use super::sys::{MountAttr, Resolved, Syscalls};
 use super::EngineError;
 
 /// Device nodes bound into a minimal (`--contain`) /dev.
 pub const CONTAINED_DEVICES: [&str; 6] = ["null", "zero", "full", "random", "urandom", "tty"];
 
-/// One setup action.
+/// Paths hidden from a confined root container, and whether each is a
+/// directory (runc's `maskedPaths`).
+pub const MASKED: [(&str, bool); 11] = [
+    ("/proc/acpi", true),
+    ("/proc/asound", true),
+    ("/proc/kcore", false),
+    ("/proc/keys", false),
+    ("/proc/latency_stats", false),
+    ("/proc/timer_list", false),
+    ("/proc/timer_stats", false),
+    ("/proc/sched_debug", false),
+    ("/proc/scsi", true),
+    ("/sys/firmware", true),
+    ("/sys/devices/virtual/powercap", true),
+];
+
+/// Paths a confined root container sees read-only (runc's `readonlyPaths`).
+pub const READONLY: [&str; 5] = [
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+];
+
+/// One setup action. Paths named `dst`, `dir`, `file` and `link` are paths
+/// inside the container, resolved under the root when the step is applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Step {
+    /// Lock down the mounts the image root is made of (recursively):
+    /// nosuid and nodev always, read-only with `readonly`.
+    SecureRoot {
+        /// Make the whole root read-only.
+        readonly: bool,
+    },
     /// Bind `src` onto `dst`; `recursive` includes submounts; `readonly`
-    /// remounts the bind read-only (keeping the flags a user namespace locks).
+    /// makes the bind and everything mounted below it read-only.
     Bind {
         /// Host path.
         src: PathBuf,
-        /// Target under the new root.
+        /// Target inside the container.
         dst: PathBuf,
         /// rbind instead of bind.
         recursive: bool,
-        /// Remount read-only after binding.
+        /// Make read-only (recursively) after binding.
         readonly: bool,
     },
-    /// Remount an existing mount read-only.
-    RemountReadonly(PathBuf),
     /// Mount a pseudo filesystem (proc, tmpfs).
     Mount {
         /// Filesystem type, also used as the source name.
         fstype: String,
-        /// Target under the new root.
+        /// Target inside the container.
         dst: PathBuf,
         /// Mount flags.
         flags: MsFlags,
@@ -55,12 +90,22 @@ pub enum Step {
         /// The link.
         link: PathBuf,
     },
+    /// Hide a path if it exists: a read-only empty tmpfs over a directory,
+    /// /dev/null over a file.
+    Mask {
+        /// Path inside the container.
+        dst: PathBuf,
+        /// It is a directory.
+        dir: bool,
+    },
+    /// Make a path (and everything below it) read-only if it exists.
+    ReadonlyInPlace(PathBuf),
     /// Set the hostname (in the UTS namespace).
     Hostname(String),
     /// Bring up loopback in the new network namespace.
     LoopbackUp,
     /// Make the new root `/` and detach the old one.
-    PivotRoot(PathBuf),
+    PivotRoot,
     /// Change into the first candidate that exists; with `required`, the
     /// first candidate must exist.
     Chdir {
@@ -71,36 +116,28 @@ pub enum Step {
     },
 }
 
-/// Where a container path lands under the new root before pivot_root.
-pub fn under(root: &Path, inside: &Path) -> PathBuf {
-    root.join(inside.strip_prefix("/").unwrap_or(inside))
-}
-
 /// What the plan needs to know besides the config.
 #[derive(Debug, Clone)]
-pub struct PlanInput<'a> {
-    /// The new root (the image is mounted there already).
-    pub root: &'a Path,
-    /// The root is a bind of a host directory (sandbox) and is made read-only.
+pub struct PlanInput {
+    /// The root is made read-only (it always is today: images are immutable).
     pub readonly_root: bool,
     /// The host working directory, tried when no `--pwd` is given.
     pub host_cwd: Option<PathBuf>,
 }
 
-/// Computes the setup steps; `exists` says whether a path (under the new
-/// root) exists, so mount points missing from a read-only image are skipped
-/// (system mounts) or refused (user binds) instead of failing half-way.
+/// Computes the setup steps; `exists` says whether a path inside the
+/// container exists (resolved inside the root), so mount points missing
+/// from a read-only image are skipped (system mounts) or refused (user
+/// binds) instead of failing half-way.
 pub fn plan(
     cfg: &EngineConfig,
-    input: &PlanInput<'_>,
+    input: &PlanInput,
     exists: &dyn Fn(&Path) -> bool,
 ) -> Result<Vec<Step>, EngineError> {
-    let root = input.root;
-    let mut steps = Vec::new();
-    if input.readonly_root {
-        steps.push(Step::RemountReadonly(root.to_owned()));
-    }
-    let at = |p: &str| under(root, Path::new(p));
+    let mut steps = vec![Step::SecureRoot {
+        readonly: input.readonly_root,
+    }];
+    let at = |p: &str| Path::new("/").join(p);
     let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
 
     if exists(&at("proc")) {
@@ -121,10 +158,12 @@ pub fn plan(
     if exists(&at("dev")) {
         if cfg.contain {
             let dev = at("dev");
+            // nodev is safe: each device is a bind of the host node, a
+            // mount of its own with the host /dev's flags.
             steps.push(Step::Mount {
                 fstype: "tmpfs".into(),
                 dst: dev.clone(),
-                flags: MsFlags::MS_NOSUID | MsFlags::MS_NOEXEC,
+                flags: nodev | MsFlags::MS_NOEXEC,
                 data: Some("mode=755,size=1m".into()),
             });
             for d in CONTAINED_DEVICES {
@@ -173,29 +212,42 @@ pub fn plan(
                 data: Some("mode=1777".into()),
             });
         } else {
-            steps.push(bind("/tmp", at("tmp"), false, false));
+            // Recursive: a non-recursive bind of a tree with mounts below
+            // it is refused in a user namespace (they are locked to it).
+            steps.push(bind("/tmp", at("tmp"), true, false));
         }
     }
     if let Some(home) = cfg.home_bind() {
-        let dst = under(root, home);
         // Inside /tmp the home is already there through the /tmp bind.
-        if exists(&dst) && !home.starts_with("/tmp") {
-            steps.push(bind(&home.to_string_lossy(), dst, true, false));
+        if exists(home) && !home.starts_with("/tmp") {
+            steps.push(bind(&home.to_string_lossy(), home.to_owned(), true, false));
         } else {
             tracing::debug!("home {} has no mount point in the image", home.display());
         }
     }
     for b in &cfg.binds {
-        let dst = under(root, &b.dst);
-        if !exists(&dst) {
+        if !exists(&b.dst) {
             return Err(EngineError::BindDestination(b.dst.clone()));
         }
         steps.push(Step::Bind {
             src: b.src.clone(),
-            dst,
+            dst: b.dst.clone(),
             recursive: true,
             readonly: b.readonly,
         });
+    }
+    if cfg.privileges != Privileges::Keep && !cfg.namespaces.user {
+        // runc's defaults: kernel interfaces a root container must not
+        // read or change (core_pattern runs a program as host root).
+        for (path, dir) in MASKED {
+            steps.push(Step::Mask {
+                dst: path.into(),
+                dir,
+            });
+        }
+        for path in READONLY {
+            steps.push(Step::ReadonlyInPlace(path.into()));
+        }
     }
     if let Some(h) = &cfg.hostname {
         steps.push(Step::Hostname(h.clone()));
@@ -203,7 +255,7 @@ pub fn plan(
     if cfg.namespaces.net {
         steps.push(Step::LoopbackUp);
     }
-    steps.push(Step::PivotRoot(root.to_owned()));
+    steps.push(Step::PivotRoot);
     let mut candidates = Vec::new();
     let required = cfg.cwd.is_some();
     candidates.extend(cfg.cwd.clone());
@@ -226,16 +278,36 @@ fn bind(src: &str, dst: PathBuf, recursive: bool, readonly: bool) -> Step {
     }
 }
 
-/// Applies the steps in order; the first failure is an error naming the step.
-pub fn apply(steps: &[Step], sys: &mut dyn Syscalls) -> Result<(), EngineError> {
-    let fail = |what: String| {
-        move |e: nix::errno::Errno| EngineError::Setup {
-            what: what.clone(),
-            reason: e.desc().to_lowercase(),
-        }
-    };
+fn setup_error(what: String) -> impl Fn(Errno) -> EngineError {
+    move |e: Errno| EngineError::Setup {
+        what: what.clone(),
+        reason: e.desc().to_lowercase(),
+    }
+}
+
+/// Resolves `dst` inside `root` for a mount; a path that does not resolve
+/// (a symlink pointing nowhere inside the root, a missing directory) is an
+/// error naming it.
+fn target(sys: &mut dyn Syscalls, root: &Path, dst: &Path) -> Result<Resolved, EngineError> {
+    sys.resolve(root, dst).map_err(|e| EngineError::Setup {
+        what: format!("mount point {} in the container", dst.display()),
+        reason: e.desc().to_lowercase(),
+    })
+}
+
+/// Applies the steps to the image mounted at `root`, in order; the first
+/// failure is an error naming the step.
+pub fn apply(steps: &[Step], root: &Path, sys: &mut dyn Syscalls) -> Result<(), EngineError> {
     for step in steps {
         match step {
+            Step::SecureRoot { readonly } => {
+                let mut attr = MountAttr::NOSUID | MountAttr::NODEV;
+                if *readonly {
+                    attr = attr | MountAttr::RDONLY;
+                }
+                sys.mount_setattr(root, attr, true)
+                    .map_err(setup_error(format!("securing {}", root.display())))?;
+            }
             Step::Bind {
                 src,
                 dst,
@@ -246,50 +318,105 @@ pub fn apply(steps: &[Step], sys: &mut dyn Syscalls) -> Result<(), EngineError> 
                 if *recursive {
                     flags |= MsFlags::MS_REC;
                 }
-                sys.mount(Some(src), dst, None, flags, None)
-                    .map_err(fail(format!(
+                let t = target(sys, root, dst)?;
+                sys.mount(Some(src), t.path(), None, flags, None)
+                    .map_err(setup_error(format!(
                         "binding {} to {}",
                         src.display(),
                         dst.display()
                     )))?;
                 if *readonly {
-                    remount_readonly(sys, dst)?;
+                    // The descriptor names the directory under the new
+                    // mount: resolve again to reach the bind itself.
+                    let t = target(sys, root, dst)?;
+                    sys.mount_setattr(t.path(), MountAttr::RDONLY, true)
+                        .map_err(setup_error(format!("making {} read-only", dst.display())))?;
                 }
             }
-            Step::RemountReadonly(dst) => remount_readonly(sys, dst)?,
             Step::Mount {
                 fstype,
                 dst,
                 flags,
                 data,
-            } => sys
-                .mount(
+            } => {
+                let t = target(sys, root, dst)?;
+                sys.mount(
                     Some(Path::new(fstype)),
-                    dst,
+                    t.path(),
                     Some(fstype),
                     *flags,
                     data.as_deref(),
                 )
-                .map_err(fail(format!("mounting {fstype} on {}", dst.display())))?,
+                .map_err(setup_error(format!(
+                    "mounting {fstype} on {}",
+                    dst.display()
+                )))?
+            }
             Step::Mkdir(d) => sys
-                .mkdir(d, 0o755)
-                .map_err(fail(format!("creating {}", d.display())))?,
+                .mkdir_in(root, d, 0o755)
+                .map_err(setup_error(format!("creating {}", d.display())))?,
             Step::Touch(f) => sys
-                .touch(f)
-                .map_err(fail(format!("creating {}", f.display())))?,
+                .touch_in(root, f)
+                .map_err(setup_error(format!("creating {}", f.display())))?,
             Step::Symlink { target, link } => sys
-                .symlink(target, link)
-                .map_err(fail(format!("creating {}", link.display())))?,
+                .symlink_in(root, target, link)
+                .map_err(setup_error(format!("creating {}", link.display())))?,
+            Step::Mask { dst, dir } => {
+                // Present or not depends on the kernel: absent is fine.
+                let Ok(t) = sys.resolve(root, dst) else {
+                    continue;
+                };
+                let what = setup_error(format!("masking {}", dst.display()));
+                if *dir {
+                    sys.mount(
+                        Some(Path::new("tmpfs")),
+                        t.path(),
+                        Some("tmpfs"),
+                        MsFlags::MS_RDONLY
+                            | MsFlags::MS_NOSUID
+                            | MsFlags::MS_NODEV
+                            | MsFlags::MS_NOEXEC,
+                        Some("size=0"),
+                    )
+                    .map_err(what)?;
+                } else {
+                    sys.mount(
+                        Some(Path::new("/dev/null")),
+                        t.path(),
+                        None,
+                        MsFlags::MS_BIND,
+                        None,
+                    )
+                    .map_err(what)?;
+                }
+            }
+            Step::ReadonlyInPlace(dst) => {
+                let Ok(t) = sys.resolve(root, dst) else {
+                    continue;
+                };
+                let what = setup_error(format!("making {} read-only", dst.display()));
+                sys.mount(
+                    Some(t.path()),
+                    t.path(),
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                )
+                .map_err(&what)?;
+                let t = target(sys, root, dst)?;
+                sys.mount_setattr(t.path(), MountAttr::RDONLY, true)
+                    .map_err(&what)?;
+            }
             Step::Hostname(h) => sys
                 .sethostname(h)
-                .map_err(fail(format!("setting hostname {h:?}")))?,
+                .map_err(setup_error(format!("setting hostname {h:?}")))?,
             Step::LoopbackUp => sys
                 .loopback_up()
-                .map_err(fail("bringing up loopback".into()))?,
-            Step::PivotRoot(root) => {
+                .map_err(setup_error("bringing up loopback".into()))?,
+            Step::PivotRoot => {
                 // pivot_root(".", ".") stacks the old root on top of the new
                 // one, so no put_old directory is needed in a read-only image.
-                let f = fail(format!("pivot_root to {}", root.display()));
+                let f = setup_error(format!("pivot_root to {}", root.display()));
                 sys.chdir(root).map_err(&f)?;
                 sys.pivot_root(Path::new("."), Path::new(".")).map_err(&f)?;
                 sys.umount2(Path::new("."), MntFlags::MNT_DETACH)
@@ -328,25 +455,6 @@ pub fn apply(steps: &[Step], sys: &mut dyn Syscalls) -> Result<(), EngineError> 
     Ok(())
 }
 
-fn remount_readonly(sys: &mut dyn Syscalls, dst: &Path) -> Result<(), EngineError> {
-    let what = || format!("making {} read-only", dst.display());
-    let locked = sys.locked_flags(dst).map_err(|e| EngineError::Setup {
-        what: what(),
-        reason: e.desc().to_lowercase(),
-    })?;
-    sys.mount(
-        None,
-        dst,
-        None,
-        MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY | locked,
-        None,
-    )
-    .map_err(|e| EngineError::Setup {
-        what: what(),
-        reason: e.desc().to_lowercase(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -359,9 +467,8 @@ mod tests {
         c
     }
 
-    fn input(root: &Path) -> PlanInput<'_> {
+    fn input() -> PlanInput {
         PlanInput {
-            root,
             readonly_root: true,
             host_cwd: Some("/work".into()),
         }
@@ -369,13 +476,14 @@ mod tests {
 
     #[test]
     fn default_plan_rbinds_host_dirs_and_pivots() {
-        let root = Path::new("/r");
-        let steps = plan(&cfg(), &input(root), &|_| true).unwrap();
-        assert_eq!(steps[0], Step::RemountReadonly(root.into()));
-        assert!(steps.contains(&bind("/proc", "/r/proc".into(), true, false)));
-        assert!(steps.contains(&bind("/dev", "/r/dev".into(), true, false)));
-        assert!(steps.contains(&bind("/tmp", "/r/tmp".into(), false, false)));
-        assert!(steps.contains(&Step::PivotRoot(root.into())));
+        let steps = plan(&cfg(), &input(), &|_| true).unwrap();
+        assert_eq!(steps[0], Step::SecureRoot { readonly: true });
+        assert!(steps.contains(&bind("/proc", "/proc".into(), true, false)));
+        assert!(steps.contains(&bind("/dev", "/dev".into(), true, false)));
+        // Recursive, so host mounts under /tmp do not break the bind.
+        assert!(steps.contains(&bind("/tmp", "/tmp".into(), true, false)));
+        assert!(steps.contains(&bind("/root", "/root".into(), true, false)));
+        assert!(steps.contains(&Step::PivotRoot));
         let last = steps.last().unwrap();
         assert_eq!(
             last,
@@ -394,11 +502,10 @@ mod tests {
         c.namespaces.net = true;
         c.hostname = Some("box".into());
         c.cwd = Some("/data".into());
-        let root = Path::new("/r");
-        let steps = plan(&c, &input(root), &|_| true).unwrap();
-        assert!(steps.iter().any(|s| matches!(s, Step::Mount { fstype, dst, .. } if fstype == "proc" && dst == Path::new("/r/proc"))));
-        assert!(steps.iter().any(|s| matches!(s, Step::Mount { fstype, dst, .. } if fstype == "tmpfs" && dst == Path::new("/r/dev"))));
-        assert!(steps.contains(&bind("/dev/null", "/r/dev/null".into(), false, false)));
+        let steps = plan(&c, &input(), &|_| true).unwrap();
+        assert!(steps.iter().any(|s| matches!(s, Step::Mount { fstype, dst, .. } if fstype == "proc" && dst == Path::new("/proc"))));
+        assert!(steps.iter().any(|s| matches!(s, Step::Mount { fstype, dst, flags, .. } if fstype == "tmpfs" && dst == Path::new("/dev") && flags.contains(MsFlags::MS_NOSUID | MsFlags::MS_NODEV))));
+        assert!(steps.contains(&bind("/dev/null", "/dev/null".into(), false, false)));
         assert!(!steps.iter().any(|s| matches!(s, Step::Bind { src, .. } if src == Path::new("/root") || src == Path::new("/tmp"))));
         assert!(steps.contains(&Step::Hostname("box".into())));
         assert!(steps.contains(&Step::LoopbackUp));
@@ -408,44 +515,74 @@ mod tests {
     }
 
     #[test]
+    fn only_confined_root_containers_get_masked_paths() {
+        let masked = |c: &EngineConfig| {
+            plan(c, &input(), &|_| true)
+                .unwrap()
+                .iter()
+                .filter(|s| matches!(s, Step::Mask { .. } | Step::ReadonlyInPlace(_)))
+                .count()
+        };
+        let mut c = cfg();
+        assert_eq!(masked(&c), MASKED.len() + READONLY.len());
+        c.privileges = Privileges::None;
+        assert_eq!(masked(&c), MASKED.len() + READONLY.len());
+        c.privileges = Privileges::Keep;
+        assert_eq!(masked(&c), 0);
+        c.privileges = Privileges::Default;
+        c.namespaces.user = true;
+        assert_eq!(masked(&c), 0);
+    }
+
+    #[test]
     fn missing_mount_points_skip_system_mounts_and_refuse_binds() {
         let mut c = cfg();
-        let root = Path::new("/r");
-        let steps = plan(&c, &input(root), &|p| p != Path::new("/r/sys")).unwrap();
+        let steps = plan(&c, &input(), &|p| p != Path::new("/sys")).unwrap();
         assert!(!steps
             .iter()
             .any(|s| matches!(s, Step::Bind { src, .. } if src == Path::new("/sys"))));
         c.binds.push(Bind::parse("/etc:/nope").unwrap());
-        let e = plan(&c, &input(root), &|p| p != Path::new("/r/nope")).unwrap_err();
+        let e = plan(&c, &input(), &|p| p != Path::new("/nope")).unwrap_err();
         assert!(e.to_string().contains("/nope"), "{e}");
     }
 
     #[test]
-    fn apply_remounts_ro_binds_keeping_locked_flags() {
-        let mut rec = Recorder {
-            locked: MsFlags::MS_NOSUID,
-            ..Default::default()
-        };
-        apply(&[bind("/a", "/r/a".into(), true, true)], &mut rec).unwrap();
-        assert_eq!(rec.calls.len(), 2);
-        assert!(
-            rec.calls[0] == "mount /a -> /r/a - MsFlags(MS_BIND | MS_REC)",
-            "{:?}",
-            rec.calls
+    fn ro_binds_are_made_read_only_recursively_through_the_resolved_target() {
+        let mut rec = Recorder::default();
+        apply(
+            &[bind("/a", "/x/a".into(), true, true)],
+            Path::new("/r"),
+            &mut rec,
+        )
+        .unwrap();
+        assert_eq!(
+            rec.calls,
+            [
+                "mount /a -> /r/x/a - MS_BIND | MS_REC",
+                "setattr /r/x/a rdonly recursive"
+            ]
         );
-        assert!(
-            rec.calls[1].contains("MS_RDONLY")
-                && rec.calls[1].contains("MS_NOSUID")
-                && rec.calls[1].contains("MS_REMOUNT"),
-            "{:?}",
-            rec.calls
+    }
+
+    #[test]
+    fn the_root_is_locked_down_recursively() {
+        let mut rec = Recorder::default();
+        let r = Path::new("/r");
+        apply(&[Step::SecureRoot { readonly: true }], r, &mut rec).unwrap();
+        apply(&[Step::SecureRoot { readonly: false }], r, &mut rec).unwrap();
+        assert_eq!(
+            rec.calls,
+            [
+                "setattr /r rdonly,nosuid,nodev recursive",
+                "setattr /r nosuid,nodev recursive"
+            ]
         );
     }
 
     #[test]
     fn apply_pivots_without_put_old() {
         let mut rec = Recorder::default();
-        apply(&[Step::PivotRoot("/r".into())], &mut rec).unwrap();
+        apply(&[Step::PivotRoot], Path::new("/r"), &mut rec).unwrap();
         assert_eq!(
             rec.calls,
             ["chdir /r", "pivot_root . .", "umount .", "chdir /"]

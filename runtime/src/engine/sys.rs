@@ -1,15 +1,91 @@
 //! The system calls the container setup makes, behind a trait so the setup
-//! plan can be checked with a recording double; the real implementation is
+//! can be checked with a recording double; the real implementation is
 //! exercised end to end.
+//!
+//! Paths inside the container root are never handed to the kernel as
+//! strings joined onto the root: the image (a sandbox dir another user may
+//! own, an extracted tree) is hostile and may hold symlinks or swap a
+//! directory for one during setup. [`Syscalls::resolve`] walks such a path
+//! with openat2 `RESOLVE_IN_ROOT`, so a symlink is followed *inside* the
+//! root, and the mount then goes through the O_PATH descriptor it returns
+//! (`/proc/self/fd/N`), which names exactly the inode that was checked.
 
-use std::path::Path;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::mount::{MntFlags, MsFlags};
 
+/// Mount attributes for mount_setattr(2) (`MOUNT_ATTR_*`).
+#[derive(Clone, Copy, PartialEq, Eq, Default)]
+pub struct MountAttr(u64);
+
+impl MountAttr {
+    /// Read-only.
+    pub const RDONLY: Self = Self(0x1);
+    /// Ignore set-user-ID and set-group-ID bits and file capabilities.
+    pub const NOSUID: Self = Self(0x2);
+    /// No access to device nodes.
+    pub const NODEV: Self = Self(0x4);
+    /// No program execution.
+    pub const NOEXEC: Self = Self(0x8);
+
+    /// The raw `MOUNT_ATTR_*` bits.
+    pub fn bits(self) -> u64 {
+        self.0
+    }
+
+    /// Whether every bit of `other` is set.
+    pub fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+}
+
+impl std::ops::BitOr for MountAttr {
+    type Output = Self;
+    fn bitor(self, rhs: Self) -> Self {
+        Self(self.0 | rhs.0)
+    }
+}
+
+impl std::fmt::Debug for MountAttr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = [
+            (Self::RDONLY, "rdonly"),
+            (Self::NOSUID, "nosuid"),
+            (Self::NODEV, "nodev"),
+            (Self::NOEXEC, "noexec"),
+        ]
+        .iter()
+        .filter(|(a, _)| self.contains(*a))
+        .map(|(_, n)| *n)
+        .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// A path inside the container root, resolved without leaving the root.
+/// `path()` names exactly the resolved inode (through its descriptor, held
+/// for as long as this value lives), so a later swap of a path component
+/// cannot redirect the mount.
+#[derive(Debug)]
+pub struct Resolved {
+    path: PathBuf,
+    _fd: Option<OwnedFd>,
+}
+
+impl Resolved {
+    /// The path to hand to mount(2) and friends.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
 /// The calls the mount/namespace setup needs, one method per kernel action.
 pub trait Syscalls {
-    /// mount(2).
+    /// mount(2) on a path outside the container root (host paths and the
+    /// runtime's private work dir) or on a [`Resolved`] path.
     fn mount(
         &mut self,
         source: Option<&Path>,
@@ -17,6 +93,16 @@ pub trait Syscalls {
         fstype: Option<&str>,
         flags: MsFlags,
         data: Option<&str>,
+    ) -> Result<(), Errno>;
+    /// mount_setattr(2): sets `attr` on the mount at `target`, and with
+    /// `recursive` on every mount below it too (AT_RECURSIVE), so a mount
+    /// under a read-only bind is read-only as well. Only sets flags, so the
+    /// flags a user namespace locks stay as they are.
+    fn mount_setattr(
+        &mut self,
+        target: &Path,
+        attr: MountAttr,
+        recursive: bool,
     ) -> Result<(), Errno>;
     /// umount2(2).
     fn umount2(&mut self, target: &Path, flags: MntFlags) -> Result<(), Errno>;
@@ -26,15 +112,18 @@ pub trait Syscalls {
     fn chdir(&mut self, dir: &Path) -> Result<(), Errno>;
     /// sethostname(2).
     fn sethostname(&mut self, name: &str) -> Result<(), Errno>;
-    /// mkdir(2), existing directories are fine.
-    fn mkdir(&mut self, dir: &Path, mode: u32) -> Result<(), Errno>;
-    /// Creates an empty regular file to bind a file onto (existing is fine).
-    fn touch(&mut self, file: &Path) -> Result<(), Errno>;
-    /// symlink(2).
-    fn symlink(&mut self, target: &Path, link: &Path) -> Result<(), Errno>;
-    /// The mount flags of the filesystem holding `path` that a remount in a
-    /// user namespace must keep (nosuid, nodev, noexec, atime flags).
-    fn locked_flags(&mut self, path: &Path) -> Result<MsFlags, Errno>;
+    /// Resolves `inside` (a path in the container) under `root` without
+    /// leaving it: symlinks and `..` are resolved as if `root` were `/`.
+    fn resolve(&mut self, root: &Path, inside: &Path) -> Result<Resolved, Errno>;
+    /// Creates the directory `inside` under `root` (existing is fine), its
+    /// parent resolved inside the root; never follows a symlink at `inside`.
+    fn mkdir_in(&mut self, root: &Path, inside: &Path, mode: u32) -> Result<(), Errno>;
+    /// Creates an empty regular file at `inside` to bind a file onto (an
+    /// existing non-symlink is fine), its parent resolved inside the root.
+    fn touch_in(&mut self, root: &Path, inside: &Path) -> Result<(), Errno>;
+    /// Creates the symlink `inside` -> `target`, its parent resolved inside
+    /// the root.
+    fn symlink_in(&mut self, root: &Path, target: &Path, inside: &Path) -> Result<(), Errno>;
     /// Brings the loopback interface of the current network namespace up.
     fn loopback_up(&mut self) -> Result<(), Errno>;
 }
@@ -42,6 +131,97 @@ pub trait Syscalls {
 /// The real system calls.
 #[derive(Debug, Default)]
 pub struct RealSyscalls;
+
+/// `inside` relative to the root ("." for the root itself).
+fn relative(inside: &Path) -> PathBuf {
+    let rel: PathBuf = inside
+        .components()
+        .filter(|c| !matches!(c, Component::RootDir | Component::CurDir))
+        .collect();
+    if rel.as_os_str().is_empty() {
+        PathBuf::from(".")
+    } else {
+        rel
+    }
+}
+
+fn cstring(p: &Path) -> Result<std::ffi::CString, Errno> {
+    std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|_| Errno::EINVAL)
+}
+
+/// Opens `inside` under `root` as an O_PATH descriptor with openat2
+/// `RESOLVE_IN_ROOT` (magic links refused): the walk cannot leave `root`.
+pub fn open_in_root(root: &Path, inside: &Path) -> Result<OwnedFd, Errno> {
+    let root_fd = nix::fcntl::open(
+        root,
+        nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )?;
+    // SAFETY: open returned a fresh descriptor that nothing else owns.
+    let root_fd = unsafe { OwnedFd::from_raw_fd(root_fd) };
+    let rel = cstring(&relative(inside))?;
+    // SAFETY: open_how is plain old data; all-zero is a valid value.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // The kernel answers EAGAIN when a rename raced the walk: try again.
+    for _ in 0..64 {
+        // SAFETY: the path and open_how outlive the call; size is exact.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_openat2,
+                root_fd.as_raw_fd(),
+                rel.as_ptr(),
+                &how as *const libc::open_how,
+                std::mem::size_of::<libc::open_how>(),
+            )
+        };
+        if r >= 0 {
+            // SAFETY: openat2 returned a fresh descriptor.
+            return Ok(unsafe { OwnedFd::from_raw_fd(r as i32) });
+        }
+        match Errno::last() {
+            Errno::EAGAIN | Errno::EINTR => continue,
+            e => return Err(e),
+        }
+    }
+    Err(Errno::EAGAIN)
+}
+
+/// The parent of `inside`, resolved in the root, and the last component
+/// (which must be a plain name).
+fn parent_in_root(root: &Path, inside: &Path) -> Result<(OwnedFd, std::ffi::CString), Errno> {
+    let name = match inside.components().next_back() {
+        Some(Component::Normal(n)) => n,
+        _ => return Err(Errno::EINVAL),
+    };
+    let parent = inside.parent().unwrap_or(Path::new("/"));
+    let fd = open_in_root(root, parent)?;
+    Ok((fd, cstring(Path::new(name))?))
+}
+
+/// What is at `name` in `dir`, without following a symlink there.
+fn kind_at(dir: &OwnedFd, name: &std::ffi::CStr) -> Result<libc::mode_t, Errno> {
+    // SAFETY: stat is plain old data; all-zero is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: the name and stat buffer outlive the call.
+    let r = unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            &mut st,
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
+    if r < 0 {
+        return Err(Errno::last());
+    }
+    Ok(st.st_mode & libc::S_IFMT)
+}
+
+fn fd_path(fd: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
 
 impl Syscalls for RealSyscalls {
     fn mount(
@@ -53,6 +233,45 @@ impl Syscalls for RealSyscalls {
         data: Option<&str>,
     ) -> Result<(), Errno> {
         nix::mount::mount(source, target, fstype, flags, data)
+    }
+
+    fn mount_setattr(
+        &mut self,
+        target: &Path,
+        attr: MountAttr,
+        recursive: bool,
+    ) -> Result<(), Errno> {
+        /// struct mount_attr from <linux/mount.h>.
+        #[repr(C)]
+        struct RawMountAttr {
+            attr_set: u64,
+            attr_clr: u64,
+            propagation: u64,
+            userns_fd: u64,
+        }
+        let raw = RawMountAttr {
+            attr_set: attr.bits(),
+            attr_clr: 0,
+            propagation: 0,
+            userns_fd: 0,
+        };
+        let path = cstring(target)?;
+        let flags = if recursive { libc::AT_RECURSIVE } else { 0 };
+        // SAFETY: the path and attr struct outlive the call; size is exact.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_mount_setattr,
+                libc::AT_FDCWD,
+                path.as_ptr(),
+                flags as libc::c_uint,
+                &raw as *const RawMountAttr,
+                std::mem::size_of::<RawMountAttr>(),
+            )
+        };
+        if r < 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
     }
 
     fn umount2(&mut self, target: &Path, flags: MntFlags) -> Result<(), Errno> {
@@ -71,48 +290,62 @@ impl Syscalls for RealSyscalls {
         nix::unistd::sethostname(name)
     }
 
-    fn mkdir(&mut self, dir: &Path, mode: u32) -> Result<(), Errno> {
-        match nix::unistd::mkdir(dir, nix::sys::stat::Mode::from_bits_truncate(mode)) {
-            Err(Errno::EEXIST) if dir.is_dir() => Ok(()),
-            r => r,
+    fn resolve(&mut self, root: &Path, inside: &Path) -> Result<Resolved, Errno> {
+        let fd = open_in_root(root, inside)?;
+        Ok(Resolved {
+            path: fd_path(&fd),
+            _fd: Some(fd),
+        })
+    }
+
+    fn mkdir_in(&mut self, root: &Path, inside: &Path, mode: u32) -> Result<(), Errno> {
+        let (dir, name) = parent_in_root(root, inside)?;
+        // SAFETY: the name outlives the call.
+        if unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) } == 0 {
+            return Ok(());
+        }
+        match Errno::last() {
+            Errno::EEXIST if kind_at(&dir, &name)? == libc::S_IFDIR => Ok(()),
+            e => Err(e),
         }
     }
 
-    fn touch(&mut self, file: &Path) -> Result<(), Errno> {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(file)
-            .map(drop)
-            .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))
-    }
-
-    fn symlink(&mut self, target: &Path, link: &Path) -> Result<(), Errno> {
-        nix::unistd::symlinkat(target, None, link)
-    }
-
-    fn locked_flags(&mut self, path: &Path) -> Result<MsFlags, Errno> {
-        use nix::sys::statvfs::FsFlags;
-        let f = nix::sys::statvfs::statvfs(path)?.flags();
-        let mut m = MsFlags::empty();
-        for (s, ms) in [
-            (FsFlags::ST_NOSUID, MsFlags::MS_NOSUID),
-            (FsFlags::ST_NODEV, MsFlags::MS_NODEV),
-            (FsFlags::ST_NOEXEC, MsFlags::MS_NOEXEC),
-            (FsFlags::ST_NOATIME, MsFlags::MS_NOATIME),
-            (FsFlags::ST_NODIRATIME, MsFlags::MS_NODIRATIME),
-            (FsFlags::ST_RELATIME, MsFlags::MS_RELATIME),
-        ] {
-            if f.contains(s) {
-                m |= ms;
-            }
+    fn touch_in(&mut self, root: &Path, inside: &Path) -> Result<(), Errno> {
+        let (dir, name) = parent_in_root(root, inside)?;
+        match kind_at(&dir, &name) {
+            Ok(libc::S_IFLNK) => return Err(Errno::ELOOP),
+            Ok(_) => return Ok(()),
+            Err(Errno::ENOENT) => {}
+            Err(e) => return Err(e),
         }
-        Ok(m)
+        // SAFETY: the name outlives the call; the fd is owned right away.
+        let fd = unsafe {
+            libc::openat(
+                dir.as_raw_fd(),
+                name.as_ptr(),
+                libc::O_RDONLY | libc::O_CREAT | libc::O_EXCL | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+                0o644 as libc::c_uint,
+            )
+        };
+        if fd < 0 {
+            return Err(Errno::last());
+        }
+        // SAFETY: openat returned a fresh descriptor.
+        drop(unsafe { OwnedFd::from_raw_fd(fd) });
+        Ok(())
+    }
+
+    fn symlink_in(&mut self, root: &Path, target: &Path, inside: &Path) -> Result<(), Errno> {
+        let (dir, name) = parent_in_root(root, inside)?;
+        let target = cstring(target)?;
+        // SAFETY: both strings outlive the call.
+        if unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) } < 0 {
+            return Err(Errno::last());
+        }
+        Ok(())
     }
 
     fn loopback_up(&mut self) -> Result<(), Errno> {
-        use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
         // SAFETY: plain socket(2); the fd is owned right away.
         let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
@@ -140,23 +373,12 @@ impl Syscalls for RealSyscalls {
 }
 
 /// A Syscalls double that records every call and succeeds, for unit tests.
+/// Resolved paths are recorded as the logical path under the root.
 #[cfg(test)]
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub struct Recorder {
-    /// One line per call, e.g. `mount /a -> /b bind,rec`.
+    /// One line per call, e.g. `mount /a -> /b - MS_BIND | MS_REC`.
     pub calls: Vec<String>,
-    /// Flags `locked_flags` reports.
-    pub locked: MsFlags,
-}
-
-#[cfg(test)]
-impl Default for Recorder {
-    fn default() -> Self {
-        Self {
-            calls: Vec::new(),
-            locked: MsFlags::empty(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -169,13 +391,31 @@ impl Syscalls for Recorder {
         flags: MsFlags,
         data: Option<&str>,
     ) -> Result<(), Errno> {
+        let flags = format!("{flags:?}");
+        let flags = flags
+            .strip_prefix("MsFlags(")
+            .and_then(|f| f.strip_suffix(')'))
+            .unwrap_or(&flags);
         self.calls.push(format!(
-            "mount {} -> {} {} {:?}{}",
+            "mount {} -> {} {} {}{}",
             source.map_or("none".into(), |s| s.display().to_string()),
             target.display(),
             fstype.unwrap_or("-"),
             flags,
             data.map(|d| format!(" {d}")).unwrap_or_default()
+        ));
+        Ok(())
+    }
+    fn mount_setattr(
+        &mut self,
+        target: &Path,
+        attr: MountAttr,
+        recursive: bool,
+    ) -> Result<(), Errno> {
+        self.calls.push(format!(
+            "setattr {} {attr:?}{}",
+            target.display(),
+            if recursive { " recursive" } else { "" }
         ));
         Ok(())
     }
@@ -199,21 +439,29 @@ impl Syscalls for Recorder {
         self.calls.push(format!("sethostname {name}"));
         Ok(())
     }
-    fn mkdir(&mut self, dir: &Path, _mode: u32) -> Result<(), Errno> {
-        self.calls.push(format!("mkdir {}", dir.display()));
-        Ok(())
+    fn resolve(&mut self, root: &Path, inside: &Path) -> Result<Resolved, Errno> {
+        Ok(Resolved {
+            path: root.join(relative(inside)),
+            _fd: None,
+        })
     }
-    fn touch(&mut self, file: &Path) -> Result<(), Errno> {
-        self.calls.push(format!("touch {}", file.display()));
-        Ok(())
-    }
-    fn symlink(&mut self, target: &Path, link: &Path) -> Result<(), Errno> {
+    fn mkdir_in(&mut self, root: &Path, inside: &Path, _mode: u32) -> Result<(), Errno> {
         self.calls
-            .push(format!("symlink {} {}", target.display(), link.display()));
+            .push(format!("mkdir {}", root.join(relative(inside)).display()));
         Ok(())
     }
-    fn locked_flags(&mut self, _path: &Path) -> Result<MsFlags, Errno> {
-        Ok(self.locked)
+    fn touch_in(&mut self, root: &Path, inside: &Path) -> Result<(), Errno> {
+        self.calls
+            .push(format!("touch {}", root.join(relative(inside)).display()));
+        Ok(())
+    }
+    fn symlink_in(&mut self, root: &Path, target: &Path, inside: &Path) -> Result<(), Errno> {
+        self.calls.push(format!(
+            "symlink {} {}",
+            target.display(),
+            root.join(relative(inside)).display()
+        ));
+        Ok(())
     }
     fn loopback_up(&mut self) -> Result<(), Errno> {
         self.calls.push("loopback_up".into());

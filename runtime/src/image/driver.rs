@@ -14,6 +14,7 @@ use nix::mount::MsFlags;
 
 use super::loopdev::LoopDevice;
 use super::ImageError;
+use crate::engine::sys::{RealSyscalls, Syscalls};
 
 /// What a driver can do, shown to users and used to pick a builtin.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -60,6 +61,19 @@ pub trait ImageDriver: std::fmt::Debug {
     /// `req.workdir`). A driver may instead mount in `start` under
     /// `req.workdir` and only bind that here.
     fn mount(&mut self, req: &MountRequest, target: &Path) -> Result<(), ImageError>;
+    /// [`ImageDriver::mount`] with its mount calls going through `sys`, so
+    /// the container setup can be checked with a recording double. The
+    /// engine calls this one; the default falls back to `mount` for
+    /// drivers that make their calls themselves.
+    fn mount_with(
+        &mut self,
+        req: &MountRequest,
+        target: &Path,
+        sys: &mut dyn Syscalls,
+    ) -> Result<(), ImageError> {
+        let _ = sys;
+        self.mount(req, target)
+    }
     /// Releases, in the runtime process, what `start` set up. Called on every
     /// path once `start` succeeded.
     fn stop(&mut self, _req: &MountRequest) -> Result<(), ImageError> {
@@ -151,14 +165,22 @@ impl ImageDriver for KernelSquashfs {
         self.dev = Some(LoopDevice::attach(&req.image, req.offset, req.size)?);
         Ok(())
     }
-    fn mount(&mut self, _req: &MountRequest, target: &Path) -> Result<(), ImageError> {
+    fn mount(&mut self, req: &MountRequest, target: &Path) -> Result<(), ImageError> {
+        self.mount_with(req, target, &mut RealSyscalls)
+    }
+    fn mount_with(
+        &mut self,
+        _req: &MountRequest,
+        target: &Path,
+        sys: &mut dyn Syscalls,
+    ) -> Result<(), ImageError> {
         let dev = self.dev.as_ref().ok_or_else(|| self.fail("not started"))?;
-        nix::mount::mount(
+        sys.mount(
             Some(dev.path()),
             target,
             Some("squashfs"),
             MsFlags::MS_RDONLY | MsFlags::MS_NODEV | MsFlags::MS_NOSUID,
-            None::<&str>,
+            None,
         )
         .map_err(|e| {
             self.fail(&format!(
@@ -189,6 +211,14 @@ impl KernelSquashfs {
 #[derive(Debug, Default)]
 pub struct Extract {
     dir: Option<PathBuf>,
+}
+
+impl Extract {
+    /// The driver as if `start` had extracted the image to `dir`.
+    #[cfg(test)]
+    pub(crate) fn with_extracted(dir: PathBuf) -> Self {
+        Self { dir: Some(dir) }
+    }
 }
 
 impl ImageDriver for Extract {
@@ -224,17 +254,27 @@ impl ImageDriver for Extract {
         self.dir = Some(dest);
         Ok(())
     }
-    fn mount(&mut self, _req: &MountRequest, target: &Path) -> Result<(), ImageError> {
+    fn mount(&mut self, req: &MountRequest, target: &Path) -> Result<(), ImageError> {
+        self.mount_with(req, target, &mut RealSyscalls)
+    }
+    fn mount_with(
+        &mut self,
+        _req: &MountRequest,
+        target: &Path,
+        sys: &mut dyn Syscalls,
+    ) -> Result<(), ImageError> {
         let dir = self.dir.as_ref().ok_or_else(|| ImageError::Driver {
             driver: EXTRACT.into(),
             reason: "not started".into(),
         })?;
-        nix::mount::mount(
+        // nosuid/nodev (and read-only) are set on the whole root by the
+        // engine once it is mounted, whatever the driver.
+        sys.mount(
             Some(dir.as_path()),
             target,
-            None::<&str>,
+            None,
             MsFlags::MS_BIND | MsFlags::MS_REC,
-            None::<&str>,
+            None,
         )
         .map_err(|e| ImageError::Driver {
             driver: EXTRACT.into(),

@@ -381,6 +381,7 @@ fn root_pid_namespace_hostname_and_pwd() {
         let o = env.run(&[
             "exec",
             "--pid",
+            "--no-init",
             p(img),
             "sh",
             "-c",
@@ -392,6 +393,9 @@ fn root_pid_namespace_hostname_and_pwd() {
             "{kind}: {}",
             stderr(&o)
         );
+        // By default an init is PID 1 and the command its child.
+        let o = env.run(&["exec", "--pid", p(img), "sh", "-c", "echo $$"]);
+        assert_eq!(stdout(&o), "2\n", "{kind}: {}", stderr(&o));
         let o = env.run(&["exec", "--hostname", "vessel-box", p(img), "hostname"]);
         assert_eq!(stdout(&o), "vessel-box\n", "{kind}: {}", stderr(&o));
         let o = env.run(&["exec", "--pwd", "/etc", p(img), "pwd"]);

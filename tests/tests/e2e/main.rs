@@ -7,6 +7,7 @@ mod clobber;
 mod compat;
 mod engine;
 mod engine_plugins;
+mod engine_security;
 mod fifo;
 mod hostile_text;
 mod keys;
