@@ -4,8 +4,9 @@
 //! no handler for (SIGTERM to a `sleep` does nothing) and which inherits
 //! every orphan without reaping it.
 //!
-//! The container process stays PID 1 and forks the command. It forwards
-//! the signals the runtime forwards, reaps every child, and exits with the
+//! The container process stays PID 1 and forks the command, in a process
+//! group of its own. It forwards the signals the runtime forwards to that
+//! group, reaps every child, and exits with the
 //! command's status (128+N when a signal killed it) as soon as the command
 //! ends; the kernel then kills whatever is left in the namespace.
 
@@ -32,7 +33,9 @@ pub fn run(command: Pid) -> ! {
         match set.wait() {
             Ok(Signal::SIGCHLD) => {}
             Ok(sig) => {
-                let _ = nix::sys::signal::kill(command, sig);
+                // To the command's process group, as `tini -g` does: a
+                // shell's children get Ctrl-C as on a terminal.
+                let _ = nix::sys::signal::kill(Pid::from_raw(-command.as_raw()), sig);
             }
             Err(_) => {}
         }

@@ -81,6 +81,12 @@ impl ChildFailure {
 pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| EngineError::sys("creating a pipe", e))?;
+    // The child waits for EOF on this one until the runtime holds its
+    // namespace: a command that ends at once would otherwise be gone (a
+    // zombie without namespaces) before the runtime could name its processes.
+    let (go_rd, go_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
+        .map_err(|e| EngineError::sys("creating a pipe", e))?;
+    let (go_rd_raw, go_wr_raw) = (go_rd.as_raw_fd(), go_wr.as_raw_fd());
     let ns = l.cfg.namespaces;
     let mut flags = CloneFlags::CLONE_NEWNS;
     for (on, f) in [
@@ -104,6 +110,16 @@ pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
     let mut l = l;
     let wr_ref = &wr;
     let cb = Box::new(|| -> isize {
+        // SAFETY: closes this process's copies of the go pipe once the
+        // runtime's end is closed (read returns 0) or fails.
+        unsafe {
+            libc::close(go_wr_raw);
+            let mut b = [0u8; 1];
+            while libc::read(go_rd_raw, b.as_mut_ptr().cast(), 1) < 0
+                && Errno::last() == Errno::EINTR
+            {}
+            libc::close(go_rd_raw);
+        }
         let fail = match child(
             &mut l,
             uid,
@@ -132,9 +148,10 @@ pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
     // or _exits.
     let pid = unsafe { nix::sched::clone(cb, &mut stack, flags, Some(libc::SIGCHLD)) }
         .map_err(|e| EngineError::sys("creating the container process", e))?;
-    // Known now, while the child sets up: a command that ends at once is
-    // a zombie without namespaces by the time its exec is reported.
+    // Known now, while the child waits for the go pipe.
     let tree = super::cleanup::ContainerTree::of(pid);
+    drop(go_wr);
+    drop(go_rd);
     drop(wr);
     read_fate(rd, pid).map(|pid| Started { pid, tree })
 }
@@ -225,12 +242,17 @@ fn child(
             .map_err(|e| ChildFailure::setup(EngineError::sys("starting the command", e)))?
         {
             nix::unistd::ForkResult::Parent { child } => {
+                // The command leads a process group of its own, which the
+                // init signals (both sides set it: no race).
+                let _ = nix::unistd::setpgid(child, child);
                 // Only the command reports its exec: EOF once it has.
                 // SAFETY: closes this process's copy of the pipe's write end.
                 unsafe { libc::close(fate_fd) };
                 super::init::run(child)
             }
-            nix::unistd::ForkResult::Child => {}
+            nix::unistd::ForkResult::Child => {
+                let _ = nix::unistd::setpgid(Pid::from_raw(0), Pid::from_raw(0));
+            }
         }
     }
     super::privs::apply(cfg.privileges, cfg.namespaces.user)

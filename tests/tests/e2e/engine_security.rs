@@ -519,10 +519,15 @@ fn root_background_processes_die_with_the_container() {
     let o = env.run(&["build", p(&sif), p(&rootfs)]);
     assert!(o.status.success(), "build: {}", stderr(&o));
     let nobody = nobody_has_userns();
+    // Unique per test process, so concurrent runs of this test never see
+    // each other's sleeps.
+    let secs: Vec<String> = (1..=3)
+        .map(|i| format!("{}{i}", 900000 + std::process::id()))
+        .collect();
     for (kind, image, secs, as_user) in [
-        ("sandbox", &rootfs, "987651", false),
-        ("sif", &sif, "987652", false),
-        ("unprivileged sandbox", &rootfs, "987654", true),
+        ("sandbox", &rootfs, secs[0].as_str(), false),
+        ("sif", &sif, secs[1].as_str(), false),
+        ("unprivileged sandbox", &rootfs, secs[2].as_str(), true),
     ] {
         if as_user && !nobody {
             continue;
@@ -674,5 +679,47 @@ fn root_containers_are_confined_unless_asked() {
         "{out:?} {}",
         stderr(&o)
     );
+    assert!(env.work_dirs_left().is_empty());
+}
+
+#[test]
+fn root_ctrl_c_in_a_shell_still_stops_the_command_it_runs() {
+    if skip_unless_root("root_ctrl_c_in_a_shell_still_stops_the_command_it_runs") {
+        return;
+    }
+    let env = RunEnv::new("vessel-sec-");
+    let (_img, rootfs) = sandbox(&[]);
+    for pid in [&[][..], &["--pid"][..]] {
+        let mut args = vec!["shell"];
+        args.extend_from_slice(pid);
+        args.push(p(&rootfs));
+        // Typed at the terminal: a command, Ctrl-C, then another command.
+        let typing = "sleep 1; printf 'sleep 100\\n'; sleep 1; printf '\\003'; sleep 1; \
+                      printf 'echo after-ctrl-c; exit\\n'; sleep 1";
+        let vessel = vessel_tests::vessel_bin();
+        let line = std::iter::once(p(vessel))
+            .chain(args.iter().copied())
+            .map(|a| format!("'{a}'"))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let started = std::time::Instant::now();
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!("({typing}) | script -qec \"{line}\" /dev/null"))
+            .env("VESSEL_ROOT", env.root.path())
+            .env("TMPDIR", env.tmp.path())
+            .output()
+            .unwrap();
+        let out = stdout(&o).replace('\r', "");
+        assert!(
+            out.lines().any(|l| l == "after-ctrl-c"),
+            "{pid:?}: {out:?} {}",
+            stderr(&o)
+        );
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(30),
+            "{pid:?}"
+        );
+    }
     assert!(env.work_dirs_left().is_empty());
 }
