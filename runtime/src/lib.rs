@@ -13,6 +13,7 @@ pub mod image;
 pub mod paths;
 pub mod plugin;
 mod runtime;
+pub mod sif_file;
 pub mod trust;
 
 pub use error::Error;

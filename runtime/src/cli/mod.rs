@@ -57,6 +57,7 @@ macro_rules! from_via_vessel {
 from_via_vessel!(
     vessel::config::ConfigError,
     vessel_sif::Error,
+    vessel::sif_file::SifFileError,
     vessel::trust::TrustError,
     vessel::plugin::PluginError,
     vessel::plugin::StoreError,

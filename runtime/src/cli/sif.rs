@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use vessel_sif::{display, Image};
 
 use super::Error;
-use vessel::error::in_sif;
+use vessel::sif_file::in_sif;
 use vessel::Runtime;
 
 /// Arguments of `vessel sif`.

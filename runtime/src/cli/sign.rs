@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Error;
-use vessel::error::in_sif;
+use vessel::sif_file::in_sif;
 use vessel::trust::{
     load_signing_key, load_verifying_key, require_verified, verify_image_with_keys, TrustStore,
 };

@@ -125,7 +125,7 @@ impl PluginImage {
     ) -> Result<Vec<(String, bool)>, crate::Error> {
         let report = self
             .verify(keys)
-            .map_err(crate::error::in_sif(&self.path))?;
+            .map_err(crate::sif_file::in_sif(&self.path))?;
         let mut out: Vec<(String, bool)> = Vec::new();
         for sig in report
             .groups

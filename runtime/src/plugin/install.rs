@@ -244,7 +244,7 @@ fn check_signature(
     let trust = TrustStore::load(&ctx.paths)?;
     let report = image
         .verify(&trust.verifying_keys())
-        .map_err(crate::error::in_sif(&image.path))?;
+        .map_err(crate::sif_file::in_sif(&image.path))?;
     if report.is_ok() {
         return Ok(report.signers().into_iter().next());
     }

@@ -191,8 +191,8 @@ impl TrustStore {
 /// report (see [`require_verified`] to turn a failing report into an error).
 /// Fails when the image cannot be read or has no object groups.
 pub fn verify_image_with_keys(image: &Path, keys: &[VerifyingKey]) -> Result<VerifyReport, Error> {
-    let img = Image::open(image).map_err(crate::error::in_sif(image))?;
-    let report = vessel_sif::verify_image(&img, keys).map_err(crate::error::in_sif(image))?;
+    let img = Image::open(image).map_err(crate::sif_file::in_sif(image))?;
+    let report = vessel_sif::verify_image(&img, keys).map_err(crate::sif_file::in_sif(image))?;
     if report.groups.is_empty() {
         return Err(TrustError::NothingToVerify {
             image: image.to_owned(),
