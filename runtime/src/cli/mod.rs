@@ -84,6 +84,7 @@ pub mod engine;
 pub mod key;
 pub mod plugin;
 pub mod plugin_build;
+pub mod plugin_remote;
 pub mod registry;
 pub mod sif;
 pub mod sign;

@@ -12,6 +12,7 @@ mod load_error;
 mod loaded;
 pub mod loader;
 pub mod manifest;
+pub mod remote;
 pub mod store;
 
 pub use store::StoreError;

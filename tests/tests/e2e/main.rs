@@ -10,5 +10,6 @@ mod hostile_text;
 mod keys;
 mod loader;
 mod plugin;
+mod registry;
 mod sif;
 mod sign;
