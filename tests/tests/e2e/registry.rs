@@ -382,3 +382,171 @@ fn root_plugin_by_reference_inspect_install_signed_refuse_unsigned_and_pin() {
         .collect();
     assert!(tmp_left.is_empty(), "{tmp_left:?}");
 }
+
+/// Runs `openssl ARGS` in `dir`.
+fn openssl(dir: &Path, args: &[&str]) {
+    let o = std::process::Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(
+        o.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// A registry over TLS (a certificate for 127.0.0.1 from a test CA) with
+/// htpasswd Basic auth for `alice`/`wonderland`; returns it and the CA file.
+fn tls_registry_with_auth() -> (TestRegistry, tempfile::TempDir) {
+    let pki = tempfile::tempdir().unwrap();
+    let d = pki.path();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=vessel test ca",
+    ]);
+    openssl(d, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "srv.key",
+        "-out",
+        "srv.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    openssl(d, &csr);
+    std::fs::write(d.join("ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "srv.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "srv.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "ext",
+        ],
+    );
+    let hash = bcrypt::hash("wonderland", 4).unwrap();
+    std::fs::write(d.join("htpasswd"), format!("alice:{hash}\n")).unwrap();
+    let extra = format!(
+        "  tls:\n    certificate: {0}/srv.pem\n    key: {0}/srv.key\nauth:\n  htpasswd:\n    realm: vessel-test\n    path: {0}/htpasswd\n",
+        d.display()
+    );
+    (TestRegistry::start_with(&extra), pki)
+}
+
+#[test]
+fn tls_with_a_private_ca_and_basic_auth_login_wrong_password_and_logout() {
+    let (reg, pki) = tls_registry_with_auth();
+    let ca = pki.path().join("ca.pem");
+    let ca = ca.to_str().unwrap();
+    let root = TestRoot::new();
+    let work = tempfile::tempdir().unwrap();
+    let img = random_file(work.path(), "img.sif", 1 << 20);
+    let r = reg.reference("team/img:v1");
+    let img_s = img.to_str().unwrap();
+
+    // The system roots do not know the test CA.
+    assert_error(
+        &reg.vessel(&root, &["push", img_s, &r]),
+        255,
+        &[&reg.host, "team/img"],
+    );
+    // Known CA, no credentials: the registry wants a login.
+    assert_error(
+        &reg.vessel(&root, &["push", "--ca", ca, img_s, &r]),
+        255,
+        &[&reg.host, "team/img", "login required", "401"],
+    );
+
+    // A wrong password is refused at login and nothing is stored.
+    let login = |password: &str| {
+        use std::io::Write;
+        let mut c = root
+            .vessel()
+            .env("DOCKER_CONFIG", reg.docker_config())
+            .args([
+                "registry",
+                "login",
+                "--ca",
+                ca,
+                "--username",
+                "alice",
+                "--password-stdin",
+                &reg.host,
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        writeln!(c.stdin.take().unwrap(), "{password}").unwrap();
+        c.wait_with_output().unwrap()
+    };
+    assert_error(&login("rabbit-hole"), 255, &[&reg.host, "alice", "401"]);
+    let config = reg.docker_config().join("config.json");
+    assert!(!config.exists());
+
+    // The right one is stored in Docker's format, 0600.
+    ok(&login("wonderland"));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&config).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&config).unwrap()).unwrap();
+    assert!(v["auths"][&reg.host]["auth"].is_string(), "{v}");
+
+    ok(&reg.vessel(&root, &["push", "--ca", ca, img_s, &r]));
+    let out = work.path().join("out.sif");
+    ok(&reg.vessel(&root, &["pull", "--ca", ca, out.to_str().unwrap(), &r]));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&img).unwrap());
+    // --insecure means plain HTTP, which a TLS registry does not speak.
+    assert_error(
+        &reg.vessel(
+            &root,
+            &["pull", "--insecure", "--force", out.to_str().unwrap(), &r],
+        ),
+        255,
+        &[&reg.host],
+    );
+
+    // Logout removes the entry; pulls need a login again.
+    ok(&reg.vessel(&root, &["registry", "logout", &reg.host]));
+    assert_error(
+        &reg.vessel(
+            &root,
+            &["pull", "--ca", ca, "--force", out.to_str().unwrap(), &r],
+        ),
+        255,
+        &["login required", "401"],
+    );
+}
