@@ -550,3 +550,72 @@ fn tls_with_a_private_ca_and_basic_auth_login_wrong_password_and_logout() {
         &["login required", "401"],
     );
 }
+
+/// Runs `c` and returns its output and peak RSS in KiB (from `wait4`).
+// The child is reaped by wait4 (for its rusage), which clippy cannot see.
+#[allow(clippy::zombie_processes)]
+fn run_measured(c: &mut std::process::Command) -> (std::process::ExitStatus, String, u64) {
+    use std::os::unix::process::ExitStatusExt;
+    let child = c
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut stderr = child.stderr.unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut stderr, &mut s).ok();
+        s
+    });
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid value for wait4 to fill in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waits for our own child; both pointers are valid for the call.
+    let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(r, pid);
+    let err = reader.join().unwrap();
+    (
+        std::process::ExitStatus::from_raw(status),
+        err,
+        usage.ru_maxrss as u64,
+    )
+}
+
+#[test]
+fn a_large_image_round_trips_with_memory_independent_of_its_size() {
+    let reg = TestRegistry::start();
+    let root = TestRoot::new();
+    let work = tempfile::tempdir().unwrap();
+    // 192 MiB: far more than the bound below, so buffering would show.
+    let img = work.path().join("large.sif");
+    {
+        use std::io::Write;
+        let block = std::fs::read(random_file(work.path(), "block", 1 << 20)).unwrap();
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&img).unwrap());
+        for i in 0u32..192 {
+            f.write_all(&i.to_le_bytes()).unwrap();
+            f.write_all(&block[4..]).unwrap();
+        }
+    }
+    let r = reg.reference("lab/large:v1");
+    let bound_kib = 96 * 1024;
+    let (st, err, push_rss) = run_measured(
+        root.vessel()
+            .env("DOCKER_CONFIG", reg.docker_config())
+            .args(["push", "--insecure", img.to_str().unwrap(), &r]),
+    );
+    assert!(st.success(), "{err}");
+    let out = work.path().join("out.sif");
+    let (st, err, pull_rss) = run_measured(
+        root.vessel()
+            .env("DOCKER_CONFIG", reg.docker_config())
+            .args(["pull", "--insecure", out.to_str().unwrap(), &r]),
+    );
+    assert!(st.success(), "{err}");
+    assert_eq!(sha256(&out), sha256(&img));
+    assert!(
+        push_rss < bound_kib && pull_rss < bound_kib,
+        "peak RSS push {push_rss} KiB, pull {pull_rss} KiB for a 192 MiB image"
+    );
+}
