@@ -141,7 +141,7 @@ pub fn run(args: &PluginArgs, ctx: &Runtime) -> Result<i32, Error> {
             registry,
             target,
         } if Reference::is_reference(target) => {
-            super::plugin_remote::inspect(ctx, target, &registry.options(ctx), *json)
+            super::plugin_remote::inspect(target, &registry.options(ctx), *json)
         }
         PluginCommand::Inspect { json, target, .. } => {
             super::plugin_build::inspect(ctx, &store, target, *json)

@@ -20,7 +20,7 @@ pub fn push(file: &Path, reference: &str, opts: &Options) -> Result<i32, Error> 
 }
 
 /// `plugin inspect oras://…`: from the manifest's annotations only.
-pub fn inspect(_ctx: &Runtime, reference: &str, opts: &Options, json: bool) -> Result<i32, Error> {
+pub fn inspect(reference: &str, opts: &Options, json: bool) -> Result<i32, Error> {
     let r = Reference::parse(reference)?;
     let p = remote::inspect(&r, opts)?;
     if json {

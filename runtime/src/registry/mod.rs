@@ -447,13 +447,35 @@ pub fn login(registry: &str, creds: &Credentials, opts: &Options) -> Result<(), 
         reference: registry.to_owned(),
         reason,
     })?;
-    // Any repository will do: the answer for a name that may not exist is
-    // 404 with good credentials and 401 with bad ones.
+    // Token registries check the credentials when they hand out a token
+    // (done here for pull on a probe repository). Basic-auth registries
+    // answer any request: for a repository that may not exist, 404 with
+    // good credentials and 401 with bad ones.
     let probe = Reference::parse(&format!("oras://{registry}/vessel-login-check:latest"))?;
     let mut session = Session::new(opts, &probe)?;
     session.auth = RegistryAuth::Basic(creds.username.clone(), creds.password.clone());
     session.with_credentials = true;
+    let refused = || RegistryError::Status {
+        registry: registry.to_owned(),
+        repository: String::from("login"),
+        status: 401,
+        what: format!("credentials for {:?} refused", creds.username),
+    };
     block_on(async {
+        let token = session
+            .client
+            .auth(
+                &session.oci,
+                &session.auth,
+                oci_client::RegistryOperation::Pull,
+            )
+            .await;
+        match token {
+            Ok(Some(_)) => return Ok(()),
+            Ok(None) => {}
+            Err(OciDistributionError::AuthenticationFailure(_)) => return Err(refused()),
+            Err(e) => return Err(session.error("cannot check the credentials", e)),
+        }
         let r = session
             .client
             .list_tags(&session.oci, &session.auth, Some(1), None)
@@ -461,12 +483,7 @@ pub fn login(registry: &str, creds: &Credentials, opts: &Options) -> Result<(), 
         match r {
             Ok(_) => Ok(()),
             Err(e) => match session.error("cannot check the credentials", e) {
-                RegistryError::Status { status: 401, .. } => Err(RegistryError::Status {
-                    registry: registry.to_owned(),
-                    repository: String::from("login"),
-                    status: 401,
-                    what: format!("credentials for {:?} refused", creds.username),
-                }),
+                RegistryError::Status { status: 401, .. } => Err(refused()),
                 RegistryError::Status { .. } => Ok(()),
                 other => Err(other),
             },
