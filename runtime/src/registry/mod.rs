@@ -496,3 +496,78 @@ pub fn login(registry: &str, creds: &Credentials, opts: &Options) -> Result<(), 
 pub fn logout(registry: &str, opts: &Options) -> Result<bool, RegistryError> {
     opts.docker_config.remove(registry)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(r: &str) -> Session {
+        let opts = Options {
+            docker_config: DockerConfig::at(PathBuf::from("/nonexistent/vessel/config.json")),
+            ..Options::default()
+        };
+        Session::new(&opts, &Reference::parse(r).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn client_errors_name_registry_repo_and_status() {
+        let s = session("oras://reg.example:5000/lab/img:v2");
+        let e = s
+            .error(
+                "cannot read the manifest",
+                OciDistributionError::UnauthorizedError { url: "u".into() },
+            )
+            .to_string();
+        assert_eq!(
+            e,
+            "registry reg.example:5000: lab/img: login required (http 401)"
+        );
+        let envelope: oci_client::errors::OciEnvelope = serde_json::from_str(
+            r#"{"errors":[{"code":"MANIFEST_UNKNOWN","message":"manifest unknown"}]}"#,
+        )
+        .unwrap();
+        let e = s
+            .error(
+                "cannot read the manifest",
+                OciDistributionError::RegistryError {
+                    envelope,
+                    url: "u".into(),
+                },
+            )
+            .to_string();
+        assert_eq!(
+            e,
+            "registry reg.example:5000: lab/img: no such tag \"v2\" (http 404)"
+        );
+        let e = s
+            .error(
+                "cannot upload the image",
+                OciDistributionError::ServerError {
+                    code: 500,
+                    url: "u".into(),
+                    message: "disk\nfull".into(),
+                },
+            )
+            .to_string();
+        assert_eq!(
+            e,
+            "registry reg.example:5000: lab/img: disk full (http 500)"
+        );
+    }
+
+    #[test]
+    fn insecure_only_for_listed_hosts() {
+        let r = Reference::parse("oras://reg.lab:5000/x:1").unwrap();
+        let mut o = Options {
+            docker_config: DockerConfig::at(PathBuf::from("/nonexistent")),
+            ..Options::default()
+        };
+        assert!(!o.is_insecure(&r));
+        o.insecure_registries = vec!["other:5000".into()];
+        assert!(!o.is_insecure(&r));
+        o.insecure_registries = vec!["reg.lab".into()];
+        assert!(o.is_insecure(&r));
+        o.insecure_registries = vec!["reg.lab:5000".into()];
+        assert!(o.is_insecure(&r));
+    }
+}
