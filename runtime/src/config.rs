@@ -52,6 +52,9 @@ pub struct Config {
     pub image_driver: Option<String>,
     /// Binds (`SRC[:DST[:ro|rw]]`) added to every container.
     pub bind_paths: Vec<String>,
+    /// Registries (`host` or `host:port`) reached over plain HTTP instead of
+    /// HTTPS; every other registry needs TLS.
+    pub insecure_registries: Vec<String>,
 }
 
 impl Config {
@@ -100,6 +103,9 @@ mod tests {
         let c = Config::load(&f).unwrap();
         assert_eq!(c.plugin_signatures, SignaturePolicy::Warn);
         assert_eq!(c.image_driver.as_deref(), Some("squashfuse"));
+        std::fs::write(&f, "insecure_registries = [\"127.0.0.1:5000\"]\n").unwrap();
+        let c = Config::load(&f).unwrap();
+        assert_eq!(c.insecure_registries, ["127.0.0.1:5000"]);
         std::fs::write(&f, "bogus = 1\n").unwrap();
         let e = Config::load(&f).unwrap_err().to_string();
         assert!(e.starts_with("config "), "{e}");

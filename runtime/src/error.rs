@@ -21,6 +21,9 @@ pub enum Error {
     /// Images and image drivers.
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
+    /// Pushing and pulling through OCI registries.
+    #[error(transparent)]
+    Registry(#[from] crate::registry::RegistryError),
     /// Building and running containers.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),

@@ -12,6 +12,7 @@ pub mod error;
 pub mod image;
 pub mod paths;
 pub mod plugin;
+pub mod registry;
 mod runtime;
 pub mod sif_file;
 pub mod trust;

@@ -597,3 +597,125 @@ pub fn static_c_binary(name: &str, src: &str) -> (tempfile::TempDir, PathBuf) {
     set_mode(&bin, 0o755);
     (dir, bin)
 }
+/// A real registry (Debian's `docker-registry`, the reference Distribution
+/// implementation) on 127.0.0.1 at a free port, with its storage in a temp
+/// dir; killed and removed when dropped.
+#[derive(Debug)]
+pub struct TestRegistry {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+    /// `127.0.0.1:PORT`.
+    pub host: String,
+}
+
+impl TestRegistry {
+    /// A plain-HTTP registry without auth.
+    pub fn start() -> Self {
+        Self::start_with("")
+    }
+
+    /// A registry whose config ends with `extra` right after the `http:`
+    /// section's `addr` line: indented lines continue `http:` (a `tls:`
+    /// block), unindented ones are top-level keys (`auth:`).
+    pub fn start_with(extra: &str) -> Self {
+        let dir = tempfile::Builder::new()
+            .prefix("vessel-registry-")
+            .tempdir()
+            .expect("registry dir");
+        // Free port: bind :0, read it, release it; the registry binds it next.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("free port")
+            .port();
+        let host = format!("127.0.0.1:{port}");
+        let config = format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
+             delete:\n    enabled: true\nhttp:\n  addr: {host}\n{extra}",
+            dir.path().join("data").display()
+        );
+        let cfg = dir.path().join("config.yml");
+        std::fs::write(&cfg, config).expect("write registry config");
+        let log = std::fs::File::create(dir.path().join("registry.log")).expect("log");
+        let child = Command::new("docker-registry")
+            .arg("serve")
+            .arg(&cfg)
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start docker-registry (apt-get install docker-registry)");
+        let reg = Self { child, dir, host };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(&reg.host).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "docker-registry did not listen on {}: {}",
+                reg.host,
+                std::fs::read_to_string(reg.dir.path().join("registry.log")).unwrap_or_default()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        reg
+    }
+
+    /// The registry's own dir (config, storage under `data/`); tests put
+    /// certificates and htpasswd files here too.
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `oras://HOST/REPO` (`repo` includes the tag or digest).
+    pub fn reference(&self, repo: &str) -> String {
+        format!("oras://{}/{repo}", self.host)
+    }
+
+    /// The Docker config dir the tests' vessel uses (never the real one).
+    pub fn docker_config(&self) -> PathBuf {
+        self.dir.path().join("docker")
+    }
+
+    /// `vessel ARGS` under `root`, with this registry's Docker config.
+    pub fn vessel(&self, root: &TestRoot, args: &[&str]) -> Output {
+        root.vessel()
+            .env("DOCKER_CONFIG", self.docker_config())
+            .args(args)
+            .output()
+            .expect("run vessel")
+    }
+
+    /// The file holding blob `digest` (`sha256:HEX`) in the storage.
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.strip_prefix("sha256:").expect("sha256 digest");
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    /// The manifest (parsed) and its digest that `repo:tag` points at, read
+    /// from the storage.
+    pub fn stored_manifest(&self, repo: &str, tag: &str) -> (serde_json::Value, String) {
+        let link = self
+            .dir
+            .path()
+            .join("data/docker/registry/v2/repositories")
+            .join(repo)
+            .join("_manifests/tags")
+            .join(tag)
+            .join("current/link");
+        let digest = std::fs::read_to_string(&link).expect("tag link");
+        let bytes = std::fs::read(self.blob_path(digest.trim())).expect("manifest blob");
+        (
+            serde_json::from_slice(&bytes).expect("manifest JSON"),
+            digest.trim().to_owned(),
+        )
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -63,6 +63,7 @@ from_via_vessel!(
     vessel::plugin::StoreError,
     vessel::image::ImageError,
     vessel::engine::EngineError,
+    vessel::registry::RegistryError,
 );
 
 /// Prints a shell completion script for `cmd` (generated into memory first:
@@ -84,6 +85,8 @@ pub mod engine;
 pub mod key;
 pub mod plugin;
 pub mod plugin_build;
+pub mod plugin_remote;
+pub mod registry;
 pub mod sif;
 pub mod sign;
 
@@ -134,6 +137,12 @@ pub enum Command {
     Shell(engine::ShellArgs),
     /// Build a SIF image from a sandbox directory.
     Build(engine::BuildArgs),
+    /// Push a SIF image to an OCI registry (oras://HOST/REPO:TAG).
+    Push(registry::PushArgs),
+    /// Pull a SIF image from an OCI registry (oras://HOST/REPO[:TAG|@sha256:…]).
+    Pull(registry::PullArgs),
+    /// Log in to and out of OCI registries.
+    Registry(registry::RegistryArgs),
     /// Print the vessel version.
     Version,
     /// Print a shell completion script (includes plugins' commands).
@@ -156,6 +165,9 @@ pub fn dispatch(cli: &Cli, ctx: &Runtime) -> Result<i32, Error> {
         Command::Run(a) => engine::run_run(a, ctx),
         Command::Shell(a) => engine::run_shell(a, ctx),
         Command::Build(a) => engine::run_build(a, ctx),
+        Command::Push(a) => registry::run_push(a, ctx),
+        Command::Pull(a) => registry::run_pull(a, ctx),
+        Command::Registry(a) => registry::run(a, ctx),
         Command::Version => {
             outln!("vessel version {}", env!("CARGO_PKG_VERSION"))?;
             Ok(0)

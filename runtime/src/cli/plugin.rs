@@ -4,10 +4,12 @@ use std::path::PathBuf;
 
 use clap::{Args, Subcommand};
 
+use super::registry::RegistryFlags;
 use super::Error;
 use vessel::plugin::lifecycle::{self, ListFilter, Toggle};
 use vessel::plugin::manifest::CallbackKind;
 use vessel::plugin::store::{Meta, Store};
+use vessel::registry::Reference;
 use vessel::Runtime;
 use vessel_sif::text::inert;
 
@@ -59,15 +61,19 @@ pub enum PluginCommand {
         /// The plugin crate directory (never written to).
         dir: PathBuf,
     },
-    /// Show a plugin's manifest, from an installed name or an image file.
+    /// Show a plugin's manifest, from an installed name, an image file or
+    /// a registry reference (oras://…, read from its manifest only).
     Inspect {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// Installed plugin name, or path of a plugin image.
+        /// Registry options (for an oras:// reference).
+        #[command(flatten)]
+        registry: RegistryFlags,
+        /// Installed plugin name, path of a plugin image, or oras:// reference.
         target: String,
     },
-    /// Install a plugin image (root only).
+    /// Install a plugin image from a file or a registry (root only).
     Install {
         /// Accept an unsigned or untrusted image, with a warning.
         #[arg(long)]
@@ -75,8 +81,25 @@ pub enum PluginCommand {
         /// Replace an installed plugin of the same name, keeping its enabled state.
         #[arg(long)]
         upgrade: bool,
+        /// Install exactly this manifest digest (sha256:…) of an oras:// reference.
+        #[arg(long, value_name = "DIGEST")]
+        digest: Option<String>,
+        /// Registry options (for an oras:// reference).
+        #[command(flatten)]
+        registry: RegistryFlags,
+        /// The plugin image: a file or oras://HOST/REPO[:TAG|@sha256:…].
+        file: PathBuf,
+    },
+    /// Push a plugin image to a registry, with its name, version, API
+    /// version and callbacks as manifest annotations.
+    Push {
+        /// Registry options.
+        #[command(flatten)]
+        registry: RegistryFlags,
         /// The plugin image.
         file: PathBuf,
+        /// Where to: oras://HOST[:PORT]/REPO:TAG.
+        reference: String,
     },
     /// Remove an installed plugin (root only).
     Uninstall {
@@ -151,14 +174,42 @@ pub fn run(args: &PluginArgs, ctx: &Runtime) -> Result<i32, Error> {
             image,
             dir,
         } => super::plugin_build::verify_build(&store, image, dir, source_tree.as_deref()),
-        PluginCommand::Inspect { json, target } => {
+        PluginCommand::Inspect {
+            json,
+            registry,
+            target,
+        } if Reference::is_reference(target) => {
+            super::plugin_remote::inspect(target, &registry.options(ctx), *json)
+        }
+        PluginCommand::Inspect { json, target, .. } => {
             super::plugin_build::inspect(ctx, &store, target, *json)
         }
         PluginCommand::Install {
             allow_unsigned,
             upgrade,
+            digest,
+            registry,
             file,
-        } => super::plugin_build::install(ctx, &store, file, *allow_unsigned, *upgrade),
+        } => match file.to_str().filter(|f| Reference::is_reference(f)) {
+            Some(r) => super::plugin_remote::install(
+                ctx,
+                &store,
+                r,
+                digest.as_deref(),
+                &registry.options(ctx),
+                *allow_unsigned,
+                *upgrade,
+            ),
+            None if digest.is_some() => Err(Error::Usage(
+                "--digest applies to an oras:// reference, not a file".into(),
+            )),
+            None => super::plugin_build::install(ctx, &store, file, *allow_unsigned, *upgrade),
+        },
+        PluginCommand::Push {
+            registry,
+            file,
+            reference,
+        } => super::plugin_remote::push(file, reference, &registry.options(ctx)),
         PluginCommand::Uninstall { name } => {
             lifecycle::uninstall(&store, name)?;
             let _ = outln!("Plugin \"{name}\" uninstalled.");
@@ -217,6 +268,7 @@ pub fn render_list(metas: &[Meta], json: bool, long: bool) -> String {
                     "callbacks": m.manifest.callbacks,
                     "signer": m.signer,
                     "installed_at": m.installed_at,
+                    "origin": m.origin,
                 })
             })
             .collect();

@@ -86,6 +86,7 @@ pub fn inspect(ctx: &Runtime, store: &Store, target: &str, json: bool) -> Result
             "installed": installed.as_ref().map(|m: &Meta| serde_json::json!({
                 "enabled": m.enabled,
                 "installed_at": m.installed_at,
+                "origin": m.origin,
             })),
         });
         outln!(
@@ -154,6 +155,9 @@ fn render_inspect(m: &Manifest, sigs: &[(String, bool)], installed: Option<&Meta
     }
     if let Some(meta) = installed {
         line("Enabled:", if meta.enabled { "yes" } else { "no" });
+        if let Some(o) = &meta.origin {
+            line("Origin:", &format!("{} ({})", o.reference, o.digest));
+        }
     }
     s
 }

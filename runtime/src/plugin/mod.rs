@@ -30,6 +30,7 @@ pub mod loader;
 pub mod manifest;
 pub mod name;
 mod registry;
+pub mod remote;
 pub mod store;
 
 pub use store::StoreError;

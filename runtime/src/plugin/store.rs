@@ -124,6 +124,19 @@ pub struct Meta {
     /// recovery can tell a new meta from the old one even when their
     /// contents match. It names the files dir.
     pub install_id: String,
+    /// The registry reference and digest it was installed from, if it came
+    /// from one (`plugin install oras://…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<Origin>,
+}
+
+/// Where an installed plugin image came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The `oras://` reference as given.
+    pub reference: String,
+    /// The manifest digest that was pulled (`sha256:…`).
+    pub digest: String,
 }
 
 impl Meta {
@@ -808,6 +821,7 @@ pub fn new_meta(manifest: Manifest, enabled: bool, signer: Option<String>) -> Me
         signer,
         installed_at: unix_now(),
         install_id: new_install_id(),
+        origin: None,
     }
 }
 
