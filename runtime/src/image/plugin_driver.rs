@@ -14,6 +14,7 @@ use vessel_plugin_abi::{self as abi, ImageDriverBox};
 use super::driver::{Features, ImageDriver, MountRequest};
 use super::ImageError;
 use crate::engine::sys::{RealSyscalls, Syscalls};
+use crate::plugin::guard::CrashScope;
 
 /// The runtime's driver features from a plugin driver's feature tags:
 /// `squashfs` for squashfs images, `unprivileged` when it works in a user
@@ -106,10 +107,10 @@ impl<S: Syscalls + std::fmt::Debug> ImageDriver for PluginDriver<S> {
             "starting image driver {:?}",
             self.name
         );
-        self.inner
-            .start()
-            .into_result()
-            .map_err(|e| self.fail(e.message))?;
+        let scope = CrashScope::enter(&self.plugin, "image driver start");
+        let started = self.inner.start().into_result();
+        drop(scope);
+        started.map_err(|e| self.fail(e.message))?;
         let dir = req.workdir.join(PLUGIN_MOUNT_DIR);
         let mounted = std::fs::create_dir(&dir)
             .map_err(|e| {
@@ -120,6 +121,7 @@ impl<S: Syscalls + std::fmt::Debug> ImageDriver for PluginDriver<S> {
                 ))
             })
             .and_then(|()| {
+                let _scope = CrashScope::enter(&self.plugin, "image driver mount");
                 self.inner
                     .mount(&abi::MountRequest {
                         image: rstring(&req.image),
@@ -170,7 +172,9 @@ impl<S: Syscalls + std::fmt::Debug> ImageDriver for PluginDriver<S> {
     }
 
     fn stop(&mut self, _req: &MountRequest) -> Result<(), ImageError> {
+        let scope = CrashScope::enter(&self.plugin, "image driver stop");
         let stopped = self.inner.stop().into_result();
+        drop(scope);
         let Some(dir) = self.mounted.take() else {
             return stopped.map_err(|e| self.fail(e.message));
         };
