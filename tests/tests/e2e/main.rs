@@ -12,6 +12,7 @@ mod hostile_text;
 mod keys;
 mod loader;
 mod plugin;
+mod plugin_faults;
 mod reproducible;
 mod sif;
 mod sign;
