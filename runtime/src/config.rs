@@ -55,6 +55,19 @@ pub struct Config {
     /// Registries (`host` or `host:port`) reached over plain HTTP instead of
     /// HTTPS; every other registry needs TLS.
     pub insecure_registries: Vec<String>,
+    /// Seconds every plugin callback may take before vessel gives up on it
+    /// (MonitorContainer is exempt while the container runs); default 10.
+    pub plugin_timeout: Option<f64>,
+}
+
+impl Config {
+    /// The deadline of a plugin callback.
+    pub fn plugin_timeout(&self) -> std::time::Duration {
+        self.plugin_timeout
+            .and_then(|s| std::time::Duration::try_from_secs_f64(s).ok())
+            .filter(|d| !d.is_zero())
+            .unwrap_or(crate::plugin::guard::DEFAULT_TIMEOUT)
+    }
 }
 
 impl Config {
@@ -73,10 +86,19 @@ impl Config {
                 })
             }
         };
-        toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        let config: Self = toml::from_str(&text).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
             message: e.message().to_lowercase(),
-        })
+        })?;
+        if let Some(s) = config.plugin_timeout {
+            if !(s.is_finite() && s > 0.0 && s < 1e9) {
+                return Err(ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: format!("plugin_timeout = {s}: expected a positive number of seconds"),
+                });
+            }
+        }
+        Ok(config)
     }
 }
 

@@ -25,6 +25,7 @@ impl Runtime {
     pub fn from_env() -> Result<Self, ConfigError> {
         let paths = Paths::from_env();
         let config = Config::load(&paths.config_file())?;
+        crate::plugin::guard::set_timeout(config.plugin_timeout());
         Ok(Self {
             paths,
             config,

@@ -6,14 +6,15 @@
 //! runtime's own mount calls go through [`Syscalls`].
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use abi_stable::std_types::RErr;
 use nix::mount::{MntFlags, MsFlags};
 use vessel_plugin_abi::{self as abi, ImageDriverBox};
 
 use super::driver::{Features, ImageDriver, MountRequest};
 use super::ImageError;
 use crate::engine::sys::{RealSyscalls, Syscalls};
+use crate::plugin::guard::{with_deadline, CrashScope};
 
 /// The runtime's driver features from a plugin driver's feature tags:
 /// `squashfs` for squashfs images, `unprivileged` when it works in a user
@@ -32,7 +33,8 @@ pub struct PluginDriver<S: Syscalls = RealSyscalls> {
     plugin: String,
     name: String,
     features: Features,
-    inner: ImageDriverBox,
+    // Shared with the helper thread each call runs on (see `call`).
+    inner: Arc<ImageDriverBox>,
     mounted: Option<PathBuf>,
     sys: S,
 }
@@ -58,7 +60,7 @@ impl<S: Syscalls> PluginDriver<S> {
             plugin: plugin.to_owned(),
             name: name.to_owned(),
             features: features_from_tags(tags),
-            inner,
+            inner: Arc::new(inner),
             mounted: None,
             sys,
         }
@@ -79,6 +81,30 @@ impl<S: Syscalls> std::fmt::Debug for PluginDriver<S> {
 const PLUGIN_MOUNT_DIR: &str = "plugin-mount";
 
 impl<S: Syscalls> PluginDriver<S> {
+    /// Calls the plugin's driver within the callback deadline, taking stop
+    /// signals meanwhile ([`with_deadline`]); the driver's own error, a
+    /// missed deadline or a signal all fail the step, naming the plugin.
+    fn call(
+        &self,
+        what: &'static str,
+        f: impl FnOnce(&ImageDriverBox) -> abi::CallResult<()> + Send + 'static,
+    ) -> Result<(), ImageError> {
+        let inner = Arc::clone(&self.inner);
+        let plugin = self.plugin.clone();
+        let r = with_deadline(&self.plugin, what, move || {
+            let _scope = CrashScope::enter(&plugin, what);
+            Ok(f(&inner).into_result())
+        });
+        match r {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(self.fail(e.message)),
+            Err(e) => Err(ImageError::Driver {
+                driver: self.name.clone(),
+                reason: e.to_string(),
+            }),
+        }
+    }
+
     fn fail(&self, reason: impl std::fmt::Display) -> ImageError {
         ImageError::Driver {
             driver: self.name.clone(),
@@ -106,10 +132,7 @@ impl<S: Syscalls + std::fmt::Debug> ImageDriver for PluginDriver<S> {
             "starting image driver {:?}",
             self.name
         );
-        self.inner
-            .start()
-            .into_result()
-            .map_err(|e| self.fail(e.message))?;
+        self.call("image driver start", |d| d.start())?;
         let dir = req.workdir.join(PLUGIN_MOUNT_DIR);
         let mounted = std::fs::create_dir(&dir)
             .map_err(|e| {
@@ -120,27 +143,25 @@ impl<S: Syscalls + std::fmt::Debug> ImageDriver for PluginDriver<S> {
                 ))
             })
             .and_then(|()| {
-                self.inner
-                    .mount(&abi::MountRequest {
-                        image: rstring(&req.image),
-                        offset: req.offset,
-                        size: req.size,
-                        fs_type: "squashfs".into(),
-                        target: rstring(&dir),
-                    })
-                    .into_result()
-                    .map_err(|e| self.fail(e.message))
+                let request = abi::MountRequest {
+                    image: rstring(&req.image),
+                    offset: req.offset,
+                    size: req.size,
+                    fs_type: "squashfs".into(),
+                    target: rstring(&dir),
+                };
+                self.call("image driver mount", move |d| d.mount(&request))
             });
         if let Err(e) = mounted {
             // `stop` is only called after a successful `start`: undo here.
-            if let RErr(s) = self.inner.stop() {
-                tracing::warn!("{}", self.fail(s.message));
+            if let Err(e) = self.call("image driver stop", |d| d.stop()) {
+                tracing::warn!("{e}");
             }
             let _ = unmount_if_mounted(&mut self.sys, &dir);
             return Err(e);
         }
         if !is_mount_point(&dir) {
-            let _ = self.inner.stop();
+            let _ = self.call("image driver stop", |d| d.stop());
             return Err(self.fail(format!("nothing was mounted on {}", dir.display())));
         }
         self.mounted = Some(dir);
@@ -170,15 +191,15 @@ impl<S: Syscalls + std::fmt::Debug> ImageDriver for PluginDriver<S> {
     }
 
     fn stop(&mut self, _req: &MountRequest) -> Result<(), ImageError> {
-        let stopped = self.inner.stop().into_result();
+        let stopped = self.call("image driver stop", |d| d.stop());
         let Some(dir) = self.mounted.take() else {
-            return stopped.map_err(|e| self.fail(e.message));
+            return stopped;
         };
         // The plugin should have unmounted; never leave a mount behind (the
         // work dir is removed next).
         let left = unmount_if_mounted(&mut self.sys, &dir);
         match (stopped, left) {
-            (Err(e), _) => Err(self.fail(e.message)),
+            (Err(e), _) => Err(e),
             (Ok(()), Err(reason)) => Err(self.fail(reason)),
             (Ok(()), Ok(())) => Ok(()),
         }

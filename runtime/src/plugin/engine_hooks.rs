@@ -18,6 +18,7 @@ use nix::unistd::Pid;
 
 use super::adapters::{ConfigAdapter, RegistrarAdapter, SignalAdapter};
 use super::dispatch::load_installed;
+use super::guard::with_deadline;
 use super::manifest::CallbackKind;
 use super::store::{Meta, Store};
 use super::LoadedPlugin;
@@ -118,7 +119,14 @@ impl Hooks for PluginHooks<'_> {
     fn engine_config(&mut self, cfg: &mut EngineConfig) -> Result<(), Error> {
         for p in self.load(CallbackKind::EngineConfig)? {
             tracing::debug!(plugin = p.name(), "running the engine config callback");
-            p.calls().engine_config(ConfigAdapter::new(cfg).abi_mut())?;
+            // The callback changes a copy it owns (the helper thread may
+            // outlive a deadline); the copy replaces the config when it returns.
+            let mut copy = cfg.clone();
+            *cfg = with_deadline(p.name(), "EngineConfig", move || {
+                p.calls()
+                    .engine_config(ConfigAdapter::new(&mut copy).abi_mut())?;
+                Ok(copy)
+            })?;
         }
         // Plugins that act once the container runs are loaded (and so pass
         // the loader's checks) now, before anything is mounted or started:
@@ -147,12 +155,18 @@ impl Hooks for PluginHooks<'_> {
         if plugins.is_empty() {
             return Ok(());
         }
-        // Callbacks get a read-only view; a copy keeps the real config untouched.
-        let mut view = cfg.clone();
         for p in plugins {
             tracing::debug!(plugin = p.name(), %pid, "running the post start callback");
-            p.calls()
-                .post_start_process(ConfigAdapter::new(&mut view).abi_ref(), pid.as_raw())?;
+            // Callbacks get a read-only view of a copy they own. The engine
+            // blocks the stop signals now: the wait takes them, so a hung
+            // callback cannot leave vessel deaf while the container runs; an
+            // error (deadline, signal) makes the engine stop the container.
+            let mut view = cfg.clone();
+            let raw = pid.as_raw();
+            with_deadline(p.name(), "PostStartProcess", move || {
+                p.calls()
+                    .post_start_process(ConfigAdapter::new(&mut view).abi_ref(), raw)
+            })?;
         }
         Ok(())
     }
@@ -166,6 +180,7 @@ impl Hooks for PluginHooks<'_> {
         let meta = self.monitor.as_ref()?;
         Some((|| {
             let p = load_installed(self.ctx, meta)?;
+            // No deadline: monitoring lasts as long as the container runs.
             tracing::debug!(plugin = p.name(), %pid, "plugin monitors the container");
             let mut view = cfg.clone();
             let config = ConfigAdapter::new(&mut view);

@@ -98,10 +98,9 @@ pub fn install(
     // Every check and the install itself read one private copy of the image:
     // the file given may belong to someone who could rewrite it between the
     // signature check and the read of the library that gets installed.
-    let scratch = tempfile::Builder::new()
-        .prefix("vessel-install-")
-        .tempdir()
-        .map_err(|e| io(&std::env::temp_dir(), e))?;
+    // The scratch lives in the store (not /tmp), so a killed install leaves
+    // it where the next store writer sweeps it.
+    let scratch = store.scratch()?;
     let private = scratch.path().join(PLUGIN_SIF);
     copy_private(file, &private)?;
     let mut image = PluginImage::open(&private)

@@ -12,8 +12,20 @@ use vessel_plugin_abi::{
     PreRunInfo,
 };
 
+use super::guard::{with_deadline, CrashScope};
 use super::manifest::{CallbackKind, Manifest};
 use super::PluginError;
+
+/// How errors and crash reports name a callback: its kind (`EngineConfig`,
+/// `PostStartProcess`, ...), or for the Command kind, which of its entry
+/// points (`command`, `flag pre-run`, `global pre-run`).
+pub(crate) fn callback_name(kind: &'static str, label: &'static str) -> &'static str {
+    if kind == "Command" {
+        label
+    } else {
+        kind
+    }
+}
 
 macro_rules! define_calls {
     ($(
@@ -41,6 +53,11 @@ macro_rules! define_calls {
                         .entries
                         .$entry
                         .ok_or_else(|| self.0.missing(CallbackKind::$kind, stringify!($entry)))?;
+                    // A fatal signal while the plugin runs is reported as its crash.
+                    let _scope = CrashScope::enter(
+                        self.0.name(),
+                        callback_name(stringify!($kind), $label),
+                    );
                     f($($arg),*).into_result().map_err(|e| self.0.failed($label, e))
                 }
             )*)*
@@ -122,7 +139,9 @@ impl LoadedPlugin {
         }
     }
 
-    /// Runs the plugin command `command`; returns its exit status.
+    /// Runs the plugin command `command`; returns its exit status. It has no
+    /// deadline: it is the command the user asked for, and it runs in the
+    /// foreground where Ctrl-C ends it (a crash still names the plugin).
     pub fn run_command(
         &self,
         command: &str,
@@ -141,7 +160,11 @@ impl LoadedPlugin {
         args: &[String],
         flags: &[(String, Option<String>)],
     ) -> Result<(), PluginError> {
-        self.calls().flag_pre_run(&invocation(command, args, flags))
+        let inv = invocation(command, args, flags);
+        let me = self.clone();
+        with_deadline(self.name(), "flag pre-run", move || {
+            me.calls().flag_pre_run(&inv)
+        })
     }
 
     /// Runs the global pre-run hook. An error means the command must be aborted.
@@ -152,11 +175,15 @@ impl LoadedPlugin {
         command: &str,
         args: &[String],
     ) -> Result<(), PluginError> {
-        self.calls().global_pre_run(&PreRunInfo {
+        let info = PreRunInfo {
             uid,
             user: user.into(),
             command: command.into(),
             args: strings(args),
+        };
+        let me = self.clone();
+        with_deadline(self.name(), "global pre-run", move || {
+            me.calls().global_pre_run(&info)
         })
     }
 
@@ -166,10 +193,14 @@ impl LoadedPlugin {
             .engine_config(EngineConfig_TO::from_ptr(config, TD_Opaque))
     }
 
-    /// Runs the Install callback for the plugin's install dir.
+    /// Runs the Install callback for the plugin's install dir, within the
+    /// callback deadline.
     pub fn install(&self, dir: &Path) -> Result<(), PluginError> {
-        let dir = dir.to_string_lossy();
-        self.calls().install(dir.as_ref().into())
+        let dir = dir.to_string_lossy().into_owned();
+        let me = self.clone();
+        with_deadline(self.name(), "Install", move || {
+            me.calls().install(dir.as_str().into())
+        })
     }
 }
 

@@ -20,6 +20,7 @@ pub mod adapters;
 pub mod build;
 pub mod dispatch;
 pub mod engine_hooks;
+pub mod guard;
 pub mod host;
 pub mod image;
 pub mod install;
@@ -84,6 +85,35 @@ pub enum PluginError {
         callback: &'static str,
         /// `plugin "NAME" panicked: MESSAGE`, from the SDK's panic guard.
         message: String,
+    },
+    /// A callback did not return within `plugin_timeout`.
+    #[error("plugin {plugin:?}: its {callback} callback did not return within {}", guard::secs(.after))]
+    TimedOut {
+        /// The plugin.
+        plugin: String,
+        /// Which callback.
+        callback: &'static str,
+        /// The deadline.
+        after: std::time::Duration,
+    },
+    /// A stop signal arrived while a callback ran.
+    #[error("interrupted by {signal} while plugin {plugin:?} ran its {callback} callback")]
+    Interrupted {
+        /// The plugin.
+        plugin: String,
+        /// Which callback.
+        callback: &'static str,
+        /// The signal, e.g. `SIGTERM`.
+        signal: &'static str,
+    },
+    /// The thread a callback runs on could not be started.
+    #[error("plugin {plugin:?}: starting a thread for its callback")]
+    Spawn {
+        /// The plugin.
+        plugin: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
     },
     /// A hook point of the engine refused to go on.
     #[error(transparent)]

@@ -4,6 +4,7 @@
 //! .lock                      writers serialise on an exclusive flock of it
 //! metas/<sha256(name)>.meta  one JSON meta per plugin: the switch of its state
 //! .store/<install_id>/       one files dir per install (plugin.so, …)
+//! .scratch/install-XXXX/     a writer's private scratch (0700), swept when dead
 //! names/<name>               symlink to the current files dir, for people
 //! ```
 //!
@@ -35,6 +36,9 @@ use serde::{Deserialize, Serialize};
 
 use super::manifest::Manifest;
 pub use super::name::NameError;
+
+mod scratch;
+pub use scratch::Scratch;
 
 /// File names inside an installed plugin's dir.
 pub const PLUGIN_SO: &str = "plugin.so";
@@ -97,6 +101,9 @@ pub enum StoreError {
     /// The named plugin is already installed (and no upgrade was asked for).
     #[error("plugin \"{0}\" is already installed (use --upgrade to replace it)")]
     AlreadyInstalled(String),
+    /// A stop signal arrived while waiting for the writer lock.
+    #[error("plugin store: interrupted by {0} while waiting for the store lock")]
+    Interrupted(&'static str),
     /// A fault injected by `VESSEL_FAULT_INJECT` (debug builds, tests only).
     #[error("plugin store: injected fault at {0}")]
     Injected(String),
@@ -460,10 +467,7 @@ impl Store {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&path)
             .map_err(io_err(&path))?;
-        let lock = Flock::lock(f, FlockArg::LockExclusive).map_err(|(_, e)| StoreError::Io {
-            path: path.clone(),
-            source: e.into(),
-        })?;
+        let lock = scratch::wait_for_lock(f, &path)?;
         let guard = WriteLock { _lock: lock };
         self.recover()?;
         Ok(guard)
@@ -669,6 +673,7 @@ impl Store {
     /// Removes what a crashed writer left: files dirs no meta names (unless
     /// pinned), temp files, and name links that do not match their meta.
     fn recover(&self) -> Result<(), StoreError> {
+        self.sweep_scratch()?;
         let (metas, unreadable) = self.list_all()?;
         // With a meta that cannot be read, which files are live is unknown:
         // remove only temp files until it is fixed or uninstalled.

@@ -230,3 +230,23 @@ fn leftovers_of_a_crash_are_cleaned_by_the_next_writer() {
         0
     );
 }
+
+#[test]
+fn writers_sweep_dead_scratch_dirs_but_never_a_live_one() {
+    use std::os::unix::fs::PermissionsExt;
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    let live = store.scratch().unwrap();
+    let mode = fs::metadata(live.path()).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700);
+    // A writer that died: its scratch has no holder.
+    let dead = d.path().join("plugins/.scratch/install-dead");
+    fs::create_dir(&dead).unwrap();
+    fs::write(dead.join(PLUGIN_SO), b"x").unwrap();
+    drop(store.lock().unwrap());
+    assert!(!dead.exists());
+    assert!(live.path().exists());
+    let root = live.path().parent().unwrap().to_owned();
+    drop(live);
+    assert!(!root.exists(), "an empty .scratch is left");
+}

@@ -13,6 +13,7 @@ mod hostile_text;
 mod keys;
 mod loader;
 mod plugin;
+mod plugin_faults;
 mod registry;
 mod reproducible;
 mod sif;

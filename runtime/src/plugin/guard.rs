@@ -1,0 +1,379 @@
+//! Plugin callbacks under guard: a deadline, the stop signals, and crash
+//! attribution.
+//!
+//! [`with_deadline`] runs a callback on a helper thread while the calling
+//! thread waits for it at most `plugin_timeout` (vessel.toml), still taking
+//! SIGINT, SIGTERM and SIGHUP: when the caller has them blocked (the engine
+//! does once the container exists) they are picked up here and end the
+//! wait; otherwise their default action ends vessel as usual.
+//!
+//! [`CrashScope`] records, in statics a signal handler may read, which
+//! plugin and callback run now; a fatal signal (SIGSEGV, SIGBUS, SIGILL,
+//! SIGFPE, SIGABRT) then prints one line naming them before the default
+//! action ends the process.
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{mpsc, Once};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{SigSet, Signal};
+
+use super::PluginError;
+
+/// The deadline of a plugin callback without `plugin_timeout` in vessel.toml.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+static TIMEOUT_MS: AtomicU64 = AtomicU64::new(DEFAULT_TIMEOUT.as_millis() as u64);
+
+/// Sets the deadline of every plugin callback from now on (the runtime sets
+/// it from vessel.toml at start-up).
+pub fn set_timeout(d: Duration) {
+    TIMEOUT_MS.store(
+        u64::try_from(d.as_millis()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+}
+
+/// The deadline of a plugin callback.
+pub fn timeout() -> Duration {
+    Duration::from_millis(TIMEOUT_MS.load(Ordering::Relaxed))
+}
+
+/// How often the waiting thread looks at pending stop signals.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Runs `f` (a call of plugin `plugin`'s `callback`) on a helper thread and
+/// waits for it at most [`timeout()`]. `f` owns what it works on, so the
+/// caller's data is never shared with a thread that may outlive the wait.
+///
+/// On expiry, or when SIGINT/SIGTERM/SIGHUP arrive (if the caller blocks
+/// them), the error is returned and the helper thread is abandoned: a
+/// thread running plugin code cannot be killed or cancelled safely, so the
+/// caller reports, stops the container if one runs, and the process exits
+/// without waiting for that thread (exit does not join threads).
+pub fn with_deadline<T: Send + 'static>(
+    plugin: &str,
+    callback: &'static str,
+    f: impl FnOnce() -> Result<T, PluginError> + Send + 'static,
+) -> Result<T, PluginError> {
+    within(timeout(), plugin, callback, f)
+}
+
+fn within<T: Send + 'static>(
+    limit: Duration,
+    plugin: &str,
+    callback: &'static str,
+    f: impl FnOnce() -> Result<T, PluginError> + Send + 'static,
+) -> Result<T, PluginError> {
+    let before = thread_count();
+    let (tx, rx) = mpsc::channel();
+    let handle = std::thread::Builder::new()
+        .name("vessel-plugin".into())
+        .spawn(move || {
+            ensure_alt_stack();
+            let _ = tx.send(f());
+        })
+        .map_err(|source| PluginError::Spawn {
+            plugin: plugin.to_owned(),
+            source,
+        })?;
+    let start = Instant::now();
+    loop {
+        let left = limit.saturating_sub(start.elapsed());
+        match rx.recv_timeout(left.min(POLL)) {
+            Ok(r) => {
+                let _ = handle.join();
+                settle_threads(before);
+                return r;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                // The closure panicked (runtime code: the SDK catches the
+                // plugin's own panics): propagate it as it would have been.
+                if let Err(p) = handle.join() {
+                    std::panic::resume_unwind(p);
+                }
+                unreachable!("a helper thread ended without a result or a panic");
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+        }
+        if let Some(signal) = take_stop_signal() {
+            return Err(PluginError::Interrupted {
+                plugin: plugin.to_owned(),
+                callback,
+                signal: signal.as_str(),
+            });
+        }
+        if start.elapsed() >= limit {
+            return Err(PluginError::TimedOut {
+                plugin: plugin.to_owned(),
+                callback,
+                after: limit,
+            });
+        }
+    }
+}
+
+/// Takes a pending SIGINT, SIGTERM or SIGHUP that this thread blocks (the
+/// engine blocks them while the container runs). Unblocked ones need no
+/// polling: their default action ends the process.
+fn take_stop_signal() -> Option<Signal> {
+    let blocked = SigSet::thread_get_mask().ok()?;
+    let mut set = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        if blocked.contains(s) {
+            set.add(s);
+        }
+    }
+    if set == SigSet::empty() {
+        return None;
+    }
+    let now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: a valid set and timespec; no siginfo is asked for.
+    let r = unsafe { libc::sigtimedwait(set.as_ref(), std::ptr::null_mut(), &now) };
+    (r > 0).then(|| Signal::try_from(r).ok()).flatten()
+}
+
+/// The number of threads of this process.
+fn thread_count() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|n| n.trim().parse().ok())
+}
+
+/// Waits (briefly) until a joined helper thread is gone from the kernel's
+/// count too: a join returns slightly before the kernel releases the thread,
+/// and the engine refuses to clone the container from a threaded process.
+fn settle_threads(before: Option<usize>) {
+    let Some(before) = before else { return };
+    let start = Instant::now();
+    while thread_count().is_some_and(|n| n > before) && start.elapsed() < Duration::from_secs(1) {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// `10s`, `0.5s`: a deadline as the error shows it.
+pub(crate) fn secs(d: &Duration) -> String {
+    if d.subsec_millis() == 0 {
+        format!("{}s", d.as_secs())
+    } else {
+        format!("{}s", d.as_secs_f64())
+    }
+}
+
+// ---- crash attribution -------------------------------------------------
+
+const NAME_CAP: usize = 200;
+const CALLBACK_CAP: usize = 64;
+#[allow(clippy::declare_interior_mutable_const)] // only an array initialiser
+const ZERO: AtomicU8 = AtomicU8::new(0);
+
+/// Whether a plugin callback runs now; the buffers below say which.
+static ACTIVE: AtomicBool = AtomicBool::new(false);
+static NAME: [AtomicU8; NAME_CAP] = [ZERO; NAME_CAP];
+static NAME_LEN: AtomicUsize = AtomicUsize::new(0);
+static CALLBACK: [AtomicU8; CALLBACK_CAP] = [ZERO; CALLBACK_CAP];
+static CALLBACK_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// The fatal signals attributed to a running plugin.
+const FATAL: [libc::c_int; 5] = [
+    libc::SIGSEGV,
+    libc::SIGBUS,
+    libc::SIGILL,
+    libc::SIGFPE,
+    libc::SIGABRT,
+];
+
+/// The actions the handler replaced, restored when a fatal signal arrives
+/// outside plugin code (std's stack overflow report, or the default).
+struct OldActions(UnsafeCell<[Option<libc::sigaction>; FATAL.len()]>);
+// SAFETY: written once, inside `INSTALL`, before any handler that reads it
+// is installed; only read afterwards.
+unsafe impl Sync for OldActions {}
+static OLD: OldActions = OldActions(UnsafeCell::new([None; FATAL.len()]));
+static INSTALL: Once = Once::new();
+
+/// Marks plugin `plugin`'s `callback` as running until dropped: a fatal
+/// signal meanwhile is reported as that plugin's crash.
+#[derive(Debug)]
+pub struct CrashScope(());
+
+impl CrashScope {
+    /// Records the plugin and callback (installing the handler once).
+    pub fn enter(plugin: &str, callback: &str) -> Self {
+        INSTALL.call_once(install_handler);
+        ensure_alt_stack();
+        ACTIVE.store(false, Ordering::SeqCst);
+        let n = fill(&NAME, plugin);
+        NAME_LEN.store(n, Ordering::SeqCst);
+        let c = fill(&CALLBACK, callback);
+        CALLBACK_LEN.store(c, Ordering::SeqCst);
+        ACTIVE.store(true, Ordering::SeqCst);
+        Self(())
+    }
+}
+
+impl Drop for CrashScope {
+    fn drop(&mut self) {
+        ACTIVE.store(false, Ordering::SeqCst);
+    }
+}
+
+fn fill(buf: &[AtomicU8], text: &str) -> usize {
+    let n = text.len().min(buf.len());
+    for (slot, b) in buf.iter().zip(text.bytes()) {
+        slot.store(b, Ordering::Relaxed);
+    }
+    n
+}
+
+fn install_handler() {
+    for (i, sig) in FATAL.iter().enumerate() {
+        // SAFETY: a zeroed sigaction is valid; the handler has the
+        // SA_SIGINFO signature and only does async-signal-safe things.
+        unsafe {
+            let mut act: libc::sigaction = std::mem::zeroed();
+            act.sa_sigaction = on_fatal_signal as *const () as usize;
+            act.sa_flags = libc::SA_SIGINFO | libc::SA_RESETHAND | libc::SA_ONSTACK;
+            libc::sigemptyset(&mut act.sa_mask);
+            let mut old: libc::sigaction = std::mem::zeroed();
+            if libc::sigaction(*sig, std::ptr::null(), &mut old) == 0 {
+                (*OLD.0.get())[i] = Some(old);
+                libc::sigaction(*sig, &act, std::ptr::null_mut());
+            }
+        }
+    }
+}
+
+/// Gives this thread an alternate signal stack unless it has one (std gives
+/// its threads one), so a plugin that overflowed its stack is reported too.
+fn ensure_alt_stack() {
+    const SIZE: usize = 64 * 1024;
+    // SAFETY: sigaltstack reads/writes the stack_t values we own; the stack
+    // memory is leaked, so it outlives the thread using it.
+    unsafe {
+        let mut cur: libc::stack_t = std::mem::zeroed();
+        if libc::sigaltstack(std::ptr::null(), &mut cur) != 0
+            || cur.ss_flags & libc::SS_DISABLE == 0
+        {
+            return;
+        }
+        let mem: &'static mut [u8] = Box::leak(vec![0u8; SIZE].into_boxed_slice());
+        let st = libc::stack_t {
+            ss_sp: mem.as_mut_ptr().cast(),
+            ss_flags: 0,
+            ss_size: SIZE,
+        };
+        libc::sigaltstack(&st, std::ptr::null_mut());
+    }
+}
+
+fn signal_name(sig: libc::c_int) -> &'static [u8] {
+    match sig {
+        libc::SIGSEGV => b"SIGSEGV",
+        libc::SIGBUS => b"SIGBUS",
+        libc::SIGILL => b"SIGILL",
+        libc::SIGFPE => b"SIGFPE",
+        libc::SIGABRT => b"SIGABRT",
+        _ => b"a fatal signal",
+    }
+}
+
+fn write_stderr(bytes: &[u8]) {
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        // SAFETY: write(2) from a valid buffer; async-signal-safe.
+        let n = unsafe { libc::write(2, rest.as_ptr().cast(), rest.len()) };
+        if n <= 0 {
+            return;
+        }
+        rest = &rest[n as usize..];
+    }
+}
+
+fn write_buf(buf: &[AtomicU8], len: usize) {
+    let mut local = [0u8; NAME_CAP];
+    let n = len.min(buf.len()).min(local.len());
+    for (dst, src) in local.iter_mut().zip(buf.iter()).take(n) {
+        *dst = src.load(Ordering::Relaxed);
+    }
+    write_stderr(&local[..n]);
+}
+
+/// The fatal-signal handler: only atomics, write(2), sigaction and raise,
+/// all async-signal-safe.
+extern "C" fn on_fatal_signal(sig: libc::c_int, info: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    if ACTIVE.load(Ordering::SeqCst) {
+        write_stderr(b"error: plugin \"");
+        write_buf(&NAME, NAME_LEN.load(Ordering::SeqCst));
+        write_stderr(b"\" crashed (");
+        write_stderr(signal_name(sig));
+        write_stderr(b") in its ");
+        write_buf(&CALLBACK, CALLBACK_LEN.load(Ordering::SeqCst));
+        write_stderr(b" callback\n");
+        // SA_RESETHAND restored the default action: the signal raised
+        // again (held until this handler returns) ends the process the
+        // usual way (a fault would also recur on return).
+        // SAFETY: raise is async-signal-safe.
+        unsafe { libc::raise(sig) };
+        return;
+    }
+    // Not in plugin code: give the signal to whoever had it before.
+    if let Some(i) = FATAL.iter().position(|&s| s == sig) {
+        // SAFETY: OLD is only read here, after it was written; sigaction
+        // and raise are async-signal-safe; info comes from the kernel.
+        unsafe {
+            if let Some(old) = &(*OLD.0.get())[i] {
+                libc::sigaction(sig, old, std::ptr::null_mut());
+            }
+            // A sent signal (not a fault) does not recur on its own.
+            if info.is_null() || (*info).si_code <= 0 {
+                libc::raise(sig);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_callback_past_its_deadline_is_abandoned_with_an_error() {
+        let start = Instant::now();
+        let e = within(
+            Duration::from_millis(200),
+            "example.com/slow",
+            "EngineConfig",
+            || {
+                std::thread::sleep(Duration::from_secs(5));
+                Ok(())
+            },
+        )
+        .unwrap_err();
+        assert!(start.elapsed() < Duration::from_secs(2));
+        assert_eq!(
+            e.to_string(),
+            "plugin \"example.com/slow\": its EngineConfig callback did not return within 0.2s"
+        );
+        assert_eq!(
+            within(DEFAULT_TIMEOUT, "example.com/fast", "Install", || Ok(7)).unwrap(),
+            7
+        );
+    }
+
+    #[test]
+    fn crash_scopes_record_and_clear_the_running_callback() {
+        {
+            let _s = CrashScope::enter("example.com/x", "EngineConfig");
+            assert!(ACTIVE.load(Ordering::SeqCst));
+            assert_eq!(NAME_LEN.load(Ordering::SeqCst), "example.com/x".len());
+        }
+        assert!(!ACTIVE.load(Ordering::SeqCst));
+    }
+}
