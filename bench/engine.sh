@@ -64,10 +64,10 @@ pub fn build() -> Plugin {
 vessel_plugin_api::export_plugin!(build);
 EOF
     compile "$d" "$plugsrc/cmd-$i.sif"
-    VESSEL_ROOT="$plugroot" "$vessel" plugin install "$plugsrc/cmd-$i.sif" >/dev/null
+    VESSEL_ROOT="$plugroot" "$vessel" plugin install --yes "$plugsrc/cmd-$i.sif" >/dev/null
 done
 compile "$here/examples/plugins/config-plugin" "$plugsrc/config-plugin.sif"
-VESSEL_ROOT="$plugroot" "$vessel" plugin install "$plugsrc/config-plugin.sif" >/dev/null
+VESSEL_ROOT="$plugroot" "$vessel" plugin install --yes "$plugsrc/config-plugin.sif" >/dev/null
 echo "bench" >"$work/hostname"
 printf 'bind = %s:/config-plugin/hostname:ro\nenv = CONFIG_PLUGIN=1\n' "$work/hostname" \
     >"$plugroot/usr/local/libexec/vessel/plugins/example.com/config-plugin/config-plugin.conf"

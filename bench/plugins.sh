@@ -27,7 +27,7 @@ make_root() { # N
     r="$work/root$1"
     mkdir -p "$r"
     if [ "$1" -gt 0 ]; then
-        VESSEL_ROOT="$r" "$vessel" plugin install --allow-unsigned "$work/cli.sif" >/dev/null 2>&1
+        VESSEL_ROOT="$r" "$vessel" plugin install --yes --allow-unsigned "$work/cli.sif" >/dev/null 2>&1
         python3 - "$r/usr/local/libexec/vessel/plugins" "$1" <<'PY'
 import hashlib, json, os, sys
 d, n = sys.argv[1], int(sys.argv[2])

@@ -46,6 +46,18 @@ impl Paths {
         self.etc_dir().join("keys")
     }
 
+    /// `etc/vessel/plugins/<name>`, where an admin puts a plugin's
+    /// configuration (vessel never writes there).
+    pub fn plugin_config_dir(&self, name: &str) -> PathBuf {
+        self.etc_dir().join("plugins").join(name)
+    }
+
+    /// `var/lib/vessel/plugins/<name>`, where a plugin keeps state that must
+    /// survive upgrades (its install dir is replaced on each upgrade).
+    pub fn plugin_state_dir(&self, name: &str) -> PathBuf {
+        self.root.join("var/lib/vessel/plugins").join(name)
+    }
+
     /// `usr/local/libexec/vessel/plugins`, the plugin store.
     pub fn plugin_dir(&self) -> PathBuf {
         self.root.join("usr/local/libexec/vessel/plugins")

@@ -369,7 +369,7 @@ macro_rules! callback_table {
     ($m:ident) => {
         $m! {
             /// New commands, flags on existing commands, pre-run hooks.
-            Command = "command", "add commands and flags to the vessel command line" {
+            Command = "command", "run code from the vessel command line (the commands, flags and hooks it registered are listed one by one)" {
                 /// Command: runs one of the plugin's commands, returns its exit status.
                 run_command(invocation: &$crate::CommandInvocation) -> i32 = "command", prefix;
                 /// Command: pre-run hook for flags added to a built-in command; an error aborts it.
@@ -378,12 +378,12 @@ macro_rules! callback_table {
                 global_pre_run(info: &$crate::PreRunInfo) -> () = "global pre-run", prefix;
             }
             /// Read and change every container's engine config.
-            EngineConfig = "engine_config", "change the configuration of every container" {
+            EngineConfig = "engine_config", "read and change the configuration of every container before it starts (mounts, environment, namespaces, process)" {
                 /// EngineConfig: reads and changes the engine config.
                 engine_config(config: $crate::EngineConfigMut<'_>) -> () = "engine config", prefix;
             }
             /// Replace the wait/forward-signals loop.
-            MonitorContainer = "monitor_container", "supervise containers and forward their signals" {
+            MonitorContainer = "monitor_container", "replace the supervision of every container: it waits for the container, forwards its signals and decides its exit status" {
                 /// MonitorContainer: waits for the container, returns its raw wait status.
                 monitor_container(
                     config: $crate::EngineConfigRef<'_>,
@@ -392,19 +392,19 @@ macro_rules! callback_table {
                 ) -> i32 = "monitor container", prefix;
             }
             /// Act on the container's pid once it exists.
-            PostStartProcess = "post_start_process", "act on every container process once it has started" {
+            PostStartProcess = "post_start_process", "act as root on every container process once it has started (its pid), and stop the container by failing" {
                 /// PostStartProcess: acts on the started container's pid; an error stops it.
                 post_start_process(config: $crate::EngineConfigRef<'_>, pid: i32) -> ()
                     = "post start process", prefix;
             }
             /// Register a named image driver.
-            RegisterImageDriver = "register_image_driver", "mount container images with its own image driver" {
+            RegisterImageDriver = "register_image_driver", "register image drivers that mount container images (as root) in place of the built-in ones" {
                 /// RegisterImageDriver: registers image drivers.
                 register_image_driver(unprivileged: bool, registrar: $crate::DriverRegistrarMut<'_>) -> ()
                     = "register image driver", prefix;
             }
             /// Prepare files under its install dir at install time.
-            Install = "install", "run code as root when it is installed" {
+            Install = "install", "run code as root once, when it is installed or upgraded, to prepare files in its install dir" {
                 /// Install: prepares files under the plugin's install dir.
                 #[sabi(last_prefix_field)]
                 install(install_dir: $crate::abi_stable::std_types::RStr<'_>) -> () = "install", prefix;

@@ -49,6 +49,16 @@ pub fn root_module<S: Source>() -> PluginMod_Ref {
     PluginMod::new(manifest::<S>, init::<S>, p.handlers.entries::<S>()).leak_into_prefix()
 }
 
+/// `p`, with `version` (the plugin crate's) when it set none.
+#[doc(hidden)]
+pub fn with_default_version(p: crate::Plugin, version: &str) -> crate::Plugin {
+    if p.version.is_empty() {
+        p.version(version)
+    } else {
+        p
+    }
+}
+
 /// Exports a plugin from a `cdylib` crate.
 ///
 /// Takes a function (path or closure) returning a [`Plugin`](crate::Plugin).
@@ -64,7 +74,10 @@ macro_rules! export_plugin {
         impl $crate::__export::Source for __VesselPluginSource {
             fn plugin() -> &'static $crate::Plugin {
                 static PLUGIN: ::std::sync::OnceLock<$crate::Plugin> = ::std::sync::OnceLock::new();
-                PLUGIN.get_or_init(|| ($build)())
+                PLUGIN.get_or_init(|| {
+                    // A plugin that names no version has its crate's.
+                    $crate::__export::with_default_version(($build)(), env!("CARGO_PKG_VERSION"))
+                })
             }
         }
 

@@ -41,7 +41,7 @@ type FlagFn = Box<dyn Fn(&Invocation) -> Result<()> + Send + Sync>;
 pub struct Plugin {
     name: String,
     author: String,
-    version: String,
+    pub(crate) version: String,
     description: String,
     commands: Vec<(Command, CommandFn)>,
     flags: Vec<(String, Flag, FlagFn)>,

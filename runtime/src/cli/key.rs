@@ -5,8 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Subcommand};
 
 use super::Error;
+use vessel::plugin::audit;
+use vessel::plugin::store::Store;
 use vessel::trust::{generate_keypair, TrustStore};
 use vessel::Runtime;
+use vessel_sif::text::inert;
 
 /// Arguments of `vessel key`.
 #[derive(Debug, Args)]
@@ -33,8 +36,12 @@ pub enum KeyCommand {
         /// SPKI PEM public key file.
         pubfile: PathBuf,
     },
-    /// Stop trusting a key (root only).
+    /// Stop trusting a key (root only). Lists the installed plugins signed
+    /// by it and asks first (or --yes).
     Remove {
+        /// Remove it without asking, even if installed plugins are signed by it.
+        #[arg(short = 'y', long)]
+        yes: bool,
         /// The keyid, as `vessel key list` prints it.
         keyid: String,
     },
@@ -70,11 +77,43 @@ pub fn run(args: &KeyArgs, ctx: &Runtime) -> Result<i32, Error> {
                 let _ = outln!("Trusted key {} ({}).", added.keyid, added.path.display());
             }
         }
-        KeyCommand::Remove { keyid } => {
+        KeyCommand::Remove { yes, keyid } => {
             let mut store = TrustStore::load(&ctx.paths)?;
+            vessel::trust::require_root("removing a trusted key")?;
+            if store.contains(keyid) && !confirm_signed_plugins(ctx, keyid, *yes)? {
+                let _ = outln!("Key {keyid} kept.");
+                return Ok(1);
+            }
             store.remove(keyid)?;
             let _ = outln!("Removed key {keyid}.");
         }
     }
     Ok(0)
+}
+
+/// Lists the installed plugins signed by `keyid` and asks whether to go on
+/// (true without asking when there are none, or with `--yes`).
+fn confirm_signed_plugins(ctx: &Runtime, keyid: &str, yes: bool) -> Result<bool, Error> {
+    let store = Store::new(ctx.paths.plugin_dir());
+    let metas = store.list()?;
+    let signed = audit::signed_by(&metas, keyid);
+    if signed.is_empty() {
+        return Ok(true);
+    }
+    outln!(
+        "Installed plugins signed by {keyid} ({}); `plugin verify` will fail for them under a required signature policy:",
+        signed.len()
+    )?;
+    for m in &signed {
+        outln!("  {}", inert(m.name()))?;
+    }
+    if yes {
+        return Ok(true);
+    }
+    super::plugin_build::confirm("Remove the key? [y/N] ").ok_or_else(|| {
+        Error::Usage(format!(
+            "key {keyid} signed {} installed plugin(s) and stdin is not a terminal; pass --yes to remove it",
+            signed.len()
+        ))
+    })
 }

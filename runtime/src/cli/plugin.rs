@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 
 use super::registry::RegistryFlags;
 use super::Error;
+use vessel::plugin::audit;
 use vessel::plugin::lifecycle::{self, ListFilter, Toggle};
 use vessel::plugin::manifest::CallbackKind;
 use vessel::plugin::store::{Meta, Store};
@@ -81,6 +82,12 @@ pub enum PluginCommand {
         /// Replace an installed plugin of the same name, keeping its enabled state.
         #[arg(long)]
         upgrade: bool,
+        /// With --upgrade: accept a lower version than the installed one.
+        #[arg(long, requires = "upgrade")]
+        allow_downgrade: bool,
+        /// Grant what the plugin lists without asking (needed without a terminal).
+        #[arg(short = 'y', long)]
+        yes: bool,
         /// Install exactly this manifest digest (sha256:…) of an oras:// reference.
         #[arg(long, value_name = "DIGEST")]
         digest: Option<String>,
@@ -103,6 +110,9 @@ pub enum PluginCommand {
     },
     /// Remove an installed plugin (root only).
     Uninstall {
+        /// Remove it although running containers use it.
+        #[arg(long)]
+        force: bool,
         /// Plugin name.
         name: String,
     },
@@ -113,15 +123,24 @@ pub enum PluginCommand {
     },
     /// Disable an installed plugin (root only).
     Disable {
+        /// Disable it although running containers use it.
+        #[arg(long)]
+        force: bool,
         /// Plugin name.
         name: String,
+    },
+    /// Re-check installed plugins' files and signatures against today's
+    /// trust store (exit 1 when one fails).
+    Verify {
+        /// Only this plugin (default: every installed one).
+        name: Option<String>,
     },
     /// List installed plugins.
     List {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// Wide form: add the callbacks column.
+        /// Wide form: add the VERSION, CALLBACKS and SIGNED BY columns.
         #[arg(short = 'l', long = "long")]
         long: bool,
         /// Only enabled plugins.
@@ -187,36 +206,46 @@ pub fn run(args: &PluginArgs, ctx: &Runtime) -> Result<i32, Error> {
         PluginCommand::Install {
             allow_unsigned,
             upgrade,
+            allow_downgrade,
+            yes,
             digest,
             registry,
             file,
-        } => match file.to_str().filter(|f| Reference::is_reference(f)) {
-            Some(r) => super::plugin_remote::install(
-                ctx,
-                &store,
-                r,
-                digest.as_deref(),
-                &registry.options(ctx),
-                *allow_unsigned,
-                *upgrade,
-            ),
-            None if digest.is_some() => Err(Error::Usage(
-                "--digest applies to an oras:// reference, not a file".into(),
-            )),
-            None => super::plugin_build::install(ctx, &store, file, *allow_unsigned, *upgrade),
-        },
+        } => {
+            let opts = vessel::plugin::install::InstallOptions {
+                allow_unsigned: *allow_unsigned,
+                upgrade: *upgrade,
+                allow_downgrade: *allow_downgrade,
+            };
+            match file.to_str().filter(|f| Reference::is_reference(f)) {
+                Some(r) => super::plugin_remote::install(
+                    ctx,
+                    &store,
+                    r,
+                    digest.as_deref(),
+                    &registry.options(ctx),
+                    opts,
+                    *yes,
+                ),
+                None if digest.is_some() => Err(Error::Usage(
+                    "--digest applies to an oras:// reference, not a file".into(),
+                )),
+                None => super::plugin_build::install(ctx, &store, file, opts, *yes),
+            }
+        }
         PluginCommand::Push {
             registry,
             file,
             reference,
         } => super::plugin_remote::push(file, reference, &registry.options(ctx)),
-        PluginCommand::Uninstall { name } => {
-            lifecycle::uninstall(&store, name)?;
+        PluginCommand::Uninstall { force, name } => {
+            lifecycle::uninstall(&store, name, *force)?;
             let _ = outln!("Plugin \"{name}\" uninstalled.");
             Ok(0)
         }
-        PluginCommand::Enable { name } => toggle(&store, name, true),
-        PluginCommand::Disable { name } => toggle(&store, name, false),
+        PluginCommand::Enable { name } => toggle(&store, name, true, false),
+        PluginCommand::Disable { force, name } => toggle(&store, name, false, *force),
+        PluginCommand::Verify { name } => verify(ctx, &store, name.as_deref()),
         PluginCommand::List {
             json,
             long,
@@ -244,9 +273,44 @@ pub fn run(args: &PluginArgs, ctx: &Runtime) -> Result<i32, Error> {
     }
 }
 
-fn toggle(store: &Store, name: &str, enabled: bool) -> Result<i32, Error> {
+/// `plugin verify [NAME]`: one line per plugin, exit 1 when one fails.
+fn verify(ctx: &Runtime, store: &Store, name: Option<&str>) -> Result<i32, Error> {
+    let trust = vessel::trust::TrustStore::load(&ctx.paths)?;
+    let metas = match name {
+        Some(n) => vec![store.get(n)?],
+        None => store.list()?,
+    };
+    if metas.is_empty() {
+        outln!("There are no plugins installed.")?;
+        return Ok(0);
+    }
+    let mut failed = false;
+    for m in &metas {
+        let a = audit::audit(store, &trust, ctx.config.plugin_signatures, m);
+        let name = inert(&a.name);
+        if a.ok() {
+            let by = if a.trusted_signers.is_empty() {
+                "not signed by a trusted key".to_owned()
+            } else {
+                format!("signed by {} (trusted)", a.trusted_signers.join(", "))
+            };
+            outln!("{name}: ok, {by}")?;
+        } else {
+            failed = true;
+            let problems: Vec<String> = a.problems.iter().map(|p| inert(p).into_owned()).collect();
+            outln!("{name}: FAILED: {}", problems.join("; "))?;
+        }
+    }
+    Ok(i32::from(failed))
+}
+
+fn toggle(store: &Store, name: &str, enabled: bool, force: bool) -> Result<i32, Error> {
     let word = if enabled { "enabled" } else { "disabled" };
-    match lifecycle::set_enabled(store, name, enabled)? {
+    let opts = lifecycle::ToggleOptions {
+        force,
+        check_command_line: &super::clash::check_clashes,
+    };
+    match lifecycle::set_enabled(store, name, enabled, opts)? {
         Toggle::Changed => outln!("Plugin \"{name}\" {word}."),
         Toggle::AlreadyThere => outln!("Plugin \"{name}\" is already {word}."),
     }
@@ -288,14 +352,33 @@ pub fn render_list(metas: &[Meta], json: bool, long: bool) -> String {
             .max()
             .unwrap_or(0)
             .max(4);
-        out.push_str(&format!("ENABLED  {:<width$}  CALLBACKS\n", "NAME"));
+        let cbs = |m: &Meta| {
+            let c: Vec<_> = m.manifest.callbacks.iter().map(|k| k.as_str()).collect();
+            if c.is_empty() {
+                "-".to_owned()
+            } else {
+                c.join(",")
+            }
+        };
+        let vwidth = metas
+            .iter()
+            .map(|m| inert(&m.manifest.version).len())
+            .max()
+            .unwrap_or(0)
+            .max(7);
+        let cwidth = metas.iter().map(|m| cbs(m).len()).max().unwrap_or(0).max(9);
+        out.push_str(&format!(
+            "ENABLED  {:<width$}  {:<vwidth$}  {:<cwidth$}  SIGNED BY\n",
+            "NAME", "VERSION", "CALLBACKS"
+        ));
         for m in metas {
-            let cbs: Vec<_> = m.manifest.callbacks.iter().map(|k| k.as_str()).collect();
             out.push_str(&format!(
-                "{:>7}  {:<width$}  {}\n",
+                "{:>7}  {:<width$}  {:<vwidth$}  {:<cwidth$}  {}\n",
                 yes_no(m.enabled),
                 inert(&m.manifest.name),
-                cbs.join(",")
+                inert(&m.manifest.version),
+                cbs(m),
+                m.signer.as_deref().unwrap_or("-")
             ));
         }
     } else {

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use super::Error;
 use vessel::plugin::build::{self, crate_name_for};
+use vessel::plugin::disclose;
 use vessel::plugin::image::PluginImage;
-use vessel::plugin::install::{self, InstallOptions};
+use vessel::plugin::install::{self, InstallError, InstallOptions};
 use vessel::plugin::manifest::Manifest;
 use vessel::plugin::store::{Meta, Store};
 use vessel::plugin::PluginError;
@@ -79,13 +80,25 @@ pub fn inspect(ctx: &Runtime, store: &Store, target: &str, json: bool) -> Result
             .collect();
         (meta.manifest.clone(), sigs, Some(meta))
     };
+    let caps = disclose::capabilities(&manifest);
+    let dirs = installed.as_ref().map(|m| InstalledDirs {
+        files: store.files_dir(m),
+        config: ctx.paths.plugin_config_dir(m.name()),
+        state: ctx.paths.plugin_state_dir(m.name()),
+    });
     if json {
         let v = serde_json::json!({
             "manifest": manifest,
+            "capabilities": caps,
             "signatures": sigs.iter().map(|(k, t)| serde_json::json!({"keyid": k, "trusted": t})).collect::<Vec<_>>(),
-            "installed": installed.as_ref().map(|m: &Meta| serde_json::json!({
+            "installed": installed.as_ref().zip(dirs.as_ref()).map(|(m, d)| serde_json::json!({
                 "enabled": m.enabled,
                 "installed_at": m.installed_at,
+                "files_dir": d.files,
+                "config_dir": d.config,
+                "state_dir": d.state,
+                "signer": m.signer,
+                "signer_trusted": m.signer.as_ref().map(|k| trust.contains(k)),
                 "origin": m.origin,
             })),
         });
@@ -95,11 +108,24 @@ pub fn inspect(ctx: &Runtime, store: &Store, target: &str, json: bool) -> Result
         )?;
         return Ok(0);
     }
-    out!("{}", render_inspect(&manifest, &sigs, installed.as_ref()))?;
+    let installed = installed.as_ref().zip(dirs.as_ref());
+    out!("{}", render_inspect(&manifest, &caps, &sigs, installed))?;
     Ok(0)
 }
 
-fn render_inspect(m: &Manifest, sigs: &[(String, bool)], installed: Option<&Meta>) -> String {
+/// Where an installed plugin's files are.
+struct InstalledDirs {
+    files: std::path::PathBuf,
+    config: std::path::PathBuf,
+    state: std::path::PathBuf,
+}
+
+fn render_inspect(
+    m: &Manifest,
+    caps: &[disclose::Capability],
+    sigs: &[(String, bool)],
+    installed: Option<(&Meta, &InstalledDirs)>,
+) -> String {
     let mut s = String::new();
     // Manifest text is the plugin author's: inert, so a description cannot
     // hide or forge the lines below it (e.g. Signatures).
@@ -137,6 +163,12 @@ fn render_inspect(m: &Manifest, sigs: &[(String, bool)], installed: Option<&Meta
             .collect();
         line("Flags:", &f.join(", "));
     }
+    // Capability texts are already inert.
+    for (i, c) in caps.iter().enumerate() {
+        let label = if i == 0 { "Can:" } else { "" };
+        s.push_str(&format!("{label:<13}- {}\n", c.text));
+    }
+    let mut line = |k: &str, v: &str| s.push_str(&format!("{k:<13}{}\n", inert(v)));
     line("SHA256:", &m.sha256);
     if let Some(p) = &m.provenance {
         line("Source:", &format!("sha256 {}", p.source_sha256));
@@ -153,8 +185,28 @@ fn render_inspect(m: &Manifest, sigs: &[(String, bool)], installed: Option<&Meta
             line(label, &format!("{k} ({trusted})"));
         }
     }
-    if let Some(meta) = installed {
+    if let Some((meta, dirs)) = installed {
         line("Enabled:", if meta.enabled { "yes" } else { "no" });
+        line("Installed:", &utc_time(meta.installed_at));
+        match &meta.signer {
+            Some(k) => {
+                let still = sigs.iter().any(|(s, t)| s == k && *t);
+                let trust = if still {
+                    "key still trusted"
+                } else {
+                    "key no longer trusted"
+                };
+                line("Signed by:", &format!("{k} ({trust})"));
+            }
+            None => line("Signed by:", "nobody (installed unsigned)"),
+        }
+        let dir = |p: &std::path::Path| {
+            let absent = if p.exists() { "" } else { " (absent)" };
+            format!("{}{absent}", p.display())
+        };
+        line("Files dir:", &dir(&dirs.files));
+        line("Config dir:", &dir(&dirs.config));
+        line("State dir:", &dir(&dirs.state));
         if let Some(o) = &meta.origin {
             line("Origin:", &format!("{} ({})", o.reference, o.digest));
         }
@@ -162,25 +214,82 @@ fn render_inspect(m: &Manifest, sigs: &[(String, bool)], installed: Option<&Meta
     s
 }
 
-/// `plugin install [--allow-unsigned] [--upgrade] FILE`.
+/// `YYYY-MM-DD HH:MM:SS UTC` of Unix seconds.
+pub fn utc_time(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `plugin install [--allow-unsigned] [--upgrade [--allow-downgrade]] [--yes] FILE`.
 pub fn install(
     ctx: &Runtime,
     store: &Store,
     file: &Path,
-    allow_unsigned: bool,
-    upgrade: bool,
+    opts: InstallOptions,
+    yes: bool,
 ) -> Result<i32, Error> {
-    let opts = InstallOptions {
-        allow_unsigned,
-        upgrade,
-    };
-    install::install(
+    let mut stdout = std::io::stdout();
+    install::install_with_consent(
         ctx,
         store,
         file,
         opts,
         &super::clash::check_clashes,
-        &mut std::io::stdout(),
+        &mut stdout,
+        &mut |plan| ask_consent(plan, yes),
     )?;
     Ok(0)
+}
+
+/// The admin's consent to `plan`: `--yes`, or `y` typed on a terminal.
+/// Without a terminal nobody can be asked: refused, with a hint.
+pub(super) fn ask_consent(plan: &install::Plan, yes: bool) -> Result<bool, InstallError> {
+    if yes {
+        return Ok(true);
+    }
+    confirm("Install? [y/N] ").ok_or_else(|| InstallError::NeedsConsent {
+        plugin: plan.name.clone(),
+        action: if plan.previous.is_some() {
+            "upgrade"
+        } else {
+            "install"
+        },
+    })
+}
+
+/// Asks `question` on the terminal: `Some(true)` for `y`/`yes`,
+/// `Some(false)` for anything else, `None` when stdin is not a terminal.
+pub fn confirm(question: &str) -> Option<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return None;
+    }
+    let mut stdout = std::io::stdout();
+    let _ = write!(stdout, "{question}");
+    let _ = stdout.flush();
+    let mut answer = String::new();
+    // A closed or unreadable terminal is a no.
+    if stdin.lock().read_line(&mut answer).is_err() {
+        return Some(false);
+    }
+    Some(matches!(
+        answer.trim().to_ascii_lowercase().as_str(),
+        "y" | "yes"
+    ))
 }

@@ -72,23 +72,21 @@ pub fn install(
     reference: &str,
     pin: Option<&str>,
     opts: &Options,
-    allow_unsigned: bool,
-    upgrade: bool,
+    install_opts: InstallOptions,
+    yes: bool,
 ) -> Result<i32, Error> {
     // Refuse before downloading anything.
     vessel::plugin::lifecycle::require_root("plugin install")?;
     let r = Reference::parse(reference)?;
     let fetched = remote::fetch(&r, pin, opts)?;
-    let meta = install::install(
+    let meta = install::install_with_consent(
         ctx,
         store,
         &fetched.path,
-        InstallOptions {
-            allow_unsigned,
-            upgrade,
-        },
+        install_opts,
         &super::clash::check_clashes,
         &mut std::io::stdout(),
+        &mut |plan| super::plugin_build::ask_consent(plan, yes),
     )?;
     remote::record_origin(
         store,

@@ -110,7 +110,12 @@ impl<'a> PluginHooks<'a> {
         self.enabled
             .iter()
             .filter(|m| m.manifest.has(kind))
-            .map(|m| load_installed(self.ctx, m))
+            .map(|m| {
+                let p = load_installed(self.ctx, m)?;
+                // Runtime callbacks loaded: in use while this container runs.
+                super::in_use::hold(&Store::new(self.ctx.paths.plugin_dir()), m);
+                Ok(p)
+            })
             .collect()
     }
 }

@@ -7,6 +7,7 @@
 use std::io::Write;
 use std::path::Path;
 
+use super::disclose::{self, Capability, CapabilityDiff};
 use super::image::PluginImage;
 use super::lifecycle::require_root;
 use super::loader::{self, LoadSpec};
@@ -17,6 +18,7 @@ use crate::config::SignaturePolicy;
 use crate::trust::TrustStore;
 use crate::Error;
 use crate::Runtime;
+use vessel_sif::text::inert;
 
 /// How to install.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -25,7 +27,29 @@ pub struct InstallOptions {
     pub allow_unsigned: bool,
     /// Replace an installed plugin of the same name.
     pub upgrade: bool,
+    /// With `upgrade`: accept a lower version than the installed one.
+    pub allow_downgrade: bool,
 }
+
+/// What an install or upgrade is about to do, shown before the admin's
+/// consent is asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// The plugin.
+    pub name: String,
+    /// The version being installed.
+    pub version: String,
+    /// The installed version this replaces, for an upgrade.
+    pub previous: Option<String>,
+    /// Everything the plugin will be able to do.
+    pub capabilities: Vec<Capability>,
+    /// For an upgrade: what changes in that.
+    pub diff: Option<CapabilityDiff>,
+}
+
+/// Asked once everything checked out and the plan was shown: `Ok(true)`
+/// goes ahead, `Ok(false)` declines, an error refuses (e.g. nobody to ask).
+pub type Consent<'a> = &'a mut dyn FnMut(&Plan) -> Result<bool, InstallError>;
 
 /// Why an install was refused after the image itself checked out.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +92,48 @@ pub enum InstallError {
         /// What is wrong with it.
         reason: String,
     },
+    /// The admin answered no.
+    #[error("plugin \"{plugin}\": not installed (declined)")]
+    Declined {
+        /// The plugin.
+        plugin: String,
+    },
+    /// Consent is needed and there is no terminal to ask on.
+    #[error("plugin \"{plugin}\": {action} needs consent and stdin is not a terminal; review it with `vessel plugin inspect FILE` and pass --yes to grant what it lists")]
+    NeedsConsent {
+        /// The plugin.
+        plugin: String,
+        /// `install` or `upgrade`.
+        action: &'static str,
+    },
+    /// The version is not SemVer.
+    #[error("plugin \"{plugin}\": version \"{version}\" is not a semantic version (MAJOR.MINOR.PATCH): {reason}")]
+    BadVersion {
+        /// The plugin.
+        plugin: String,
+        /// The version given.
+        version: String,
+        /// What the parser said.
+        reason: String,
+    },
+    /// An upgrade to a lower version without `--allow-downgrade`.
+    #[error("plugin \"{plugin}\": {to} is older than the installed {from}; pass --allow-downgrade to downgrade")]
+    Downgrade {
+        /// The plugin.
+        plugin: String,
+        /// The installed version.
+        from: String,
+        /// The version given.
+        to: String,
+    },
+    /// Only one plugin can supervise containers.
+    #[error("plugin \"{plugin}\": monitor_container is already registered by enabled plugin \"{other}\" (only one plugin can supervise containers); disable it first")]
+    MonitorTaken {
+        /// The plugin.
+        plugin: String,
+        /// The enabled plugin that has it.
+        other: String,
+    },
     /// The library describes itself differently from the image's manifest.
     #[error("plugin \"{plugin}\": the manifest does not match the library ({field} differs)")]
     ManifestMismatch {
@@ -83,9 +149,8 @@ pub enum InstallError {
 /// the command line, which alone knows its built-in tree.
 pub type CommandLineCheck<'a> = &'a dyn Fn(&Manifest, &[Meta]) -> Result<(), InstallError>;
 
-/// Installs the plugin image `file`. Progress and what the plugin will be
-/// able to do go to `out`. `check_command_line` refuses commands and flags
-/// the command line cannot take. On any error the plugin dir is as before.
+/// Installs the plugin image `file` without asking (for callers that got
+/// consent otherwise). See [`install_with_consent`].
 pub fn install(
     ctx: &Runtime,
     store: &Store,
@@ -93,6 +158,24 @@ pub fn install(
     opts: InstallOptions,
     check_command_line: CommandLineCheck<'_>,
     out: &mut dyn Write,
+) -> Result<Meta, Error> {
+    install_with_consent(ctx, store, file, opts, check_command_line, out, &mut |_| {
+        Ok(true)
+    })
+}
+
+/// Installs the plugin image `file`. Progress and what the plugin will be
+/// able to do go to `out`, then `consent` is asked. `check_command_line`
+/// refuses commands and flags the command line cannot take. On any error
+/// (a declined consent included) the plugin dir is as before.
+pub fn install_with_consent(
+    ctx: &Runtime,
+    store: &Store,
+    file: &Path,
+    opts: InstallOptions,
+    check_command_line: CommandLineCheck<'_>,
+    out: &mut dyn Write,
+    consent: Consent<'_>,
 ) -> Result<Meta, Error> {
     require_root("plugin install")?;
     // Every check and the install itself read one private copy of the image:
@@ -113,6 +196,7 @@ pub fn install(
     let manifest = image.manifest.clone();
     let name = manifest.name.clone();
     store::validate_name(&name)?;
+    let version = parse_version(&name, &manifest.version).map_err(PluginError::from)?;
 
     let signer = check_signature(ctx, &image, &name, opts.allow_unsigned)?;
     loader::check_api_version(&name, file, &manifest.api_version).map_err(PluginError::from)?;
@@ -148,16 +232,28 @@ pub fn install(
         .collect();
     check_name_nesting(&manifest, &others)?;
     check_command_line(&manifest, &others).map_err(PluginError::from)?;
-
-    writeln!(out, "Plugin \"{name}\" will be able to:").ok();
-    for kind in &manifest.callbacks {
-        writeln!(out, "  - {}", kind.describe()).ok();
-    }
-    if manifest.callbacks.is_empty() {
-        writeln!(out, "  - nothing (it registers no callbacks)").ok();
-    }
-
     let enabled = previous.as_ref().is_none_or(|m| m.enabled);
+    if enabled {
+        check_single_monitor(&manifest, &others).map_err(PluginError::from)?;
+    }
+    if let Some(prev) = &previous {
+        check_version_change(prev, &manifest, &version, opts.allow_downgrade, out)?;
+    }
+
+    let plan = Plan {
+        name: name.clone(),
+        version: manifest.version.clone(),
+        previous: previous.as_ref().map(|m| m.manifest.version.clone()),
+        capabilities: disclose::capabilities(&manifest),
+        diff: previous
+            .as_ref()
+            .map(|m| disclose::diff(&m.manifest, &manifest)),
+    };
+    write_plan(&plan, out);
+    if !consent(&plan).map_err(PluginError::from)? {
+        return Err(PluginError::from(InstallError::Declined { plugin: name }).into());
+    }
+
     let meta = store::new_meta(manifest.clone(), enabled, signer);
     let staging = store.new_staging(&lock, &meta)?;
     staging.write(PLUGIN_SO, &library, 0o644)?;
@@ -181,6 +277,112 @@ pub fn install(
     };
     writeln!(out, "Plugin \"{name}\" {verb}.").ok();
     Ok(meta)
+}
+
+/// Parses a plugin's version as SemVer.
+pub fn parse_version(plugin: &str, version: &str) -> Result<semver::Version, InstallError> {
+    semver::Version::parse(version).map_err(|e| InstallError::BadVersion {
+        plugin: plugin.to_owned(),
+        version: version.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// Refuses a downgrade unless allowed; says when the same version has
+/// different contents (or is the very same build).
+fn check_version_change(
+    prev: &Meta,
+    new: &Manifest,
+    version: &semver::Version,
+    allow_downgrade: bool,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
+    let plugin = &new.name;
+    // An install by an older vessel may carry a non-SemVer version: then no
+    // order is known, and the upgrade is shown as a change of version only.
+    let Ok(old) = semver::Version::parse(&prev.manifest.version) else {
+        return Ok(());
+    };
+    if *version < old && !allow_downgrade {
+        return Err(PluginError::from(InstallError::Downgrade {
+            plugin: plugin.clone(),
+            from: old.to_string(),
+            to: version.to_string(),
+        })
+        .into());
+    }
+    if *version == old {
+        if prev.manifest.sha256 == new.sha256 {
+            writeln!(
+                out,
+                "Note: version {version} is already installed with the same library (sha256 {})",
+                new.sha256
+            )
+            .ok();
+        } else {
+            writeln!(
+                out,
+                "Warning: same version {version} with a different library (sha256 {} -> {})",
+                prev.manifest.sha256, new.sha256
+            )
+            .ok();
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a second plugin with a MonitorContainer callback among the
+/// enabled ones: only one can wait for a container.
+pub fn check_single_monitor(manifest: &Manifest, others: &[Meta]) -> Result<(), InstallError> {
+    if !manifest.has(CallbackKind::MonitorContainer) {
+        return Ok(());
+    }
+    match others
+        .iter()
+        .find(|o| o.enabled && o.manifest.has(CallbackKind::MonitorContainer))
+    {
+        Some(o) => Err(InstallError::MonitorTaken {
+            plugin: manifest.name.clone(),
+            other: o.manifest.name.clone(),
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Shows the plan: for an upgrade the version change and what is added or
+/// removed, then everything the plugin will be able to do.
+fn write_plan(plan: &Plan, out: &mut dyn Write) {
+    let name = &plan.name;
+    if let (Some(prev), Some(diff)) = (&plan.previous, &plan.diff) {
+        writeln!(
+            out,
+            "Upgrade of plugin \"{name}\": {} -> {}",
+            inert(prev),
+            inert(&plan.version)
+        )
+        .ok();
+        for c in &diff.added {
+            writeln!(out, "  + {}", c.text).ok();
+        }
+        for c in &diff.removed {
+            writeln!(out, "  - {}", c.text).ok();
+        }
+        if diff.added.is_empty() && diff.removed.is_empty() {
+            writeln!(out, "  (no capability added or removed)").ok();
+        }
+    }
+    writeln!(
+        out,
+        "Plugin \"{name}\" {} will be able to:",
+        inert(&plan.version)
+    )
+    .ok();
+    for c in &plan.capabilities {
+        writeln!(out, "  - {}", c.text).ok();
+    }
+    if plan.capabilities.is_empty() {
+        writeln!(out, "  - nothing (it registers no callbacks)").ok();
+    }
 }
 
 fn io(path: &Path, source: std::io::Error) -> Error {

@@ -1,8 +1,44 @@
 //! Admin operations on installed plugins: enable, disable, uninstall, list.
 //! Install lives in `install.rs`. None of these opens a plugin library.
 
+use super::install::{check_single_monitor, CommandLineCheck};
 use super::manifest::CallbackKind;
 use super::store::{Meta, Store, StoreError};
+use super::PluginError;
+
+/// Why an enable, disable or uninstall was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    /// Running containers loaded the plugin's runtime callbacks.
+    #[error("plugin \"{plugin}\" is in use by {count} running container(s); stop them first or pass --force")]
+    InUse {
+        /// The plugin.
+        plugin: String,
+        /// How many processes hold it.
+        count: usize,
+    },
+}
+
+/// Refuses when running containers use `meta`'s plugin, unless `force`.
+fn check_not_in_use(store: &Store, meta: &Meta, force: bool) -> Result<(), PluginError> {
+    let count = super::in_use::users(store, meta);
+    if count == 0 {
+        return Ok(());
+    }
+    if force {
+        tracing::warn!(
+            plugin = meta.name(),
+            count,
+            "plugin in use, going ahead (--force)"
+        );
+        return Ok(());
+    }
+    Err(LifecycleError::InUse {
+        plugin: meta.name().to_owned(),
+        count,
+    }
+    .into())
+}
 
 /// Fails unless the effective user is root, naming the action.
 pub fn require_root(action: &'static str) -> Result<(), crate::Error> {
@@ -18,8 +54,33 @@ pub enum Toggle {
     AlreadyThere,
 }
 
-/// Sets a plugin's enabled flag (root only).
-pub fn set_enabled(store: &Store, name: &str, enabled: bool) -> Result<Toggle, crate::Error> {
+/// How `enable`/`disable`/`uninstall` go about it.
+#[derive(Clone, Copy)]
+pub struct ToggleOptions<'a> {
+    /// Go ahead although running containers use the plugin.
+    pub force: bool,
+    /// On enable: the command line's check of the plugin's commands and
+    /// flags against the other installed plugins (as at install).
+    pub check_command_line: CommandLineCheck<'a>,
+}
+
+impl std::fmt::Debug for ToggleOptions<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToggleOptions")
+            .field("force", &self.force)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Sets a plugin's enabled flag (root only). Enabling checks the same
+/// conflicts as install (commands, flags, a second container monitor);
+/// disabling refuses a plugin running containers use, unless forced.
+pub fn set_enabled(
+    store: &Store,
+    name: &str,
+    enabled: bool,
+    opts: ToggleOptions<'_>,
+) -> Result<Toggle, crate::Error> {
     require_root(if enabled {
         "plugin enable"
     } else {
@@ -30,16 +91,29 @@ pub fn set_enabled(store: &Store, name: &str, enabled: bool) -> Result<Toggle, c
     if meta.enabled == enabled {
         return Ok(Toggle::AlreadyThere);
     }
+    if enabled {
+        let others: Vec<Meta> = store
+            .list()?
+            .into_iter()
+            .filter(|m| m.name() != name)
+            .collect();
+        (opts.check_command_line)(&meta.manifest, &others).map_err(PluginError::from)?;
+        check_single_monitor(&meta.manifest, &others).map_err(PluginError::from)?;
+    } else {
+        check_not_in_use(store, &meta, opts.force)?;
+    }
     meta.enabled = enabled;
     store.put_meta(&lock, &meta)?;
     tracing::info!(plugin = name, enabled, "plugin state changed");
     Ok(Toggle::Changed)
 }
 
-/// Removes an installed plugin (root only).
-pub fn uninstall(store: &Store, name: &str) -> Result<(), crate::Error> {
+/// Removes an installed plugin (root only); refuses one running containers
+/// use, unless `force`.
+pub fn uninstall(store: &Store, name: &str, force: bool) -> Result<(), crate::Error> {
     require_root("plugin uninstall")?;
     let lock = store.lock()?;
+    check_not_in_use(store, &store.get(name)?, force)?;
     store.commit_uninstall(&lock, name)?;
     tracing::info!(plugin = name, "plugin uninstalled");
     Ok(())

@@ -17,12 +17,15 @@
 //!   `adapters`: the ABI objects handed to plugin callbacks.
 
 pub mod adapters;
+pub mod audit;
 pub mod build;
+pub mod disclose;
 pub mod dispatch;
 pub mod engine_hooks;
 pub mod guard;
 pub mod host;
 pub mod image;
+pub mod in_use;
 pub mod install;
 pub mod lifecycle;
 mod load_error;
@@ -52,6 +55,9 @@ pub enum PluginError {
     /// A file that is not a valid plugin image.
     #[error(transparent)]
     Image(#[from] image::PluginImageError),
+    /// An enable, disable or uninstall refused.
+    #[error(transparent)]
+    Lifecycle(#[from] lifecycle::LifecycleError),
     /// An install refused after the image checked out.
     #[error(transparent)]
     Install(#[from] install::InstallError),

@@ -70,7 +70,7 @@ impl Env {
     /// Installs the plugin image `img` (signed with the trusted key).
     fn install(&self, img: &Path) {
         let signed = signed_copy(img, self.root.path(), None);
-        ok(&self.root.run(&["plugin", "install", p(&signed)]));
+        ok(&self.root.run(&["plugin", "install", "--yes", p(&signed)]));
     }
 
     /// The files dir of installed plugin `name` (through its name link).

@@ -69,7 +69,7 @@ fn root_a_fifo_as_an_installed_plugin_so_is_refused_at_once() {
         None,
     );
     root.trust_reference_key();
-    ok(&root.run(&["plugin", "install", path_str(&img)]));
+    ok(&root.run(&["plugin", "install", "--yes", path_str(&img)]));
     let so = root
         .plugin_files("example.com/cli-plugin")
         .join("plugin.so");

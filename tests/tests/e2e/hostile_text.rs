@@ -49,7 +49,7 @@ fn root_hostile_plugin_text_is_escaped_and_capped() {
     assert_eq!(sigs, ["Signatures:  none (unsigned)"], "{text}");
     assert!(text.contains("Description: fine\\u{1b}[1A"), "{text}");
 
-    ok(&root.run(&["plugin", "install", "--allow-unsigned", p(&img)]));
+    ok(&root.run(&["plugin", "install", "--yes", "--allow-unsigned", p(&img)]));
     no_escapes("help", &ok(&root.run(&["--help"])));
     no_escapes("list", &ok(&root.run(&["plugin", "list", "-l"])));
 

@@ -35,7 +35,7 @@ fn fails_255(o: &std::process::Output) -> String {
 fn install_cli_plugin(root: &TestRoot) -> std::path::PathBuf {
     let img = signed_copy(&compiled_plugin(CLI_PLUGIN), root.path(), None);
     root.trust_reference_key();
-    ok(&root.run(&["plugin", "install", img.to_str().unwrap()]));
+    ok(&root.run(&["plugin", "install", "--yes", img.to_str().unwrap()]));
     img
 }
 
@@ -65,7 +65,7 @@ fn root_full_flow_create_compile_install_list_toggle_inspect_uninstall() {
     );
 
     // Unsigned: refused with a hint, nothing written.
-    let e = fails_255(&root.run(&["plugin", "install", img.to_str().unwrap()]));
+    let e = fails_255(&root.run(&["plugin", "install", "--yes", img.to_str().unwrap()]));
     assert!(
         e.contains("not signed") && e.contains("--allow-unsigned"),
         "{e}"
@@ -77,7 +77,7 @@ fn root_full_flow_create_compile_install_list_toggle_inspect_uninstall() {
     // Signed with a trusted key: accepted.
     let signed = signed_copy(&img, root.path(), None);
     root.trust_reference_key();
-    let out = ok(&root.run(&["plugin", "install", signed.to_str().unwrap()]));
+    let out = ok(&root.run(&["plugin", "install", "--yes", signed.to_str().unwrap()]));
     assert!(out.contains("installed"), "{out}");
     assert_eq!(
         ok(&root.run(&["plugin", "list"])),
@@ -162,7 +162,7 @@ fn root_admin_commands_as_nobody_need_root_and_change_nothing() {
     let img = install_cli_plugin(&root);
     let before = snapshot(&root.plugin_dir());
     for args in [
-        vec!["plugin", "install", img.to_str().unwrap()],
+        vec!["plugin", "install", "--yes", img.to_str().unwrap()],
         vec!["plugin", "uninstall", "example.com/cli-plugin"],
         vec!["plugin", "disable", "example.com/cli-plugin"],
         vec!["plugin", "enable", "example.com/cli-plugin"],
@@ -375,7 +375,7 @@ fn root_bad_plugins_leave_nothing_behind() {
 
     for (label, img, want, extra) in cases {
         let before = snapshot(&root.plugin_dir());
-        let mut args = vec!["plugin", "install"];
+        let mut args = vec!["plugin", "install", "--yes"];
         args.extend(extra);
         args.push(img.to_str().unwrap());
         let e = fails_255(&root.run(&args));
@@ -423,7 +423,7 @@ fn root_killed_installs_leave_old_or_new_state() {
             let root = TestRoot::new();
             root.trust_reference_key();
             if upgrade {
-                ok(&root.run(&["plugin", "install", img.to_str().unwrap()]));
+                ok(&root.run(&["plugin", "install", "--yes", img.to_str().unwrap()]));
             }
             let o = root
                 .vessel()
@@ -431,7 +431,13 @@ fn root_killed_installs_leave_old_or_new_state() {
                 // A killed install cannot remove its scratch dir: keep it in
                 // this test's root rather than litter the real /tmp.
                 .env("TMPDIR", root.path())
-                .args(["plugin", "install", "--upgrade", img.to_str().unwrap()])
+                .args([
+                    "plugin",
+                    "install",
+                    "--yes",
+                    "--upgrade",
+                    img.to_str().unwrap(),
+                ])
                 .output()
                 .unwrap();
             assert!(!o.status.success(), "{point}: not killed");
@@ -449,7 +455,13 @@ fn root_killed_installs_leave_old_or_new_state() {
                 assert_eq!(list, "There are no plugins installed.\n", "{point}");
             }
             // The next writer cleans up and works.
-            ok(&root.run(&["plugin", "install", "--upgrade", img.to_str().unwrap()]));
+            ok(&root.run(&[
+                "plugin",
+                "install",
+                "--yes",
+                "--upgrade",
+                img.to_str().unwrap(),
+            ]));
             assert_eq!(ok(&root.run(&["test-cmd", "ok"])), "test-cmd: ok\n");
             let leftovers: Vec<_> = snapshot(&root.plugin_dir())
                 .into_iter()
@@ -522,13 +534,19 @@ fn root_reinstall_needs_upgrade_which_keeps_the_enabled_state() {
     require_root();
     let root = TestRoot::new();
     let img = install_cli_plugin(&root);
-    let e = fails_255(&root.run(&["plugin", "install", img.to_str().unwrap()]));
+    let e = fails_255(&root.run(&["plugin", "install", "--yes", img.to_str().unwrap()]));
     assert!(
         e.contains("already installed") && e.contains("--upgrade"),
         "{e}"
     );
     ok(&root.run(&["plugin", "disable", "example.com/cli-plugin"]));
-    let out = ok(&root.run(&["plugin", "install", "--upgrade", img.to_str().unwrap()]));
+    let out = ok(&root.run(&[
+        "plugin",
+        "install",
+        "--yes",
+        "--upgrade",
+        img.to_str().unwrap(),
+    ]));
     assert!(out.contains("upgraded"), "{out}");
     assert_eq!(
         ok(&root.run(&["plugin", "list"])),
@@ -557,6 +575,7 @@ fn root_the_readme_plugin_example_works_as_written() {
     ok(&root.run(&[
         "plugin",
         "install",
+        "--yes",
         "--allow-unsigned",
         img.to_str().unwrap(),
     ]));
@@ -577,12 +596,18 @@ fn root_sigkill_during_installs_never_leaves_a_half_plugin() {
     root.trust_reference_key();
     // How long a whole upgrade takes here, to spread the kills over it.
     let t0 = std::time::Instant::now();
-    ok(&root.run(&["plugin", "install", img.to_str().unwrap()]));
+    ok(&root.run(&["plugin", "install", "--yes", img.to_str().unwrap()]));
     let span = t0.elapsed().as_micros() as u64;
     for i in 0..24u64 {
         let mut child = root
             .vessel()
-            .args(["plugin", "install", "--upgrade", img.to_str().unwrap()])
+            .args([
+                "plugin",
+                "install",
+                "--yes",
+                "--upgrade",
+                img.to_str().unwrap(),
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -615,7 +640,7 @@ fn root_install_of_a_device_or_fifo_fails_at_once() {
     for file in [Path::new("/dev/zero"), fifo.as_path()] {
         let mut child = root
             .vessel()
-            .args(["plugin", "install", file.to_str().unwrap()])
+            .args(["plugin", "install", "--yes", file.to_str().unwrap()])
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .spawn()

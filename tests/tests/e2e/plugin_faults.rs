@@ -38,7 +38,7 @@ fn env_with(config: &str, plugins: &[PathBuf]) -> RunEnv {
     std::fs::write(etc.join("vessel.toml"), config).unwrap();
     for img in plugins {
         let signed = signed_copy(img, env.root.path(), None);
-        ok(&env.root.run(&["plugin", "install", p(&signed)]));
+        ok(&env.root.run(&["plugin", "install", "--yes", p(&signed)]));
     }
     env
 }
@@ -250,7 +250,7 @@ fn root_writers_blocked_by_a_hung_install_say_so_and_take_ctrl_c() {
     let env = env_with("plugin_timeout = 600\n", &[]);
     let hang = signed_copy(&hang, env.root.path(), None);
     let cli = signed_copy(&compiled_plugin(CLI_PLUGIN), env.root.path(), None);
-    let mut holder = spawn(env.cmd(&["plugin", "install", p(&hang)]));
+    let mut holder = spawn(env.cmd(&["plugin", "install", "--yes", p(&hang)]));
     let lock = env.root.plugin_dir().join(".lock");
     wait_for(
         "the install to hold the store lock",
@@ -266,7 +266,7 @@ fn root_writers_blocked_by_a_hung_install_say_so_and_take_ctrl_c() {
     );
 
     let err_file = env.root.path().join("waiter.err");
-    let mut waiter = env.cmd(&["plugin", "install", p(&cli)]);
+    let mut waiter = env.cmd(&["plugin", "install", "--yes", p(&cli)]);
     waiter
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(&err_file).unwrap());
@@ -306,7 +306,7 @@ fn root_writers_blocked_by_a_hung_install_say_so_and_take_ctrl_c() {
     assert!(tmp_left.is_empty(), "left in TMPDIR: {tmp_left:?}");
     let scratch = env.root.plugin_dir().join(".scratch");
     assert_eq!(std::fs::read_dir(&scratch).unwrap().count(), 1);
-    ok(&env.root.run(&["plugin", "install", p(&cli)]));
+    ok(&env.root.run(&["plugin", "install", "--yes", p(&cli)]));
     assert!(!scratch.exists(), "the next writer left the dead scratch");
     assert_eq!(ok(&env.root.run(&["test-cmd", "x"])), "test-cmd: x\n");
 }
@@ -323,7 +323,7 @@ fn root_killed_installs_leave_nothing_in_tmp_and_the_next_write_sweeps_the_scrat
             .vessel()
             .env("TMPDIR", env.tmp.path())
             .env("VESSEL_FAULT_INJECT", format!("{point}:kill"))
-            .args(["plugin", "install", "--upgrade", p(&img)])
+            .args(["plugin", "install", "--yes", "--upgrade", p(&img)])
             .output()
             .unwrap();
         assert_eq!(
@@ -350,7 +350,9 @@ fn root_killed_installs_leave_nothing_in_tmp_and_the_next_write_sweeps_the_scrat
                 .root
                 .run(&["plugin", "disable", "example.com/cli-plugin"]));
         } else {
-            ok(&env.root.run(&["plugin", "install", "--upgrade", p(&img)]));
+            ok(&env
+                .root
+                .run(&["plugin", "install", "--yes", "--upgrade", p(&img)]));
         }
         assert!(
             !scratch.exists(),

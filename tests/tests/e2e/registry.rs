@@ -320,7 +320,10 @@ fn root_plugin_by_reference_inspect_install_signed_refuse_unsigned_and_pin() {
 
     // Unsigned: refused by the default policy, nothing installed.
     assert_error(
-        &reg.vessel(&root, &["plugin", "install", "--insecure", &r_unsigned]),
+        &reg.vessel(
+            &root,
+            &["plugin", "install", "--yes", "--insecure", &r_unsigned],
+        ),
         255,
         &["not signed"],
     );
@@ -334,6 +337,7 @@ fn root_plugin_by_reference_inspect_install_signed_refuse_unsigned_and_pin() {
             &[
                 "plugin",
                 "install",
+                "--yes",
                 "--insecure",
                 "--digest",
                 &wrong,
@@ -350,6 +354,7 @@ fn root_plugin_by_reference_inspect_install_signed_refuse_unsigned_and_pin() {
         &[
             "plugin",
             "install",
+            "--yes",
             "--insecure",
             "--digest",
             &digest,
@@ -373,7 +378,14 @@ fn root_plugin_by_reference_inspect_install_signed_refuse_unsigned_and_pin() {
     // --upgrade from the tag works too; no temp files are left behind.
     ok(&reg.vessel(
         &root,
-        &["plugin", "install", "--insecure", "--upgrade", &r_signed],
+        &[
+            "plugin",
+            "install",
+            "--yes",
+            "--insecure",
+            "--upgrade",
+            &r_signed,
+        ],
     ));
     let tmp_left: Vec<_> = std::fs::read_dir(std::env::temp_dir())
         .unwrap()

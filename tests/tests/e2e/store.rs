@@ -35,7 +35,7 @@ fn fails_255(o: &std::process::Output) -> String {
 fn install_cli_plugin(root: &TestRoot) {
     let img = signed_copy(&compiled_plugin(CLI_PLUGIN), root.path(), None);
     root.trust_reference_key();
-    ok(&root.run(&["plugin", "install", path_str(&img)]));
+    ok(&root.run(&["plugin", "install", "--yes", path_str(&img)]));
 }
 
 #[test]
@@ -62,7 +62,13 @@ fn root_plugin_names_cannot_collide_with_store_files_or_look_alike() {
             m["name"] = name.into()
         });
         let before = snapshot(&root.plugin_dir());
-        let e = fails_255(&root.run(&["plugin", "install", "--allow-unsigned", path_str(&img)]));
+        let e = fails_255(&root.run(&[
+            "plugin",
+            "install",
+            "--yes",
+            "--allow-unsigned",
+            path_str(&img),
+        ]));
         assert!(
             e.contains("plugin name") && e.contains("is invalid"),
             "{label}: {e}"
@@ -75,7 +81,13 @@ fn root_plugin_names_cannot_collide_with_store_files_or_look_alike() {
     }
     // A clean second plugin sits beside the first without touching it.
     let minimal = forged_plugin(&compiled_plugin(MINIMAL), work.path(), "ok", |_, _| {});
-    ok(&root.run(&["plugin", "install", "--allow-unsigned", path_str(&minimal)]));
+    ok(&root.run(&[
+        "plugin",
+        "install",
+        "--yes",
+        "--allow-unsigned",
+        path_str(&minimal),
+    ]));
     assert_eq!(
         ok(&root.run(&["plugin", "list"])),
         "ENABLED  NAME\n    yes  example.com/cli-plugin\n    yes  example.com/minimal\n"
@@ -182,7 +194,13 @@ fn root_meta_fields_are_data_never_paths() {
     install_cli_plugin(&root);
     let work = tempfile::tempdir().unwrap();
     let minimal = forged_plugin(&compiled_plugin(MINIMAL), work.path(), "m", |_, _| {});
-    ok(&root.run(&["plugin", "install", "--allow-unsigned", path_str(&minimal)]));
+    ok(&root.run(&[
+        "plugin",
+        "install",
+        "--yes",
+        "--allow-unsigned",
+        path_str(&minimal),
+    ]));
     let ups = "../".repeat(8);
     edit_meta(&root, "example.com/cli-plugin", |m| {
         m["install_id"] = format!("{ups}{}", path_str(&v).trim_start_matches('/')).into()
@@ -196,7 +214,13 @@ fn root_meta_fields_are_data_never_paths() {
     // over a file outside the store (nor anywhere else).
     let root = TestRoot::new();
     install_cli_plugin(&root);
-    ok(&root.run(&["plugin", "install", "--allow-unsigned", path_str(&minimal)]));
+    ok(&root.run(&[
+        "plugin",
+        "install",
+        "--yes",
+        "--allow-unsigned",
+        path_str(&minimal),
+    ]));
     let target = v.join("precious");
     edit_meta(&root, "example.com/cli-plugin", |m| {
         m["manifest"]["name"] = format!("{ups}{}", path_str(&target).trim_start_matches('/')).into()
@@ -248,7 +272,7 @@ fn root_readers_never_see_a_half_upgraded_plugin() {
             })
             .collect();
         for _ in 0..25 {
-            ok(&root.run(&["plugin", "install", "--upgrade", path_str(&img)]));
+            ok(&root.run(&["plugin", "install", "--yes", "--upgrade", path_str(&img)]));
         }
         done.store(true, Ordering::Relaxed);
         readers.into_iter().map(|r| r.join().unwrap()).fold(

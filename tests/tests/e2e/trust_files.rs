@@ -48,13 +48,13 @@ fn root_a_config_another_user_can_change_is_refused() {
         "umask 022; echo 'plugin_signatures = \"off\"' > {}",
         path_str(&cfg)
     ));
-    let o = root.run(&["plugin", "install", path_str(&unsigned)]);
+    let o = root.run(&["plugin", "install", "--yes", path_str(&unsigned)]);
     refused(&o, &cfg, "owned by uid 65534, mode 0644");
     assert!(!root.plugin_dir().join("metas").exists());
 
     // Root's own file, but in a dir nobody owns (nobody can replace it).
     std::os::unix::fs::chown(&cfg, Some(0), Some(0)).unwrap();
-    let o = root.run(&["plugin", "install", path_str(&unsigned)]);
+    let o = root.run(&["plugin", "install", "--yes", path_str(&unsigned)]);
     refused(&o, &etc, "owned by uid 65534, mode 0755");
 
     // Root-owned everywhere, but world-writable.
@@ -65,7 +65,7 @@ fn root_a_config_another_user_can_change_is_refused() {
 
     // Fixed: accepted again (and honoured).
     set_mode(&cfg, 0o644);
-    ok(&root.run(&["plugin", "install", path_str(&unsigned)]));
+    ok(&root.run(&["plugin", "install", "--yes", path_str(&unsigned)]));
     // Unprivileged users are not refused: they cannot gain from it.
     set_mode(&cfg, 0o666);
     ok(&root.run_as_nobody(&["plugin", "list"]));
@@ -128,7 +128,7 @@ fn root_a_plugin_store_another_user_can_change_is_refused() {
         own.path(),
         None,
     );
-    ok(&root.run(&["plugin", "install", path_str(&img)]));
+    ok(&root.run(&["plugin", "install", "--yes", path_str(&img)]));
     let metas = root.plugin_dir().join("metas");
     set_mode(&metas, 0o777);
     let o = root.run(&["plugin", "disable", "example.com/cli-plugin"]);
@@ -156,7 +156,7 @@ fn root_a_meta_the_caller_cannot_read_fails_exec_closed() {
         own.path(),
         None,
     );
-    ok(&root.run(&["plugin", "install", path_str(&img)]));
+    ok(&root.run(&["plugin", "install", "--yes", path_str(&img)]));
     let sandbox = tempfile::tempdir().unwrap();
     busybox_rootfs(sandbox.path(), &[]);
     set_mode(&root.plugin_meta("example.com/config-plugin"), 0o600);

@@ -55,6 +55,8 @@ pub(super) fn build(
         ..loaded.manifest().clone()
     };
     crate::plugin::store::validate_name(&manifest.name)?;
+    crate::plugin::install::parse_version(&manifest.name, &manifest.version)
+        .map_err(PluginError::from)?;
     Ok((built, manifest))
 }
 
