@@ -118,7 +118,8 @@ impl Hooks for PluginHooks<'_> {
     fn engine_config(&mut self, cfg: &mut EngineConfig) -> Result<(), Error> {
         for p in self.load(CallbackKind::EngineConfig)? {
             tracing::debug!(plugin = p.name(), "running the engine config callback");
-            p.calls().engine_config(ConfigAdapter::new(cfg).abi_mut())?;
+            p.calls()
+                .engine_config(ConfigAdapter::for_plugin(cfg, p.name()).abi_mut())?;
         }
         // Plugins that act once the container runs are loaded (and so pass
         // the loader's checks) now, before anything is mounted or started:
