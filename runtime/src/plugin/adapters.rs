@@ -175,17 +175,19 @@ impl abi::EngineConfig for ConfigAdapter<'_> {
 }
 
 /// The engine's blocked signals seen through the ABI's `SignalSource`:
-/// forwarded signals and SIGCHLD are reported; terminal-generated ones
-/// already reached the container and are skipped.
+/// signals sent to vessel and SIGCHLD are reported for the plugin to act
+/// on; terminal-generated ones (Ctrl-C) are passed on to the container's
+/// process group here, as the engine's own monitor does, and not reported.
 #[derive(Debug)]
 pub struct SignalAdapter<'s> {
     signals: &'s mut Signals,
+    container: nix::unistd::Pid,
 }
 
 impl<'s> SignalAdapter<'s> {
-    /// Adapts `signals`.
-    pub fn new(signals: &'s mut Signals) -> Self {
-        Self { signals }
+    /// Adapts `signals` for a plugin monitoring the container `container`.
+    pub fn new(signals: &'s mut Signals, container: nix::unistd::Pid) -> Self {
+        Self { signals, container }
     }
 
     /// The signals as the ABI object a MonitorContainer callback reads.
@@ -207,7 +209,16 @@ impl abi::SignalSource for SignalAdapter<'_> {
                     signal,
                     from_terminal: false,
                 })) => return ROption::RSome(signal as i32),
-                Ok(Some(Received::Signal { .. })) | Ok(None) => {}
+                // The container has no terminal of its own (a session of
+                // its own): what the terminal sent (Ctrl-C) goes to its
+                // whole process group, as the terminal would have, here
+                // rather than by the plugin, so the command run by an
+                // interactive shell gets it once.
+                Ok(Some(Received::Signal {
+                    signal,
+                    from_terminal: true,
+                })) => crate::engine::monitor::forward(self.container, signal, true),
+                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!("{e}");
                     return ROption::RNone;

@@ -170,7 +170,7 @@ impl Hooks for PluginHooks<'_> {
             tracing::debug!(plugin = p.name(), %pid, "plugin monitors the container");
             let mut view = cfg.clone();
             let config = ConfigAdapter::new(&mut view);
-            let mut source = SignalAdapter::new(signals);
+            let mut source = SignalAdapter::new(signals, pid);
             let raw =
                 p.calls()
                     .monitor_container(config.abi_ref(), pid.as_raw(), source.abi_mut())?;
