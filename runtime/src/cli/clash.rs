@@ -73,6 +73,13 @@ pub fn check_clashes(manifest: &Manifest, others: &[Meta]) -> Result<(), Install
     Ok(())
 }
 
+/// The checks of install that need no other installed plugin (spec
+/// checks, clashes with built-ins), for `plugin compile`: what install
+/// would refuse is refused before an image is written.
+pub fn check_alone(manifest: &Manifest) -> Result<(), InstallError> {
+    check_clashes(manifest, &[])
+}
+
 /// Refuses command and flag specs that the merged command line could not
 /// hold: a clap tree with them would be ambiguous, or would panic when
 /// built, for every `vessel` invocation that reaches the command.
@@ -122,10 +129,15 @@ fn check_specs(manifest: &Manifest, builtin: &clap::Command) -> Result<(), Insta
         }
         Ok(())
     };
+    let mut commands = BTreeSet::new();
     for c in &manifest.commands {
         let what = format!("command \"{}\"", c.name);
         if !word_ok(&c.name) {
             return Err(bad(what, "not a valid command name"));
+        }
+        // Only the first handler of a name would ever run.
+        if !commands.insert(c.name.as_str()) {
+            return Err(bad(what, "declared twice"));
         }
         // Args and flags share one namespace of ids in the parser.
         let mut ids = BTreeSet::new();
@@ -297,6 +309,9 @@ mod tests {
         }
         let mut m = manifest("p", &["-x"], &[]);
         assert!(check_clashes(&m, &[]).is_err());
+        m = manifest("p", &["gpu", "gpu"], &[]);
+        let e = check_alone(&m).unwrap_err().to_string();
+        assert!(e.contains("command \"gpu\": declared twice"), "{e}");
         m = manifest("p", &[], &[("version", "x"), ("version", "x")]);
         assert!(check_clashes(&m, &[]).is_err());
     }

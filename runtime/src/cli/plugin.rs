@@ -186,6 +186,7 @@ pub fn run(args: &PluginArgs, ctx: &Runtime) -> Result<i32, Error> {
                 out: out.as_deref(),
                 sign_key: sign_key.as_deref(),
                 source_tree: source_tree.as_deref(),
+                check: Some(super::clash::check_alone),
             },
         ),
         PluginCommand::VerifyBuild {

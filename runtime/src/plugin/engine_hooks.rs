@@ -129,7 +129,7 @@ impl Hooks for PluginHooks<'_> {
             let mut copy = cfg.clone();
             *cfg = with_deadline(p.name(), "EngineConfig", move || {
                 p.calls()
-                    .engine_config(ConfigAdapter::new(&mut copy).abi_mut())?;
+                    .engine_config(ConfigAdapter::for_plugin(&mut copy, p.name()).abi_mut())?;
                 Ok(copy)
             })?;
         }
@@ -189,7 +189,7 @@ impl Hooks for PluginHooks<'_> {
             tracing::debug!(plugin = p.name(), %pid, "plugin monitors the container");
             let mut view = cfg.clone();
             let config = ConfigAdapter::new(&mut view);
-            let mut source = SignalAdapter::new(signals);
+            let mut source = SignalAdapter::new(signals, pid);
             let raw =
                 p.calls()
                     .monitor_container(config.abi_ref(), pid.as_raw(), source.abi_mut())?;

@@ -120,6 +120,45 @@ fn root_full_flow_create_compile_install_list_toggle_inspect_uninstall() {
     );
 }
 
+const DUPLICATE_COMMAND_PLUGIN: &str = r#"
+use vessel_plugin_api::{Command, Plugin};
+pub fn build() -> Plugin {
+    Plugin::new("example.com/dup")
+        .version("0.1.0")
+        .command(Command::new("gpu"), |_| Ok(0))
+        .command(Command::new("gpu"), |_| Ok(1))
+}
+vessel_plugin_api::export_plugin!(build);
+"#;
+
+#[test]
+fn compile_refuses_what_install_would_and_a_command_declared_twice() {
+    let dir = vessel_tests::plugin_work_dir().join("src-dup-command");
+    let _ = std::fs::remove_dir_all(&dir);
+    let root = TestRoot::new();
+    ok(&root.run(&["plugin", "create", dir.to_str().unwrap(), "example.com/dup"]));
+    std::fs::write(dir.join("src/lib.rs"), DUPLICATE_COMMAND_PLUGIN).unwrap();
+    let out = dir.join("dup.sif");
+    let o = root.run(&[
+        "plugin",
+        "compile",
+        "--out",
+        out.to_str().unwrap(),
+        dir.to_str().unwrap(),
+    ]);
+    // Cargo's progress precedes it on stderr; vessel's error is the last line.
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(255), "{e}");
+    let last = e.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with("error: ")
+            && last.contains(r#"plugin "example.com/dup": command "gpu": declared twice"#),
+        "{e}"
+    );
+    assert!(!out.exists(), "an image was written");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn compile_outside_the_tree_fails_and_writes_nothing() {
     let root = TestRoot::new();

@@ -9,6 +9,9 @@ use crate::plugin::loader::{self, LoadSpec};
 use crate::plugin::manifest::Manifest;
 use crate::plugin::PluginError;
 
+/// A check of a plugin's manifest (see [`CompileOptions::check`]).
+pub type ManifestCheck = fn(&Manifest) -> Result<(), crate::plugin::install::InstallError>;
+
 /// How to compile a plugin.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct CompileOptions<'a> {
@@ -19,6 +22,10 @@ pub struct CompileOptions<'a> {
     /// The vessel source tree (default: `$VESSEL_SOURCE_TREE`, else the tree
     /// this vessel was built from).
     pub source_tree: Option<&'a Path>,
+    /// The command/flag spec checks install runs (they need the built-in
+    /// command line, which the CLI owns), run on the generated manifest
+    /// before the image is written.
+    pub check: Option<ManifestCheck>,
 }
 
 /// Where `plugin compile` builds: one target dir for every plugin of a
@@ -74,6 +81,9 @@ pub fn compile(dir: &Path, opts: CompileOptions<'_>) -> Result<PathBuf, crate::E
         .transpose()?;
 
     let (built, manifest) = build(&tree, dir, &target_dir(&tree))?;
+    if let Some(check) = opts.check {
+        check(&manifest).map_err(PluginError::from)?;
+    }
     let out: PathBuf = opts
         .out
         .map(Path::to_path_buf)
