@@ -6,13 +6,13 @@
 //! (each run gets its own TMPDIR, which must end up empty).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use vessel_tests::{
-    busybox_rootfs, mountinfo, nobody_has_userns, path_str as p, require_root, run_ok, session_dir,
-    set_mode, stderr, stdout, RunEnv, TestRoot,
+    assert_error, busybox_rootfs, mountinfo, nobody_has_userns, path_str as p, require_root,
+    run_ok, session_dir, set_mode, stderr, stdout, RunEnv, TestRoot,
 };
 
 /// Shared images, built once per test process.
@@ -143,16 +143,6 @@ impl Env {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-}
-
-fn assert_one_line_error(o: &Output, code: i32, needle: &str) {
-    let e = stderr(o);
-    assert_eq!(o.status.code(), Some(code), "stderr: {e}");
-    assert_eq!(e.lines().count(), 1, "not one line: {e:?}");
-    assert!(
-        e.starts_with("error: ") && e.contains(needle),
-        "{e:?} lacks {needle:?}"
-    );
 }
 
 #[test]
@@ -462,10 +452,10 @@ fn root_bad_input_is_one_line_and_leaves_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let junk = dir.path().join("junk.sif");
     std::fs::write(&junk, "this is not an image\n").unwrap();
-    assert_one_line_error(
+    assert_error(
         &env.run(&["exec", p(&junk), "true"]),
         255,
-        "not a sif image",
+        &["not a sif image"],
     );
 
     // A SIF whose only partition is a raw data partition.
@@ -489,10 +479,10 @@ fn root_bad_input_is_one_line_and_leaves_nothing() {
             .arg(&raw)
             .arg(&data),
     );
-    assert_one_line_error(
+    assert_error(
         &env.run(&["exec", p(&raw), "true"]),
         255,
-        "no primary system partition",
+        &["no primary system partition"],
     );
     // A SIF whose primary partition is not squashfs.
     let ext3 = dir.path().join("ext3.sif");
@@ -513,10 +503,10 @@ fn root_bad_input_is_one_line_and_leaves_nothing() {
             .arg(&ext3)
             .arg(&data),
     );
-    assert_one_line_error(
+    assert_error(
         &env.run(&["exec", p(&ext3), "true"]),
         255,
-        "primary partition is not squashfs",
+        &["primary partition is not squashfs"],
     );
 
     // A SIF whose squashfs superblock is damaged.
@@ -529,31 +519,31 @@ fn root_bad_input_is_one_line_and_leaves_nothing() {
         f.seek(SeekFrom::Start(32768)).unwrap();
         f.write_all(&[0xAA; 64]).unwrap();
     }
-    assert_one_line_error(
+    assert_error(
         &env.run(&["exec", p(&bad), "true"]),
         255,
-        "corrupted squashfs",
+        &["corrupted squashfs"],
     );
 
     let sb = p(&fixtures().sandbox);
-    assert_one_line_error(
+    assert_error(
         &env.run(&["exec", "-B", "/nonexistent/source:/mnt", sb, "true"]),
         255,
-        "bind source /nonexistent/source",
+        &["bind source /nonexistent/source"],
     );
-    assert_one_line_error(
+    assert_error(
         &env.run(&["exec", "-B", "/etc:/bin/sh/dir", sb, "true"]),
         255,
-        "bind destination /bin/sh/dir (from --bind): ",
+        &["bind destination /bin/sh/dir (from --bind): "],
     );
     for (kind, img) in images() {
         let o = env.run(&["exec", p(img), "/bin/no-such-command"]);
-        assert_one_line_error(&o, 127, "/bin/no-such-command: command not found");
+        assert_error(&o, 127, &["/bin/no-such-command: command not found"]);
         let o = env.run(&["exec", p(img), "no-such-command"]);
         assert_eq!(o.status.code(), Some(127), "{kind}");
     }
     let o = env.run(&["exec", "/nonexistent/image", "true"]);
-    assert_one_line_error(&o, 255, "/nonexistent/image");
+    assert_error(&o, 255, &["/nonexistent/image"]);
     env.assert_clean();
 }
 
@@ -566,7 +556,7 @@ fn root_unknown_image_driver_is_a_clear_error() {
     std::fs::create_dir_all(&etc).unwrap();
     std::fs::write(etc.join("vessel.toml"), "image_driver = \"nosuch\"\n").unwrap();
     let o = env.run(&["exec", p(&fixtures().sif_siftool), "true"]);
-    assert_one_line_error(&o, 255, "image driver \"nosuch\" is not registered");
+    assert_error(&o, 255, &["image driver \"nosuch\" is not registered"]);
     std::fs::write(etc.join("vessel.toml"), "image_driver = \"extract\"\n").unwrap();
     let o = env.run(&["exec", p(&fixtures().sif_siftool), "echo", "extracted"]);
     assert_eq!(stdout(&o), "extracted\n", "{}", stderr(&o));
@@ -579,12 +569,12 @@ fn build_refuses_a_missing_sandbox_and_an_existing_output() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out.sif");
     let o = env.run(&["build", p(&out), "/nonexistent/sandbox"]);
-    assert_one_line_error(&o, 255, "/nonexistent/sandbox");
+    assert_error(&o, 255, &["/nonexistent/sandbox"]);
     assert!(!out.exists());
     std::fs::write(&out, "keep me").unwrap();
     let sb = tempfile::tempdir().unwrap();
     let o = env.run(&["build", p(&out), p(sb.path())]);
-    assert_one_line_error(&o, 255, "exists");
+    assert_error(&o, 255, &["exists"]);
     assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me");
 }
 

@@ -11,9 +11,9 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use vessel_tests::{
-    as_nobody, busybox_rootfs, compiled_plugin, custom_plugin, mountinfo, nobody_has_userns, ok,
-    path_str as p, require_root, session_dir, set_mode, signed_copy, stderr, stdout, RunEnv,
-    TestRoot,
+    as_nobody, assert_error, busybox_rootfs, compiled_plugin, custom_plugin, mountinfo,
+    nobody_has_userns, ok, path_str as p, require_root, session_dir, set_mode, signed_copy, stderr,
+    stdout, RunEnv, TestRoot,
 };
 
 const CONFIG_PLUGIN: &str = "examples/plugins/config-plugin";
@@ -101,22 +101,6 @@ impl Env {
     }
 }
 
-fn assert_one_line_error(o: &Output, needles: &[&str]) -> String {
-    let e = stderr(o);
-    assert_eq!(
-        o.status.code(),
-        Some(255),
-        "stdout: {}\nstderr: {e}",
-        stdout(o)
-    );
-    let errors: Vec<&str> = e.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors.len(), 1, "not one error line: {e:?}");
-    for n in needles {
-        assert!(errors[0].contains(n), "{:?} lacks {n:?}", errors[0]);
-    }
-    errors[0].to_owned()
-}
-
 #[test]
 #[ignore = "needs root"]
 fn root_config_plugin_bind_and_env_are_visible_in_the_container() {
@@ -190,8 +174,9 @@ fn root_config_plugin_bind_and_env_are_visible_in_the_container() {
     // A bad config stops the run with the plugin's one-line error.
     std::fs::write(&conf, "bind = nonsense\n").unwrap();
     let o = env.run(&["exec", p(&imgs.sandbox), "true"]);
-    assert_one_line_error(
+    assert_error(
         &o,
+        255,
         &[
             "plugin \"example.com/config-plugin\"",
             "config-plugin.conf line 1",
@@ -309,8 +294,9 @@ fn root_two_monitor_plugins_refuse_to_start_naming_both() {
     let bind = format!("{}:/mnt", host.path().display());
     for img in [&images().sandbox, &images().sif] {
         let o = env.run(&["exec", "-B", &bind, p(img), "touch", "/mnt/ran"]);
-        assert_one_line_error(
+        assert_error(
             &o,
+            255,
             &[
                 "\"example.com/runtime-plugin\"",
                 "\"example.com/second-monitor\"",
@@ -359,8 +345,9 @@ fn root_post_start_error_stops_the_container_and_names_the_plugin() {
             .env("VESSEL_RUNTIME_PLUGIN_DIR", "/nonexistent/records")
             .output()
             .unwrap();
-        assert_one_line_error(
+        assert_error(
             &o,
+            255,
             &[
                 "plugin \"example.com/runtime-plugin\"",
                 "/nonexistent/records/post-start.pid",
@@ -389,8 +376,9 @@ fn root_a_runtime_plugin_that_fails_to_load_stops_the_run_before_the_container_s
     let bind = format!("{}:/mnt", host.path().display());
     for img in [&images().sandbox, &images().sif] {
         let o = env.run(&["-d", "exec", "-B", &bind, p(img), "touch", "/mnt/ran"]);
-        assert_one_line_error(
+        assert_error(
             &o,
+            255,
             &["plugin \"example.com/runtime-plugin\"", "group-writable"],
         );
         // Refused before anything was mounted or started, not killed after.
@@ -431,7 +419,7 @@ fn root_squashfuse_driver_mounts_sif_images() {
     env.write_config("image_driver = \"squashfuse\"\n");
     // Configured but not installed: a clear error.
     let o = env.run(&["exec", sif, "true"]);
-    assert_one_line_error(&o, &["image driver \"squashfuse\" is not registered"]);
+    assert_error(&o, 255, &["image driver \"squashfuse\" is not registered"]);
     env.assert_clean();
 
     env.install(&compiled_plugin(SQUASHFUSE_DRIVER));
@@ -468,8 +456,9 @@ fn root_squashfuse_driver_mounts_sif_images() {
         assert!(stderr(&o).contains("squashfuse driver: mounting"));
         eprintln!("squashfuse: ran as root and as nobody (/dev/fuse usable by nobody)");
     } else {
-        let e = assert_one_line_error(
+        let e = assert_error(
             &o,
+            255,
             &[
                 "image driver \"squashfuse\"",
                 "plugin \"example.com/squashfuse-driver\"",

@@ -8,8 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use vessel_tests::{
-    as_nobody, busybox_rootfs, nobody_has_userns, path_str as p, require_root, set_mode,
-    static_c_binary, stderr, stdout, RunEnv, TmpfsMount, NOBODY,
+    as_nobody, assert_error, busybox_rootfs, nobody_has_userns, path_str as p, require_root,
+    set_mode, static_c_binary, stderr, stdout, RunEnv, TmpfsMount, NOBODY,
 };
 
 /// A fresh busybox sandbox: (guard, rootfs path).
@@ -32,16 +32,6 @@ fn host_dir() -> tempfile::TempDir {
         .unwrap();
     set_mode(d.path(), 0o755);
     d
-}
-
-fn assert_one_line_error(o: &Output, needle: &str) {
-    let e = stderr(o);
-    assert_eq!(o.status.code(), Some(255), "stderr: {e}");
-    assert_eq!(e.lines().count(), 1, "not one line: {e:?}");
-    assert!(
-        e.starts_with("error: ") && e.contains(needle),
-        "{e:?} lacks {needle:?}"
-    );
 }
 
 #[test]
@@ -138,7 +128,7 @@ fn root_a_symlinked_bind_destination_is_followed_inside_the_root() {
     symlink("/no/such/dir", rootfs.join("nowhere")).unwrap();
     let b = format!("{}:/nowhere", src.path().display());
     let o = env.run(&["exec", "-B", &b, p(&rootfs), "true"]);
-    assert_one_line_error(&o, "/nowhere");
+    assert_error(&o, 255, &["/nowhere"]);
     assert!(env.work_dirs_left().is_empty());
 }
 
@@ -187,7 +177,7 @@ fn root_a_dev_swapped_for_a_symlink_during_setup_creates_nothing_outside() {
     for _ in 0..100 {
         let o = env.run(&["exec", "--contain", p(&rootfs), "true"]);
         if !o.status.success() {
-            assert_one_line_error(&o, "/dev");
+            assert_error(&o, 255, &["/dev"]);
         }
         outcomes.push(o.status.code());
         let created: Vec<_> = std::fs::read_dir(outside.path())

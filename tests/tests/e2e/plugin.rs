@@ -6,30 +6,11 @@
 use std::path::Path;
 
 use vessel_tests::{
-    compiled_plugin, custom_plugin, ok, reference, require_root, signed_copy, snapshot, stderr,
-    stdout, TestRoot,
+    assert_error, compiled_plugin, custom_plugin, ok, reference, require_root, signed_copy,
+    snapshot, stderr, stdout, TestRoot,
 };
 
 const CLI_PLUGIN: &str = "examples/plugins/cli-plugin";
-
-fn fails_255(o: &std::process::Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(255),
-        "stdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    let e = stderr(o);
-    let errors = e.lines().filter(|l| l.starts_with("error:")).count();
-    assert_eq!(errors, 1, "not one error line: {e}");
-    assert!(
-        e.lines()
-            .all(|l| l.starts_with("error:") || l.starts_with("warning:")),
-        "{e}"
-    );
-    e
-}
 
 /// A signed cli-plugin image, installed into `root` with its key trusted.
 fn install_cli_plugin(root: &TestRoot) -> std::path::PathBuf {
@@ -65,7 +46,11 @@ fn root_full_flow_create_compile_install_list_toggle_inspect_uninstall() {
     );
 
     // Unsigned: refused with a hint, nothing written.
-    let e = fails_255(&root.run(&["plugin", "install", "--yes", img.to_str().unwrap()]));
+    let e = assert_error(
+        &root.run(&["plugin", "install", "--yes", img.to_str().unwrap()]),
+        255,
+        &[],
+    );
     assert!(
         e.contains("not signed") && e.contains("--allow-unsigned"),
         "{e}"
@@ -113,7 +98,11 @@ fn root_full_flow_create_compile_install_list_toggle_inspect_uninstall() {
         ok(&root.run(&["plugin", "list"])),
         "There are no plugins installed.\n"
     );
-    let e = fails_255(&root.run(&["plugin", "uninstall", "example.com/flow"]));
+    let e = assert_error(
+        &root.run(&["plugin", "uninstall", "example.com/flow"]),
+        255,
+        &[],
+    );
     assert!(
         e.contains("plugin \"example.com/flow\" is not installed"),
         "{e}"
@@ -165,15 +154,23 @@ fn compile_outside_the_tree_fails_and_writes_nothing() {
     let outside = tempfile::tempdir().unwrap();
     std::fs::write(outside.path().join("Cargo.toml"), "[package]\nname=\"x\"\n").unwrap();
     let before = snapshot(outside.path());
-    let e = fails_255(&root.run(&["plugin", "compile", outside.path().to_str().unwrap()]));
+    let e = assert_error(
+        &root.run(&["plugin", "compile", outside.path().to_str().unwrap()]),
+        255,
+        &[],
+    );
     assert!(e.contains("outside the vessel source tree"), "{e}");
     assert_eq!(snapshot(outside.path()), before);
-    let e = fails_255(&root.run(&[
-        "plugin",
-        "create",
-        outside.path().join("new").to_str().unwrap(),
-        "example.com/x",
-    ]));
+    let e = assert_error(
+        &root.run(&[
+            "plugin",
+            "create",
+            outside.path().join("new").to_str().unwrap(),
+            "example.com/x",
+        ]),
+        255,
+        &[],
+    );
     assert!(e.contains("outside the vessel source tree"), "{e}");
     assert!(!outside.path().join("new").exists());
 
@@ -181,15 +178,23 @@ fn compile_outside_the_tree_fails_and_writes_nothing() {
     let busy = tempfile::tempdir_in(vessel_tests::plugin_work_dir()).unwrap();
     std::fs::write(busy.path().join("keep.txt"), "mine").unwrap();
     let before = snapshot(busy.path());
-    let e = fails_255(&root.run(&[
-        "plugin",
-        "create",
-        busy.path().to_str().unwrap(),
-        "example.com/x",
-    ]));
+    let e = assert_error(
+        &root.run(&[
+            "plugin",
+            "create",
+            busy.path().to_str().unwrap(),
+            "example.com/x",
+        ]),
+        255,
+        &[],
+    );
     assert!(e.contains("already exists and is not empty"), "{e}");
     assert_eq!(snapshot(busy.path()), before);
-    let e = fails_255(&root.run(&["plugin", "create", "target/x", "../bad"]));
+    let e = assert_error(
+        &root.run(&["plugin", "create", "target/x", "../bad"]),
+        255,
+        &[],
+    );
     assert!(e.contains("plugin name \"../bad\" is invalid"), "{e}");
 }
 
@@ -206,7 +211,7 @@ fn root_admin_commands_as_nobody_need_root_and_change_nothing() {
         vec!["plugin", "disable", "example.com/cli-plugin"],
         vec!["plugin", "enable", "example.com/cli-plugin"],
     ] {
-        let e = fails_255(&root.run_as_nobody(&args));
+        let e = assert_error(&root.run_as_nobody(&args), 255, &[]);
         assert!(e.contains("requires root"), "{args:?}: {e}");
     }
     assert_eq!(snapshot(&root.plugin_dir()), before);
@@ -224,7 +229,11 @@ fn root_cli_plugin_commands_and_flags() {
     let v = ok(&root.run(&["version", "--test", "hi"]));
     assert!(v.starts_with("test: hi\nvessel version "), "{v}");
     let signed = reference("one-group-signed-dsse.sif");
-    let e = fails_255(&root.run(&["verify", "--abort", signed.to_str().unwrap()]));
+    let e = assert_error(
+        &root.run(&["verify", "--abort", signed.to_str().unwrap()]),
+        255,
+        &[],
+    );
     assert!(e.contains("verify aborted by --abort"), "{e}");
     let help = ok(&root.run(&["--help"]));
     assert!(help.contains("test-cmd"), "{help}");
@@ -417,7 +426,7 @@ fn root_bad_plugins_leave_nothing_behind() {
         let mut args = vec!["plugin", "install", "--yes"];
         args.extend(extra);
         args.push(img.to_str().unwrap());
-        let e = fails_255(&root.run(&args));
+        let e = assert_error(&root.run(&args), 255, &[]);
         assert!(e.to_lowercase().contains(want), "{label}: {e}");
         assert_eq!(
             snapshot(&root.plugin_dir()),
@@ -525,7 +534,7 @@ fn root_tampering_after_install_is_refused() {
         .plugin_files("example.com/cli-plugin")
         .join("plugin.so");
     vessel_tests::set_mode(&so, 0o664);
-    let e = fails_255(&root.run(&["test-cmd", "a"]));
+    let e = assert_error(&root.run(&["test-cmd", "a"]), 255, &[]);
     assert!(
         e.contains("example.com/cli-plugin") && e.contains("group-writable"),
         "{e}"
@@ -535,7 +544,7 @@ fn root_tampering_after_install_is_refused() {
     let n = bytes.len() - 100;
     bytes[n] ^= 0xff;
     std::fs::write(&so, bytes).unwrap();
-    let e = fails_255(&root.run(&["test-cmd", "a"]));
+    let e = assert_error(&root.run(&["test-cmd", "a"]), 255, &[]);
     assert!(
         e.contains("example.com/cli-plugin") && e.contains("sha256"),
         "{e}"
@@ -573,7 +582,11 @@ fn root_reinstall_needs_upgrade_which_keeps_the_enabled_state() {
     require_root();
     let root = TestRoot::new();
     let img = install_cli_plugin(&root);
-    let e = fails_255(&root.run(&["plugin", "install", "--yes", img.to_str().unwrap()]));
+    let e = assert_error(
+        &root.run(&["plugin", "install", "--yes", img.to_str().unwrap()]),
+        255,
+        &[],
+    );
     assert!(
         e.contains("already installed") && e.contains("--upgrade"),
         "{e}"
@@ -591,7 +604,11 @@ fn root_reinstall_needs_upgrade_which_keeps_the_enabled_state() {
         ok(&root.run(&["plugin", "list"])),
         "ENABLED  NAME\n     no  example.com/cli-plugin\n"
     );
-    let e = fails_255(&root.run(&["plugin", "enable", "example.com/nope"]));
+    let e = assert_error(
+        &root.run(&["plugin", "enable", "example.com/nope"]),
+        255,
+        &[],
+    );
     assert!(
         e.contains("plugin \"example.com/nope\" is not installed"),
         "{e}"
@@ -692,7 +709,7 @@ fn root_install_of_a_device_or_fifo_fails_at_once() {
             }
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
-        let e = fails_255(&child.wait_with_output().unwrap());
+        let e = assert_error(&child.wait_with_output().unwrap(), 255, &[]);
         assert!(e.contains("not a regular file"), "{e}");
     }
 }

@@ -5,8 +5,8 @@
 use std::path::Path;
 
 use vessel_tests::{
-    compiled_plugin, forged_plugin, ok, path_str, require_root, signed_copy, snapshot, stderr,
-    stdout, TestRoot,
+    assert_error, compiled_plugin, forged_plugin, ok, path_str, require_root, signed_copy,
+    snapshot, stderr, stdout, TestRoot,
 };
 
 const CLI_PLUGIN: &str = "examples/plugins/cli-plugin";
@@ -18,17 +18,6 @@ fn sha256_hex(b: &[u8]) -> String {
         .iter()
         .map(|x| format!("{x:02x}"))
         .collect()
-}
-
-fn fails_255(o: &std::process::Output) -> String {
-    assert_eq!(
-        o.status.code(),
-        Some(255),
-        "stdout: {}\nstderr: {}",
-        stdout(o),
-        stderr(o)
-    );
-    stderr(o)
 }
 
 /// A signed cli-plugin image, installed into `root` with its key trusted.
@@ -62,13 +51,17 @@ fn root_plugin_names_cannot_collide_with_store_files_or_look_alike() {
             m["name"] = name.into()
         });
         let before = snapshot(&root.plugin_dir());
-        let e = fails_255(&root.run(&[
-            "plugin",
-            "install",
-            "--yes",
-            "--allow-unsigned",
-            path_str(&img),
-        ]));
+        let e = assert_error(
+            &root.run(&[
+                "plugin",
+                "install",
+                "--yes",
+                "--allow-unsigned",
+                path_str(&img),
+            ]),
+            255,
+            &[],
+        );
         assert!(
             e.contains("plugin name") && e.contains("is invalid"),
             "{label}: {e}"
@@ -125,7 +118,11 @@ fn names_are_checked_at_create_and_compile() {
         "example.com/.x",
     ] {
         let dir = work.path().join("new");
-        let e = fails_255(&root.run(&["plugin", "create", path_str(&dir), name]));
+        let e = assert_error(
+            &root.run(&["plugin", "create", path_str(&dir), name]),
+            255,
+            &[],
+        );
         assert!(e.contains("is invalid"), "{name:?}: {e}");
         assert!(!dir.exists());
     }
@@ -140,7 +137,11 @@ fn names_are_checked_at_create_and_compile() {
     )
     .unwrap();
     let out = work.path().join("renamed.sif");
-    let e = fails_255(&root.run(&["plugin", "compile", "--out", path_str(&out), path_str(&dir)]));
+    let e = assert_error(
+        &root.run(&["plugin", "compile", "--out", path_str(&out), path_str(&dir)]),
+        255,
+        &[],
+    );
     assert!(e.contains("is invalid"), "{e}");
     assert!(!out.exists());
 }
