@@ -51,6 +51,10 @@ pub fn hold(store: &Store, meta: &Meta) {
 /// How many processes (running containers) hold `meta`'s plugin in use;
 /// 0 when none does.
 pub fn users(store: &Store, meta: &Meta) -> usize {
+    // A meta's install id is data: only a well-formed one names a files dir.
+    if !super::store::validate_install_id(&meta.install_id) {
+        return 0;
+    }
     let path = store.files_dir(meta).join(PLUGIN_MANIFEST);
     let Ok(f) = open_manifest(&path) else {
         // No manifest: nobody can hold it.

@@ -113,7 +113,11 @@ pub fn set_enabled(
 pub fn uninstall(store: &Store, name: &str, force: bool) -> Result<(), crate::Error> {
     require_root("plugin uninstall")?;
     let lock = store.lock()?;
-    check_not_in_use(store, &store.get(name)?, force)?;
+    // A meta that does not read back cleanly is still removable: the store
+    // handles it; only a readable one can be in use.
+    if let Ok(meta) = store.get(name) {
+        check_not_in_use(store, &meta, force)?;
+    }
     store.commit_uninstall(&lock, name)?;
     tracing::info!(plugin = name, "plugin uninstalled");
     Ok(())
