@@ -2,6 +2,7 @@
 //! `vessel` binary with a temp `VESSEL_ROOT` each. Tests that need root or
 //! namespaces say so in their name (`root_`) and run in CI, which runs as root.
 
+mod apptainer;
 mod cli;
 mod clobber;
 mod compat;
