@@ -66,6 +66,7 @@ impl Hooks for Recording {
             src: self.bind_src.clone(),
             dst: "/mnt".into(),
             readonly: true,
+            origin: vessel::engine::BindOrigin::Plugin("recording".into()),
         });
         cfg.env.push(EnvOp::Set("FROM_HOOK".into(), "yes".into()));
         cfg.image_driver = Some("logging".into());

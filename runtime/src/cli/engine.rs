@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::Error;
-use vessel::engine::{self, Bind, EngineConfig, EnvOp, Hooks, Runscript};
+use vessel::engine::{self, Bind, BindOrigin, EngineConfig, EnvOp, Hooks, Runscript};
 use vessel::plugin::engine_hooks::PluginHooks;
 use vessel::Runtime;
 
@@ -15,6 +15,13 @@ pub struct ContainerOpts {
     /// Bind a host path: SRC[:DST[:ro|rw]], repeatable, comma-separated lists allowed.
     #[arg(short = 'B', long = "bind", value_name = "SPEC")]
     pub bind: Vec<String>,
+    /// A writable tmpfs layer over the image; changes vanish at exit.
+    #[arg(long, conflicts_with = "overlay")]
+    pub writable_tmpfs: bool,
+    /// A persistent writable layer: changes go to DIR/upper (DIR must be
+    /// yours and not writable by others).
+    #[arg(long, value_name = "DIR")]
+    pub overlay: Option<PathBuf>,
     /// Minimal /dev, no host home or /tmp.
     #[arg(short = 'c', long)]
     pub contain: bool,
@@ -124,7 +131,11 @@ pub fn engine_config(
     ctx: &Runtime,
 ) -> Result<EngineConfig, Error> {
     let mut cfg = EngineConfig::new(image, command);
-    for spec in ctx.config.bind_paths.iter().chain(&o.bind) {
+    for spec in &ctx.config.bind_paths {
+        cfg.binds
+            .extend(Bind::parse_list_from(spec, &BindOrigin::Config)?);
+    }
+    for spec in &o.bind {
         cfg.binds.extend(Bind::parse_list(spec)?);
     }
     for e in &o.env {
@@ -151,6 +162,8 @@ pub fn engine_config(
         vessel::engine::privs::Privileges::Default
     };
     cfg.image_driver = ctx.config.image_driver.clone();
+    cfg.writable_tmpfs = o.writable_tmpfs;
+    cfg.overlay = o.overlay.clone();
     Ok(cfg)
 }
 

@@ -10,6 +10,31 @@ use std::path::{Path, PathBuf};
 
 use super::EngineError;
 
+/// Who asked for a bind, so an error about it names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum BindOrigin {
+    /// `--bind` on the command line.
+    #[default]
+    Flag,
+    /// `bind_paths` in vessel.toml.
+    Config,
+    /// An EngineConfig plugin.
+    Plugin(String),
+    /// The engine itself (the caller's /etc/passwd and /etc/group).
+    Engine,
+}
+
+impl std::fmt::Display for BindOrigin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Flag => f.write_str("--bind"),
+            Self::Config => f.write_str("vessel.toml bind_paths"),
+            Self::Plugin(p) => write!(f, "plugin {p:?}"),
+            Self::Engine => f.write_str("vessel"),
+        }
+    }
+}
+
 /// One bind mount from the host into the container.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Bind {
@@ -19,13 +44,21 @@ pub struct Bind {
     pub dst: PathBuf,
     /// Read-only inside the container.
     pub readonly: bool,
+    /// Who asked for it.
+    pub origin: BindOrigin,
 }
 
 impl Bind {
-    /// Parses `SRC[:DST[:ro|rw]]`; DST defaults to SRC.
+    /// Parses `SRC[:DST[:ro|rw]]` from `--bind`; DST defaults to SRC.
     pub fn parse(spec: &str) -> Result<Self, EngineError> {
+        Self::parse_from(spec, BindOrigin::Flag)
+    }
+
+    /// Parses `SRC[:DST[:ro|rw]]` asked for by `origin`.
+    pub fn parse_from(spec: &str, origin: BindOrigin) -> Result<Self, EngineError> {
         let bad = |why: &str| EngineError::BadBind {
             spec: spec.to_owned(),
+            origin: origin.clone(),
             reason: why.to_owned(),
         };
         let parts: Vec<&str> = spec.split(':').collect();
@@ -47,15 +80,21 @@ impl Bind {
             src: PathBuf::from(src),
             dst: PathBuf::from(dst),
             readonly,
+            origin,
         })
     }
 
     /// Parses a `--bind` value: a comma-separated list of bind specs.
     pub fn parse_list(value: &str) -> Result<Vec<Self>, EngineError> {
+        Self::parse_list_from(value, &BindOrigin::Flag)
+    }
+
+    /// Parses a comma-separated list of bind specs asked for by `origin`.
+    pub fn parse_list_from(value: &str, origin: &BindOrigin) -> Result<Vec<Self>, EngineError> {
         value
             .split(',')
             .filter(|s| !s.is_empty())
-            .map(Self::parse)
+            .map(|s| Self::parse_from(s, origin.clone()))
             .collect()
     }
 }
@@ -156,6 +195,12 @@ pub struct EngineConfig {
     pub home: Option<PathBuf>,
     /// Run this script instead of `command` when it exists in the image.
     pub runscript: Option<Runscript>,
+    /// A writable tmpfs layer over the image: changes vanish at exit
+    /// (`--writable-tmpfs`).
+    pub writable_tmpfs: bool,
+    /// A persistent writable layer: `DIR/upper` holds the changes, kept
+    /// across runs (`--overlay DIR`; DIR must belong to the caller).
+    pub overlay: Option<PathBuf>,
 }
 
 impl EngineConfig {
@@ -179,7 +224,14 @@ impl EngineConfig {
             image_driver: None,
             home: std::env::var_os("HOME").map(PathBuf::from),
             runscript: None,
+            writable_tmpfs: false,
+            overlay: None,
         }
+    }
+
+    /// Whether the container gets a writable layer over the image.
+    pub fn writable(&self) -> bool {
+        self.writable_tmpfs || self.overlay.is_some()
     }
 
     /// Applies the rules that tie options together (hostname implies a UTS
@@ -206,12 +258,14 @@ impl EngineConfig {
             if !b.dst.is_absolute() {
                 return Err(EngineError::BadBind {
                     spec: b.dst.display().to_string(),
+                    origin: b.origin.clone(),
                     reason: "destination must be an absolute path".into(),
                 });
             }
             if let Err(e) = std::fs::metadata(&b.src) {
                 return Err(EngineError::BindSource {
                     src: b.src.clone(),
+                    origin: b.origin.clone(),
                     reason: crate::engine::io_reason(&e),
                 });
             }
@@ -219,6 +273,14 @@ impl EngineConfig {
         if let Some(h) = &self.hostname {
             if h.is_empty() || h.len() > 64 || h.contains(|c: char| c == '/' || c.is_control()) {
                 return Err(EngineError::BadHostname(h.clone()));
+            }
+        }
+        if let Some(o) = &self.overlay {
+            if self.writable_tmpfs {
+                return Err(EngineError::BadOverlay {
+                    dir: o.clone(),
+                    reason: "--overlay and --writable-tmpfs exclude each other".into(),
+                });
             }
         }
         if let Some(c) = &self.cwd {
@@ -297,6 +359,10 @@ mod tests {
         c.binds.push(Bind::parse("/nonexistent/x:/x").unwrap());
         let e = c.validate().unwrap_err().to_string();
         assert!(e.contains("/nonexistent/x") && !e.contains('\n'), "{e}");
+        assert!(e.contains("(from --bind)"), "{e}");
+        c.binds[0].origin = BindOrigin::Plugin("acme.org/gpu".into());
+        let e = c.validate().unwrap_err().to_string();
+        assert!(e.contains(r#"(from plugin "acme.org/gpu")"#), "{e}");
         c.binds[0] = Bind::parse("/tmp:rel").unwrap();
         assert!(c.validate().is_err());
         c.binds.clear();

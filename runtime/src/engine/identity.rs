@@ -11,7 +11,7 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
-use super::config::Bind;
+use super::config::{Bind, BindOrigin};
 use super::EngineError;
 
 /// Largest image passwd/group file read (an image is hostile).
@@ -146,6 +146,7 @@ pub fn binds(
             src,
             dst: inside,
             readonly: true,
+            origin: BindOrigin::Engine,
         });
     }
     Ok(out)
@@ -196,7 +197,8 @@ mod tests {
             [Bind {
                 src: work.path().join("passwd"),
                 dst: "/etc/passwd".into(),
-                readonly: true
+                readonly: true,
+                origin: BindOrigin::Engine,
             }]
         );
         let text = std::fs::read_to_string(work.path().join("passwd")).unwrap();

@@ -19,7 +19,7 @@ use nix::sys::signal::{SigHandler, SigSet, Signal};
 use nix::unistd::Pid;
 
 use super::config::EngineConfig;
-use super::plan::{apply, plan, PlanInput};
+use super::plan::{apply, plan, Layer, PlanInput};
 use super::sys::{open_in_root, RealSyscalls, Syscalls};
 use super::EngineError;
 use crate::image::driver::{ImageDriver, MountRequest};
@@ -38,6 +38,10 @@ pub struct Launch<'a> {
     pub driver: Option<(&'a mut dyn ImageDriver, &'a MountRequest)>,
     /// Empty directory the root is mounted on.
     pub root: &'a Path,
+    /// The run's private work dir (holds `root`).
+    pub workdir: &'a Path,
+    /// A writable layer over the image, if asked for.
+    pub layer: Option<Layer>,
     /// The signal mask the runtime started with, restored for the command.
     pub mask: SigSet,
 }
@@ -327,8 +331,9 @@ fn setup_root(
         }
     }
     let input = PlanInput {
-        readonly_root: true,
         host_cwd,
+        workdir: l.workdir.to_owned(),
+        layer: l.layer.clone(),
     };
     let with_identity;
     let mut cfg = l.cfg;
@@ -470,6 +475,8 @@ mod tests {
             image,
             driver,
             root: Path::new("/w/root"),
+            workdir: Path::new("/w"),
+            layer: None,
             mask: SigSet::empty(),
         };
         let mut rec = Recorder::default();

@@ -17,12 +17,13 @@ pub mod identity;
 pub mod init;
 pub mod launch;
 pub mod monitor;
+pub mod overlay;
 pub mod plan;
 pub mod privs;
 pub mod seccomp;
 pub mod sys;
 
-pub use config::{Bind, EngineConfig, EnvOp, Namespaces, Runscript};
+pub use config::{Bind, BindOrigin, EngineConfig, EnvOp, Namespaces, Runscript};
 pub use hooks::{Hooks, NoHooks};
 
 use crate::image::driver::{MountRequest, Registry};
@@ -32,25 +33,44 @@ use crate::Error;
 /// Errors building and running containers.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// A `--bind` value that does not parse.
-    #[error("bind {spec:?}: {reason}")]
+    /// A bind value that does not parse.
+    #[error("bind {spec:?} (from {origin}): {reason}")]
     BadBind {
         /// The spec as given.
         spec: String,
+        /// Who asked for it.
+        origin: BindOrigin,
         /// What is wrong.
         reason: String,
     },
     /// A bind source that cannot be used.
-    #[error("bind source {src}: {reason}")]
+    #[error("bind source {src} (from {origin}): {reason}")]
     BindSource {
         /// The host path.
         src: PathBuf,
+        /// Who asked for it.
+        origin: BindOrigin,
         /// Why.
         reason: String,
     },
-    /// A bind destination missing from the (read-only) image.
-    #[error("bind destination {0}: does not exist in the image")]
-    BindDestination(PathBuf),
+    /// A bind destination that cannot be made in the container.
+    #[error("bind destination {dst} (from {origin}): {reason}")]
+    BindDestination {
+        /// The path inside the container.
+        dst: PathBuf,
+        /// Who asked for it.
+        origin: BindOrigin,
+        /// Why.
+        reason: String,
+    },
+    /// An `--overlay` dir that cannot be used.
+    #[error("overlay {dir}: {reason}")]
+    BadOverlay {
+        /// The dir as given.
+        dir: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// An `--env` value that is not `NAME=VALUE`.
     #[error("env {0:?}: expected NAME=VALUE with a valid name")]
     BadEnv(String),
@@ -161,9 +181,26 @@ pub fn run(mut cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Error> {
         // The container's root must not reach the host through us.
         privs::make_undumpable().map_err(|e| EngineError::sys("making vessel undumpable", e))?;
     }
+    // Opened (and checked) here, by the caller, before any namespace: the
+    // container process mounts through these descriptors.
+    let overlay_dirs = cfg
+        .overlay
+        .as_deref()
+        .map(overlay::OverlayDirs::open)
+        .transpose()?;
+    let layer = match &overlay_dirs {
+        Some(d) => Some(d.layer()?),
+        None if cfg.writable_tmpfs => Some(plan::Layer::Tmpfs),
+        None => None,
+    };
+    let place = Place {
+        root: &root,
+        workdir: workdir.path(),
+        layer,
+    };
     let mut signals = monitor::Signals::block()?;
     let status = match &image {
-        Image::Sandbox(_) => launch_and_monitor(&cfg, &image, None, &root, &mut signals, hooks),
+        Image::Sandbox(_) => launch_and_monitor(&cfg, &image, None, &place, &mut signals, hooks),
         Image::Squashfs { path, offset, size } => {
             let req = MountRequest {
                 image: path.clone(),
@@ -183,7 +220,7 @@ pub fn run(mut cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Error> {
                 &cfg,
                 &image,
                 Some((&mut *driver, &req)),
-                &root,
+                &place,
                 &mut signals,
                 hooks,
             );
@@ -198,8 +235,16 @@ pub fn run(mut cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Error> {
         }
     };
     signals.restore();
+    drop(overlay_dirs);
     drop(workdir);
     status
+}
+
+/// Where the container's root is put together.
+struct Place<'a> {
+    root: &'a Path,
+    workdir: &'a Path,
+    layer: Option<plan::Layer>,
 }
 
 fn launch_and_monitor<'a>(
@@ -209,7 +254,7 @@ fn launch_and_monitor<'a>(
         &'a mut dyn crate::image::driver::ImageDriver,
         &'a MountRequest,
     )>,
-    root: &'a Path,
+    place: &Place<'a>,
     signals: &mut monitor::Signals,
     hooks: &mut dyn Hooks,
 ) -> Result<i32, Error> {
@@ -217,7 +262,9 @@ fn launch_and_monitor<'a>(
         cfg,
         image,
         driver,
-        root,
+        root: place.root,
+        workdir: place.workdir,
+        layer: place.layer.clone(),
         mask: *signals.original_mask(),
     })?;
     let pid = started.pid;

@@ -11,11 +11,11 @@ use std::path::{Path, PathBuf};
 
 use nix::mount::{MntFlags, MsFlags};
 
-use super::config::EngineConfig;
+use super::config::{BindOrigin, EngineConfig};
 use super::privs::Privileges;
 use nix::errno::Errno;
 
-use super::sys::{MountAttr, Resolved, Syscalls};
+use super::sys::{EntryKind, MountAttr, Resolved, Syscalls};
 use super::EngineError;
 
 /// Device nodes bound into a minimal (`--contain`) /dev.
@@ -56,6 +56,30 @@ pub enum Step {
         /// Make the whole root read-only.
         readonly: bool,
     },
+    /// Stack a writable overlay over the (read-only) image at the root.
+    Overlay {
+        /// Where the upper and work dirs come from.
+        layer: Layer,
+        /// The run's private work dir (host path).
+        workdir: PathBuf,
+        /// In a user namespace: overlay keeps its metadata in user.* xattrs.
+        userxattr: bool,
+    },
+    /// Make mount points below `dir` (an existing directory of a read-only
+    /// image) without writing to the image, as Apptainer's underlay does:
+    /// a tmpfs in `staging` (a host path in the private work dir) gets one
+    /// bind per entry of `dir`, is bound over `dir`, the mount points are
+    /// made in it, and it is made read-only.
+    Underlay {
+        /// The existing directory inside the container.
+        dir: PathBuf,
+        /// Host dir the tmpfs is put together in.
+        staging: PathBuf,
+        /// The mount points to make below `dir`.
+        create: Vec<MountPoint>,
+    },
+    /// Make a mount point (and its missing parents) in a writable root.
+    MountPoint(MountPoint),
     /// Bind `src` onto `dst`; `recursive` includes submounts; `readonly`
     /// makes the bind and everything mounted below it read-only.
     Bind {
@@ -116,13 +140,93 @@ pub enum Step {
     },
 }
 
+/// A bind destination missing from the image, to be made for the bind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountPoint {
+    /// Path inside the container.
+    pub dst: PathBuf,
+    /// A directory (else an empty file, for a file bind).
+    pub dir: bool,
+    /// Who asked for the bind.
+    pub origin: BindOrigin,
+}
+
+/// Where a writable layer keeps its changes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layer {
+    /// On a tmpfs in the private work dir: gone at exit (`--writable-tmpfs`).
+    Tmpfs,
+    /// In caller-owned dirs (`--overlay DIR`), checked by the runtime
+    /// before the container's mount namespace existed; reopened there and
+    /// required to be the same inodes (dev, ino).
+    Dirs {
+        /// The overlay's upper dir (the changes).
+        upper: PathBuf,
+        /// Its (dev, ino).
+        upper_id: (u64, u64),
+        /// The overlay's work dir (same filesystem as `upper`).
+        work: PathBuf,
+        /// Its (dev, ino).
+        work_id: (u64, u64),
+    },
+}
+
 /// What the plan needs to know besides the config.
 #[derive(Debug, Clone)]
 pub struct PlanInput {
-    /// The root is made read-only (it always is today: images are immutable).
-    pub readonly_root: bool,
     /// The host working directory, tried when no `--pwd` is given.
     pub host_cwd: Option<PathBuf>,
+    /// The run's private (0700) work dir: layers and staging dirs go there.
+    pub workdir: PathBuf,
+    /// A writable layer over the image, if asked for.
+    pub layer: Option<Layer>,
+}
+
+/// The mount points for binds whose destination is missing from the
+/// image: with a writable layer, made in it; else grouped under their
+/// deepest existing ancestor, each group one underlay (outermost first, so
+/// a nested underlay sees through the one around it).
+fn mount_points(
+    cfg: &EngineConfig,
+    input: &PlanInput,
+    exists: &dyn Fn(&Path) -> bool,
+) -> Result<Vec<Step>, EngineError> {
+    let mut groups: Vec<(PathBuf, Vec<MountPoint>)> = Vec::new();
+    let mut steps = Vec::new();
+    for b in &cfg.binds {
+        if exists(&b.dst) {
+            continue;
+        }
+        let mp = MountPoint {
+            dst: b.dst.clone(),
+            dir: b.src.is_dir(),
+            origin: b.origin.clone(),
+        };
+        if input.layer.is_some() {
+            steps.push(Step::MountPoint(mp));
+            continue;
+        }
+        let Some(anc) = b.dst.ancestors().skip(1).find(|a| exists(a)) else {
+            return Err(EngineError::BindDestination {
+                dst: b.dst.clone(),
+                origin: b.origin.clone(),
+                reason: "no directory above it exists in the image".into(),
+            });
+        };
+        match groups.iter_mut().find(|(a, _)| a == anc) {
+            Some((_, g)) => g.push(mp),
+            None => groups.push((anc.to_owned(), vec![mp])),
+        }
+    }
+    groups.sort_by_key(|(a, _)| a.components().count());
+    for (i, (dir, create)) in groups.into_iter().enumerate() {
+        steps.push(Step::Underlay {
+            dir,
+            staging: input.workdir.join(format!("underlay{i}")),
+            create,
+        });
+    }
+    Ok(steps)
 }
 
 /// Computes the setup steps; `exists` says whether a path inside the
@@ -134,9 +238,18 @@ pub fn plan(
     input: &PlanInput,
     exists: &dyn Fn(&Path) -> bool,
 ) -> Result<Vec<Step>, EngineError> {
-    let mut steps = vec![Step::SecureRoot {
-        readonly: input.readonly_root,
-    }];
+    // The image itself is never written: a writable layer stacks on it.
+    let mut steps = vec![Step::SecureRoot { readonly: true }];
+    if let Some(layer) = &input.layer {
+        steps.push(Step::Overlay {
+            layer: layer.clone(),
+            workdir: input.workdir.clone(),
+            userxattr: cfg.namespaces.user,
+        });
+    }
+    // Before any other mount: an underlay of `/` or of a dir holding a
+    // mount point would hide what was mounted there.
+    steps.extend(mount_points(cfg, input, exists)?);
     let at = |p: &str| Path::new("/").join(p);
     let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
 
@@ -226,9 +339,6 @@ pub fn plan(
         }
     }
     for b in &cfg.binds {
-        if !exists(&b.dst) {
-            return Err(EngineError::BindDestination(b.dst.clone()));
-        }
         steps.push(Step::Bind {
             src: b.src.clone(),
             dst: b.dst.clone(),
@@ -295,6 +405,73 @@ fn target(sys: &mut dyn Syscalls, root: &Path, dst: &Path) -> Result<Resolved, E
     })
 }
 
+/// Makes `mp` and its missing parents inside the root (resolved there).
+fn make_mount_point(
+    sys: &mut dyn Syscalls,
+    root: &Path,
+    mp: &MountPoint,
+) -> Result<(), EngineError> {
+    let parents: Vec<&Path> = mp.dst.ancestors().skip(1).collect();
+    let mut r = Ok(());
+    for p in parents.iter().rev().skip(1) {
+        r = r.and_then(|()| sys.mkdir_in(root, p, 0o755));
+    }
+    r = r.and_then(|()| {
+        if mp.dir {
+            sys.mkdir_in(root, &mp.dst, 0o755)
+        } else {
+            sys.touch_in(root, &mp.dst)
+        }
+    });
+    r.map_err(|e| EngineError::BindDestination {
+        dst: mp.dst.clone(),
+        origin: mp.origin.clone(),
+        reason: format!("making the mount point: {}", e.desc().to_lowercase()),
+    })
+}
+
+/// Builds an underlay of `dir` (see [`Step::Underlay`]).
+fn underlay(sys: &mut dyn Syscalls, root: &Path, dir: &Path, staging: &Path) -> Result<(), Errno> {
+    let (Some(parent), Some(name)) = (staging.parent(), staging.file_name()) else {
+        return Err(Errno::EINVAL);
+    };
+    sys.mkdir_in(parent, &Path::new("/").join(name), 0o700)?;
+    sys.mount(
+        Some(Path::new("tmpfs")),
+        staging,
+        Some("tmpfs"),
+        MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        Some("mode=755"),
+    )?;
+    for e in sys.read_dir_in(root, dir)? {
+        let inside = Path::new("/").join(&e.name);
+        match e.kind {
+            EntryKind::Symlink(target) => sys.symlink_in(staging, &target, &inside)?,
+            kind => {
+                let flags = if kind == EntryKind::Dir {
+                    sys.mkdir_in(staging, &inside, 0o755)?;
+                    MsFlags::MS_BIND | MsFlags::MS_REC
+                } else {
+                    sys.touch_in(staging, &inside)?;
+                    MsFlags::MS_BIND
+                };
+                // A bind of the locked-down image keeps its ro/nosuid/nodev.
+                let from = sys.resolve(root, &dir.join(&e.name))?;
+                let to = sys.resolve(staging, &inside)?;
+                sys.mount(Some(from.path()), to.path(), None, flags, None)?;
+            }
+        }
+    }
+    let t = sys.resolve(root, dir)?;
+    sys.mount(
+        Some(staging),
+        t.path(),
+        None,
+        MsFlags::MS_BIND | MsFlags::MS_REC,
+        None,
+    )
+}
+
 /// Applies the steps to the image mounted at `root`, in order; the first
 /// failure is an error naming the step.
 pub fn apply(steps: &[Step], root: &Path, sys: &mut dyn Syscalls) -> Result<(), EngineError> {
@@ -308,6 +485,99 @@ pub fn apply(steps: &[Step], root: &Path, sys: &mut dyn Syscalls) -> Result<(), 
                 sys.mount_setattr(root, attr, true)
                     .map_err(setup_error(format!("securing {}", root.display())))?;
             }
+            Step::Overlay {
+                layer,
+                workdir,
+                userxattr,
+            } => {
+                let f = setup_error("mounting the writable layer".into());
+                // Kept alive until the mount: they name the dirs exactly.
+                let (upper, work, _held) = match layer {
+                    Layer::Tmpfs => {
+                        let t = workdir.join("layer");
+                        sys.mkdir_in(workdir, Path::new("/layer"), 0o700)
+                            .map_err(&f)?;
+                        sys.mount(
+                            Some(Path::new("tmpfs")),
+                            &t,
+                            Some("tmpfs"),
+                            MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                            Some("mode=700"),
+                        )
+                        .map_err(&f)?;
+                        // The upper dir's mode is the container root's.
+                        sys.mkdir_in(&t, Path::new("/upper"), 0o755).map_err(&f)?;
+                        sys.mkdir_in(&t, Path::new("/work"), 0o700).map_err(&f)?;
+                        let u = sys.resolve(&t, Path::new("/upper")).map_err(&f)?;
+                        let w = sys.resolve(&t, Path::new("/work")).map_err(&f)?;
+                        (u.path().to_owned(), w.path().to_owned(), Some((u, w)))
+                    }
+                    Layer::Dirs {
+                        upper,
+                        upper_id,
+                        work,
+                        work_id,
+                    } => {
+                        let f = |e: Errno| EngineError::BadOverlay {
+                            dir: upper.parent().unwrap_or(upper).to_owned(),
+                            reason: if e == Errno::ESTALE {
+                                "replaced while the container started".into()
+                            } else {
+                                e.desc().to_lowercase()
+                            },
+                        };
+                        let u = sys.open_checked(upper, *upper_id).map_err(f)?;
+                        let w = sys.open_checked(work, *work_id).map_err(f)?;
+                        (u.path().to_owned(), w.path().to_owned(), Some((u, w)))
+                    }
+                };
+                let lower = sys.resolve(root, Path::new("/")).map_err(&f)?;
+                let data = format!(
+                    "lowerdir={},upperdir={},workdir={}{}",
+                    lower.path().display(),
+                    upper.display(),
+                    work.display(),
+                    if *userxattr { ",userxattr" } else { "" }
+                );
+                sys.mount(
+                    Some(Path::new("overlay")),
+                    root,
+                    Some("overlay"),
+                    MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+                    Some(&data),
+                )
+                .map_err(&f)?;
+            }
+            Step::Underlay {
+                dir,
+                staging,
+                create,
+            } => {
+                let Some(first) = create.first() else {
+                    continue;
+                };
+                underlay(sys, root, dir, staging).map_err(|e| EngineError::BindDestination {
+                    dst: first.dst.clone(),
+                    origin: first.origin.clone(),
+                    reason: format!(
+                        "making a mount point under {}: {}",
+                        dir.display(),
+                        e.desc().to_lowercase()
+                    ),
+                })?;
+                for mp in create {
+                    make_mount_point(sys, root, mp)?;
+                }
+                // Back to what the image is: read-only, nosuid, nodev.
+                let t = target(sys, root, dir)?;
+                sys.mount_setattr(
+                    t.path(),
+                    MountAttr::RDONLY | MountAttr::NOSUID | MountAttr::NODEV,
+                    true,
+                )
+                .map_err(setup_error(format!("securing {}", dir.display())))?;
+            }
+            Step::MountPoint(mp) => make_mount_point(sys, root, mp)?,
             Step::Bind {
                 src,
                 dst,
@@ -469,8 +739,9 @@ mod tests {
 
     fn input() -> PlanInput {
         PlanInput {
-            readonly_root: true,
             host_cwd: Some("/work".into()),
+            workdir: "/w".into(),
+            layer: None,
         }
     }
 
@@ -535,15 +806,156 @@ mod tests {
     }
 
     #[test]
-    fn missing_mount_points_skip_system_mounts_and_refuse_binds() {
+    fn missing_mount_points_skip_system_mounts_and_underlay_binds() {
         let mut c = cfg();
         let steps = plan(&c, &input(), &|p| p != Path::new("/sys")).unwrap();
         assert!(!steps
             .iter()
             .any(|s| matches!(s, Step::Bind { src, .. } if src == Path::new("/sys"))));
-        c.binds.push(Bind::parse("/etc:/nope").unwrap());
-        let e = plan(&c, &input(), &|p| p != Path::new("/nope")).unwrap_err();
-        assert!(e.to_string().contains("/nope"), "{e}");
+        c.binds.push(Bind::parse("/etc:/usr/local/gpu").unwrap());
+        c.binds
+            .push(Bind::parse("/etc/hostname:/usr/local/h").unwrap());
+        c.binds.push(Bind::parse("/etc:/opt/a/b").unwrap());
+        let missing = |p: &Path| !p.starts_with("/usr/local") && !p.starts_with("/opt");
+        let steps = plan(&c, &input(), &missing).unwrap();
+        // Right after the root is locked down, outermost first.
+        assert_eq!(
+            steps[1],
+            Step::Underlay {
+                dir: "/".into(),
+                staging: "/w/underlay0".into(),
+                create: vec![MountPoint {
+                    dst: "/opt/a/b".into(),
+                    dir: true,
+                    origin: BindOrigin::Flag
+                }],
+            }
+        );
+        assert!(matches!(&steps[2], Step::Underlay { dir, create, .. }
+            if dir == Path::new("/usr") && create.len() == 2 && !create[1].dir));
+        // With a writable layer the mount points are made in it.
+        let mut i = input();
+        i.layer = Some(Layer::Tmpfs);
+        let steps = plan(&c, &i, &missing).unwrap();
+        assert!(matches!(
+            &steps[1],
+            Step::Overlay {
+                layer: Layer::Tmpfs,
+                userxattr: false,
+                ..
+            }
+        ));
+        assert!(matches!(&steps[2], Step::MountPoint(m) if m.dst == Path::new("/usr/local/gpu")));
+        assert!(!steps.iter().any(|s| matches!(s, Step::Underlay { .. })));
+    }
+
+    #[test]
+    fn an_underlay_binds_every_entry_then_makes_the_mount_point_read_only() {
+        use crate::engine::sys::{DirEntry, EntryKind};
+        let mut rec = Recorder::default();
+        let entry = |n: &str, kind| DirEntry {
+            name: n.into(),
+            kind,
+        };
+        rec.dirs.insert(
+            "/usr".into(),
+            vec![
+                entry("bin", EntryKind::Dir),
+                entry("lib64", EntryKind::Symlink("lib".into())),
+                entry("x", EntryKind::Other),
+            ],
+        );
+        let step = Step::Underlay {
+            dir: "/usr".into(),
+            staging: "/w/underlay0".into(),
+            create: vec![MountPoint {
+                dst: "/usr/local/gpu".into(),
+                dir: true,
+                origin: BindOrigin::Plugin("acme.org/gpu".into()),
+            }],
+        };
+        apply(&[step], Path::new("/r"), &mut rec).unwrap();
+        assert_eq!(
+            rec.calls,
+            [
+                "mkdir /w/underlay0",
+                "mount tmpfs -> /w/underlay0 tmpfs MS_NOSUID | MS_NODEV mode=755",
+                "readdir /r/usr",
+                "mkdir /w/underlay0/bin",
+                "mount /r/usr/bin -> /w/underlay0/bin - MS_BIND | MS_REC",
+                "symlink lib /w/underlay0/lib64",
+                "touch /w/underlay0/x",
+                "mount /r/usr/x -> /w/underlay0/x - MS_BIND",
+                "mount /w/underlay0 -> /r/usr - MS_BIND | MS_REC",
+                "mkdir /r/usr",
+                "mkdir /r/usr/local",
+                "mkdir /r/usr/local/gpu",
+                "setattr /r/usr rdonly,nosuid,nodev recursive",
+            ]
+        );
+        // A failure names the bind's asker.
+        let mut rec = Recorder::default();
+        let step = Step::Underlay {
+            dir: "/nodir".into(),
+            staging: "/w/underlay0".into(),
+            create: vec![MountPoint {
+                dst: "/nodir/gpu".into(),
+                dir: true,
+                origin: BindOrigin::Plugin("acme.org/gpu".into()),
+            }],
+        };
+        let e = apply(&[step], Path::new("/r"), &mut rec)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with(r#"bind destination /nodir/gpu (from plugin "acme.org/gpu"): "#),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_writable_layer_stacks_an_overlay_on_the_locked_down_image() {
+        let mut rec = Recorder::default();
+        let steps = [
+            Step::SecureRoot { readonly: true },
+            Step::Overlay {
+                layer: Layer::Tmpfs,
+                workdir: "/w".into(),
+                userxattr: true,
+            },
+        ];
+        apply(&steps, Path::new("/w/root"), &mut rec).unwrap();
+        assert_eq!(
+            rec.calls,
+            [
+                "setattr /w/root rdonly,nosuid,nodev recursive",
+                "mkdir /w/layer",
+                "mount tmpfs -> /w/layer tmpfs MS_NOSUID | MS_NODEV mode=700",
+                "mkdir /w/layer/upper",
+                "mkdir /w/layer/work",
+                "mount overlay -> /w/root overlay MS_NOSUID | MS_NODEV lowerdir=/w/root/.,upperdir=/w/layer/upper,workdir=/w/layer/work,userxattr",
+            ]
+        );
+        let mut rec = Recorder::default();
+        let step = Step::Overlay {
+            layer: Layer::Dirs {
+                upper: "/o/upper".into(),
+                upper_id: (1, 2),
+                work: "/o/work".into(),
+                work_id: (1, 3),
+            },
+            workdir: "/w".into(),
+            userxattr: false,
+        };
+        apply(&[step], Path::new("/w/root"), &mut rec).unwrap();
+        assert_eq!(
+            rec.calls,
+            [
+                "open /o/upper 1:2",
+                "open /o/work 1:3",
+                "mount overlay -> /w/root overlay MS_NOSUID | MS_NODEV lowerdir=/w/root/.,upperdir=/o/upper,workdir=/o/work"
+            ]
+        );
     }
 
     #[test]

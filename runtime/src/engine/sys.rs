@@ -82,6 +82,26 @@ impl Resolved {
     }
 }
 
+/// What a directory entry is, as lstat sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EntryKind {
+    /// A directory.
+    Dir,
+    /// A symlink and its target (never followed).
+    Symlink(PathBuf),
+    /// Anything else (file, device, socket, fifo).
+    Other,
+}
+
+/// One entry of a directory inside the container root.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// Its name.
+    pub name: std::ffi::OsString,
+    /// What it is.
+    pub kind: EntryKind,
+}
+
 /// The calls the mount/namespace setup needs, one method per kernel action.
 pub trait Syscalls {
     /// mount(2) on a path outside the container root (host paths and the
@@ -124,6 +144,12 @@ pub trait Syscalls {
     /// Creates the symlink `inside` -> `target`, its parent resolved inside
     /// the root.
     fn symlink_in(&mut self, root: &Path, target: &Path, inside: &Path) -> Result<(), Errno>;
+    /// Opens the host directory `path` (its last component not followed)
+    /// and checks it is the inode `id` (dev, ino) checked earlier in
+    /// another mount namespace: a dir swapped in since fails with ESTALE.
+    fn open_checked(&mut self, path: &Path, id: (u64, u64)) -> Result<Resolved, Errno>;
+    /// Lists the directory `inside` (resolved inside the root).
+    fn read_dir_in(&mut self, root: &Path, inside: &Path) -> Result<Vec<DirEntry>, Errno>;
     /// Brings the loopback interface of the current network namespace up.
     fn loopback_up(&mut self) -> Result<(), Errno>;
 }
@@ -370,6 +396,52 @@ impl Syscalls for RealSyscalls {
         Ok(())
     }
 
+    fn open_checked(&mut self, path: &Path, id: (u64, u64)) -> Result<Resolved, Errno> {
+        let fd = nix::fcntl::open(
+            path,
+            nix::fcntl::OFlag::O_PATH
+                | nix::fcntl::OFlag::O_DIRECTORY
+                | nix::fcntl::OFlag::O_NOFOLLOW
+                | nix::fcntl::OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        )?;
+        // SAFETY: open returned a fresh descriptor that nothing else owns.
+        let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+        let st = nix::sys::stat::fstat(fd.as_raw_fd())?;
+        if (st.st_dev, st.st_ino) != id {
+            return Err(Errno::ESTALE);
+        }
+        Ok(Resolved {
+            path: fd_path(&fd),
+            _fd: Some(fd),
+        })
+    }
+
+    fn read_dir_in(&mut self, root: &Path, inside: &Path) -> Result<Vec<DirEntry>, Errno> {
+        let fd = open_in_root(root, inside)?;
+        let io = |e: std::io::Error| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO));
+        // The O_PATH descriptor's magic link reopens exactly the checked dir.
+        let dir = fd_path(&fd);
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).map_err(io)? {
+            let e = e.map_err(io)?;
+            let t = e.file_type().map_err(io)?;
+            let kind = if t.is_symlink() {
+                EntryKind::Symlink(std::fs::read_link(e.path()).map_err(io)?)
+            } else if t.is_dir() {
+                EntryKind::Dir
+            } else {
+                EntryKind::Other
+            };
+            out.push(DirEntry {
+                name: e.file_name(),
+                kind,
+            });
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
     fn loopback_up(&mut self) -> Result<(), Errno> {
         // SAFETY: plain socket(2); the fd is owned right away.
         let raw = unsafe { libc::socket(libc::AF_INET, libc::SOCK_DGRAM | libc::SOCK_CLOEXEC, 0) };
@@ -404,6 +476,8 @@ impl Syscalls for RealSyscalls {
 pub struct Recorder {
     /// One line per call, e.g. `mount /a -> /b - MS_BIND | MS_REC`.
     pub calls: Vec<String>,
+    /// What `read_dir_in` lists, by path inside the root.
+    pub dirs: std::collections::BTreeMap<PathBuf, Vec<DirEntry>>,
 }
 
 #[cfg(test)]
@@ -487,6 +561,19 @@ impl Syscalls for Recorder {
             root.join(relative(inside)).display()
         ));
         Ok(())
+    }
+    fn open_checked(&mut self, path: &Path, id: (u64, u64)) -> Result<Resolved, Errno> {
+        self.calls
+            .push(format!("open {} {}:{}", path.display(), id.0, id.1));
+        Ok(Resolved {
+            path: path.to_owned(),
+            _fd: None,
+        })
+    }
+    fn read_dir_in(&mut self, root: &Path, inside: &Path) -> Result<Vec<DirEntry>, Errno> {
+        self.calls
+            .push(format!("readdir {}", root.join(relative(inside)).display()));
+        self.dirs.get(inside).cloned().ok_or(Errno::ENOENT)
     }
     fn loopback_up(&mut self) -> Result<(), Errno> {
         self.calls.push("loopback_up".into());

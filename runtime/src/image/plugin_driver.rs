@@ -91,7 +91,7 @@ fn rstring(p: &Path) -> abi::abi_stable::std_types::RString {
     p.to_string_lossy().as_ref().into()
 }
 
-impl<S: Syscalls + std::fmt::Debug> ImageDriver for PluginDriver<S> {
+impl<S: Syscalls + std::fmt::Debug + Default> ImageDriver for PluginDriver<S> {
     fn name(&self) -> &str {
         &self.name
     }
@@ -147,26 +147,38 @@ impl<S: Syscalls + std::fmt::Debug> ImageDriver for PluginDriver<S> {
         Ok(())
     }
 
-    fn mount(&mut self, _req: &MountRequest, target: &Path) -> Result<(), ImageError> {
+    fn mount(&mut self, req: &MountRequest, target: &Path) -> Result<(), ImageError> {
+        // Moved out for the call: `mount_with` borrows self mutably too.
+        let mut sys = std::mem::take(&mut self.sys);
+        let r = self.mount_with(req, target, &mut sys);
+        self.sys = sys;
+        r
+    }
+
+    fn mount_with(
+        &mut self,
+        _req: &MountRequest,
+        target: &Path,
+        sys: &mut dyn Syscalls,
+    ) -> Result<(), ImageError> {
         let dir = self
             .mounted
             .as_ref()
             .ok_or_else(|| self.fail("not started"))?;
-        self.sys
-            .mount(
-                Some(dir.as_path()),
-                target,
-                None,
-                MsFlags::MS_BIND | MsFlags::MS_REC,
-                None,
-            )
-            .map_err(|e| {
-                self.fail(format!(
-                    "binding {}: {}",
-                    dir.display(),
-                    e.desc().to_lowercase()
-                ))
-            })
+        sys.mount(
+            Some(dir.as_path()),
+            target,
+            None,
+            MsFlags::MS_BIND | MsFlags::MS_REC,
+            None,
+        )
+        .map_err(|e| {
+            self.fail(format!(
+                "binding {}: {}",
+                dir.display(),
+                e.desc().to_lowercase()
+            ))
+        })
     }
 
     fn stop(&mut self, _req: &MountRequest) -> Result<(), ImageError> {
@@ -310,10 +322,14 @@ mod tests {
         d.mount(&req, Path::new("/root")).unwrap();
         assert_eq!(
             d.sys.calls,
-            [format!(
-                "mount /run/w/plugin-mount -> /root - {:?}",
-                MsFlags::MS_BIND | MsFlags::MS_REC
-            )]
+            ["mount /run/w/plugin-mount -> /root - MS_BIND | MS_REC"]
+        );
+        // The engine's path: through the syscalls it hands in.
+        let mut rec = Recorder::default();
+        d.mount_with(&req, Path::new("/r"), &mut rec).unwrap();
+        assert_eq!(
+            rec.calls,
+            ["mount /run/w/plugin-mount -> /r - MS_BIND | MS_REC"]
         );
     }
 

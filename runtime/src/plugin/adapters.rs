@@ -13,7 +13,7 @@ use vessel_plugin_abi::{
     EngineConfig_TO, ImageDriverBox, SignalSourceMut, SignalSource_TO,
 };
 
-use crate::engine::config::{Bind, EngineConfig, EnvOp};
+use crate::engine::config::{Bind, BindOrigin, EngineConfig, EnvOp};
 use crate::engine::monitor::{Received, Signals};
 use crate::image::driver::Registry;
 use crate::image::plugin_driver::PluginDriver;
@@ -24,12 +24,25 @@ use crate::image::plugin_driver::PluginDriver;
 #[derive(Debug)]
 pub struct ConfigAdapter<'c> {
     cfg: &'c mut EngineConfig,
+    /// The plugin whose callback changes the config: binds it adds are its.
+    plugin: String,
 }
 
 impl<'c> ConfigAdapter<'c> {
-    /// Adapts `cfg`.
+    /// Adapts `cfg` for a read-only view.
     pub fn new(cfg: &'c mut EngineConfig) -> Self {
-        Self { cfg }
+        Self {
+            cfg,
+            plugin: String::new(),
+        }
+    }
+
+    /// Adapts `cfg` for the EngineConfig callback of `plugin`.
+    pub fn for_plugin(cfg: &'c mut EngineConfig, plugin: &str) -> Self {
+        Self {
+            cfg,
+            plugin: plugin.to_owned(),
+        }
     }
 
     /// The config as the ABI object EngineConfig callbacks change.
@@ -75,12 +88,24 @@ impl abi::EngineConfig for ConfigAdapter<'_> {
             .collect()
     }
     fn set_binds(&mut self, binds: RVec<abi::Bind>) {
+        let old = std::mem::take(&mut self.cfg.binds);
         self.cfg.binds = binds
             .iter()
-            .map(|b| Bind {
-                src: PathBuf::from(b.source.as_str()),
-                dst: PathBuf::from(b.destination.as_str()),
-                readonly: b.readonly,
+            .map(|b| {
+                let mut bind = Bind {
+                    src: PathBuf::from(b.source.as_str()),
+                    dst: PathBuf::from(b.destination.as_str()),
+                    readonly: b.readonly,
+                    origin: BindOrigin::Plugin(self.plugin.clone()),
+                };
+                // A bind the plugin kept is still its first asker's.
+                if let Some(o) = old
+                    .iter()
+                    .find(|o| (&o.src, &o.dst, o.readonly) == (&bind.src, &bind.dst, bind.readonly))
+                {
+                    bind.origin = o.origin.clone();
+                }
+                bind
             })
             .collect();
     }
@@ -150,17 +175,19 @@ impl abi::EngineConfig for ConfigAdapter<'_> {
 }
 
 /// The engine's blocked signals seen through the ABI's `SignalSource`:
-/// forwarded signals and SIGCHLD are reported; terminal-generated ones
-/// already reached the container and are skipped.
+/// signals sent to vessel and SIGCHLD are reported for the plugin to act
+/// on; terminal-generated ones (Ctrl-C) are passed on to the container's
+/// process group here, as the engine's own monitor does, and not reported.
 #[derive(Debug)]
 pub struct SignalAdapter<'s> {
     signals: &'s mut Signals,
+    container: nix::unistd::Pid,
 }
 
 impl<'s> SignalAdapter<'s> {
-    /// Adapts `signals`.
-    pub fn new(signals: &'s mut Signals) -> Self {
-        Self { signals }
+    /// Adapts `signals` for a plugin monitoring the container `container`.
+    pub fn new(signals: &'s mut Signals, container: nix::unistd::Pid) -> Self {
+        Self { signals, container }
     }
 
     /// The signals as the ABI object a MonitorContainer callback reads.
@@ -182,7 +209,16 @@ impl abi::SignalSource for SignalAdapter<'_> {
                     signal,
                     from_terminal: false,
                 })) => return ROption::RSome(signal as i32),
-                Ok(Some(Received::Signal { .. })) | Ok(None) => {}
+                // The container has no terminal of its own (a session of
+                // its own): what the terminal sent (Ctrl-C) goes to its
+                // whole process group, as the terminal would have, here
+                // rather than by the plugin, so the command run by an
+                // interactive shell gets it once.
+                Ok(Some(Received::Signal {
+                    signal,
+                    from_terminal: true,
+                })) => crate::engine::monitor::forward(self.container, signal, true),
+                Ok(None) => {}
                 Err(e) => {
                     tracing::warn!("{e}");
                     return ROption::RNone;
@@ -253,7 +289,8 @@ mod tests {
         let mut cfg = EngineConfig::new("/img", vec!["true".into()]);
         cfg.cleanenv = true;
         cfg.env.push(EnvOp::Set("A".into(), "1".into()));
-        let mut a = ConfigAdapter::new(&mut cfg);
+        cfg.binds.push(Bind::parse("/etc:/e").unwrap());
+        let mut a = ConfigAdapter::for_plugin(&mut cfg, "acme.org/x");
         assert_eq!(a.env_get("A".into()).into_option().unwrap().as_str(), "1");
         a.env_set("B".into(), "2".into());
         a.env_unset("A".into());
@@ -279,11 +316,15 @@ mod tests {
         assert_eq!(a.annotations().len(), 1);
         assert_eq!(
             cfg.binds,
-            [Bind {
-                src: "/etc/hostname".into(),
-                dst: "/h".into(),
-                readonly: true
-            }]
+            [
+                Bind::parse("/etc:/e").unwrap(),
+                Bind {
+                    src: "/etc/hostname".into(),
+                    dst: "/h".into(),
+                    readonly: true,
+                    origin: BindOrigin::Plugin("acme.org/x".into()),
+                }
+            ]
         );
         assert_eq!(cfg.hostname.as_deref(), Some("box"));
         assert_eq!(cfg.cwd.as_deref(), Some(Path::new("/tmp")));

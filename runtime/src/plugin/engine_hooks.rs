@@ -118,7 +118,8 @@ impl Hooks for PluginHooks<'_> {
     fn engine_config(&mut self, cfg: &mut EngineConfig) -> Result<(), Error> {
         for p in self.load(CallbackKind::EngineConfig)? {
             tracing::debug!(plugin = p.name(), "running the engine config callback");
-            p.calls().engine_config(ConfigAdapter::new(cfg).abi_mut())?;
+            p.calls()
+                .engine_config(ConfigAdapter::for_plugin(cfg, p.name()).abi_mut())?;
         }
         // Plugins that act once the container runs are loaded (and so pass
         // the loader's checks) now, before anything is mounted or started:
@@ -169,7 +170,7 @@ impl Hooks for PluginHooks<'_> {
             tracing::debug!(plugin = p.name(), %pid, "plugin monitors the container");
             let mut view = cfg.clone();
             let config = ConfigAdapter::new(&mut view);
-            let mut source = SignalAdapter::new(signals);
+            let mut source = SignalAdapter::new(signals, pid);
             let raw =
                 p.calls()
                     .monitor_container(config.abi_ref(), pid.as_raw(), source.abi_mut())?;

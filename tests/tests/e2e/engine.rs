@@ -16,8 +16,8 @@ use vessel_tests::{
 };
 
 /// Shared images, built once per test process.
-struct Fixtures {
-    sandbox: PathBuf,
+pub(crate) struct Fixtures {
+    pub(crate) sandbox: PathBuf,
     sif_vessel: PathBuf,
     sif_siftool: PathBuf,
     dir: PathBuf,
@@ -29,7 +29,7 @@ fn make_rootfs(root: &Path) {
     std::fs::write(root.join("etc/hn"), "image file\n").unwrap();
 }
 
-fn fixtures() -> &'static Fixtures {
+pub(crate) fn fixtures() -> &'static Fixtures {
     static F: OnceLock<Fixtures> = OnceLock::new();
     F.get_or_init(|| {
         let dir = session_dir().join("engine-fixtures");
@@ -83,7 +83,7 @@ fn fixtures() -> &'static Fixtures {
     })
 }
 
-fn images() -> Vec<(&'static str, &'static Path)> {
+pub(crate) fn images() -> Vec<(&'static str, &'static Path)> {
     let f = fixtures();
     vec![
         ("sandbox", f.sandbox.as_path()),
@@ -94,7 +94,7 @@ fn images() -> Vec<(&'static str, &'static Path)> {
 
 /// One test's environment: a VESSEL_ROOT and a private TMPDIR for vessel's
 /// work dirs, checked for leftovers when the test ends.
-struct Env {
+pub(crate) struct Env {
     run: RunEnv,
     mounts_before: usize,
 }
@@ -107,7 +107,7 @@ impl std::ops::Deref for Env {
 }
 
 impl Env {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self {
             run: RunEnv::new("vessel-engine-test-"),
             mounts_before: mountinfo().lines().count(),
@@ -115,7 +115,7 @@ impl Env {
     }
 
     /// Nothing of any run is left: no work dir, no mount, no loop device.
-    fn assert_clean(&self) {
+    pub(crate) fn assert_clean(&self) {
         let left = self.work_dirs_left();
         assert!(left.is_empty(), "work dirs left behind: {left:?}");
         let info = mountinfo();
@@ -542,9 +542,9 @@ fn root_bad_input_is_one_line_and_leaves_nothing() {
         "bind source /nonexistent/source",
     );
     assert_one_line_error(
-        &env.run(&["exec", "-B", "/etc:/no/such/dir", sb, "true"]),
+        &env.run(&["exec", "-B", "/etc:/bin/sh/dir", sb, "true"]),
         255,
-        "/no/such/dir",
+        "bind destination /bin/sh/dir (from --bind): ",
     );
     for (kind, img) in images() {
         let o = env.run(&["exec", p(img), "/bin/no-such-command"]);

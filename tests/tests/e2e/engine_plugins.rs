@@ -534,3 +534,14 @@ fn root_log_plugin_logs_commands_but_not_plugin_admin() {
     );
     env.assert_clean();
 }
+
+#[test]
+#[ignore = "needs root"]
+fn root_ctrl_c_reaches_a_container_under_a_plugin_monitor() {
+    require_root();
+    let env = Env::new();
+    env.install(&compiled_plugin(RUNTIME_PLUGIN));
+    let (_img, rootfs) = crate::engine_security::sandbox(&[]);
+    crate::engine_security::ctrl_c_in_a_shell_stops_the_command(&env, &rootfs);
+    env.assert_clean();
+}

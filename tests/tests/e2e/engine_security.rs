@@ -13,7 +13,7 @@ use vessel_tests::{
 };
 
 /// A fresh busybox sandbox: (guard, rootfs path).
-fn sandbox(extra_dirs: &[&str]) -> (tempfile::TempDir, PathBuf) {
+pub(crate) fn sandbox(extra_dirs: &[&str]) -> (tempfile::TempDir, PathBuf) {
     let d = tempfile::Builder::new()
         .prefix("vessel-sec-img-")
         .tempdir()
@@ -688,10 +688,17 @@ fn root_ctrl_c_in_a_shell_still_stops_the_command_it_runs() {
     require_root();
     let env = RunEnv::new("vessel-sec-");
     let (_img, rootfs) = sandbox(&[]);
+    ctrl_c_in_a_shell_stops_the_command(&env, &rootfs);
+    assert!(env.work_dirs_left().is_empty());
+}
+
+/// Under a pty, `vessel shell` (with and without `--pid`) runs `sleep 100`,
+/// gets Ctrl-C, then runs another command: Ctrl-C must stop the sleep.
+pub(crate) fn ctrl_c_in_a_shell_stops_the_command(env: &RunEnv, rootfs: &Path) {
     for pid in [&[][..], &["--pid"][..]] {
         let mut args = vec!["shell"];
         args.extend_from_slice(pid);
-        args.push(p(&rootfs));
+        args.push(p(rootfs));
         // Typed at the terminal: a command, Ctrl-C, then another command.
         let typing = "sleep 1; printf 'sleep 100\\n'; sleep 1; printf '\\003'; sleep 1; \
                       printf 'echo after-ctrl-c; exit\\n'; sleep 1";
@@ -720,5 +727,4 @@ fn root_ctrl_c_in_a_shell_still_stops_the_command_it_runs() {
             "{pid:?}"
         );
     }
-    assert!(env.work_dirs_left().is_empty());
 }

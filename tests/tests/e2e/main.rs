@@ -7,6 +7,7 @@ mod cli;
 mod clobber;
 mod compat;
 mod engine;
+mod engine_layers;
 mod engine_plugins;
 mod engine_security;
 mod fifo;
