@@ -28,7 +28,11 @@ pub struct ContainerOpts {
     /// Set an environment variable in the container (NAME=VALUE), repeatable.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     pub env: Vec<String>,
-    /// Start from a clean environment instead of the host's.
+    /// Read environment variables from FILE (NAME=VALUE lines), below --env.
+    #[arg(long = "env-file", value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+    /// Start from a clean environment instead of the host's (keeps TERM and
+    /// the proxy variables, sets HOME, LANG=C and the default PATH).
     #[arg(short = 'e', long)]
     pub cleanenv: bool,
     /// Working directory inside the container.
@@ -136,6 +140,9 @@ pub fn engine_config(
     }
     for e in &o.env {
         cfg.env.push(EnvOp::parse_set(e)?);
+    }
+    if let Some(f) = &o.env_file {
+        cfg.env_file = engine::env::read_env_file(f)?;
     }
     cfg.cleanenv = o.cleanenv;
     cfg.contain = o.contain;

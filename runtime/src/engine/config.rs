@@ -20,6 +20,8 @@ pub enum BindOrigin {
     Config,
     /// An EngineConfig plugin.
     Plugin(String),
+    /// The engine itself (the caller's /etc/passwd and /etc/group).
+    Engine,
 }
 
 impl std::fmt::Display for BindOrigin {
@@ -28,6 +30,7 @@ impl std::fmt::Display for BindOrigin {
             Self::Flag => f.write_str("--bind"),
             Self::Config => f.write_str("vessel.toml bind_paths"),
             Self::Plugin(p) => write!(f, "plugin {p:?}"),
+            Self::Engine => f.write_str("vessel"),
         }
     }
 }
@@ -161,8 +164,11 @@ pub struct EngineConfig {
     pub command: Vec<String>,
     /// Host paths bound into the container, in order.
     pub binds: Vec<Bind>,
-    /// Environment changes, applied in order after `cleanenv`.
+    /// Environment changes (`--env`, plugins), applied in order last; `$VAR`
+    /// in a value expands against the container environment (see `env`).
     pub env: Vec<EnvOp>,
+    /// Variables from `--env-file`, below `env` and above `VESSELENV_*`.
+    pub env_file: Vec<(String, String)>,
     /// Start from an empty environment instead of the host's.
     pub cleanenv: bool,
     /// Minimal /dev, no host home, no host /tmp.
@@ -205,6 +211,7 @@ impl EngineConfig {
             command,
             binds: Vec::new(),
             env: Vec::new(),
+            env_file: Vec::new(),
             cleanenv: false,
             contain: false,
             hostname: None,
@@ -281,6 +288,11 @@ impl EngineConfig {
                 return Err(EngineError::BadCwd(c.clone()));
             }
         }
+        for (k, v) in &self.env_file {
+            if !valid_env_name(k) || k.contains('=') || v.contains('\0') {
+                return Err(EngineError::BadEnv(k.clone()));
+            }
+        }
         for op in &self.env {
             let name = match op {
                 EnvOp::Set(k, v) => {
@@ -298,35 +310,13 @@ impl EngineConfig {
         Ok(())
     }
 
-    /// The container's environment: the host's (unless `cleanenv`), then the
-    /// changes in order, with a default PATH when none is set.
+    /// The container's environment as the command sees it when the image
+    /// has no environment scripts (see [`super::env`] for the precedence).
     pub fn environment(
         &self,
         host: impl Iterator<Item = (String, String)>,
     ) -> Vec<(String, String)> {
-        let mut env: Vec<(String, String)> = if self.cleanenv {
-            // A clean environment still needs to know the terminal and home.
-            host.filter(|(k, _)| k == "TERM" || k == "HOME" || k == "LANG")
-                .collect()
-        } else {
-            host.collect()
-        };
-        for op in &self.env {
-            match op {
-                EnvOp::Set(k, v) => {
-                    env.retain(|(n, _)| n != k);
-                    env.push((k.clone(), v.clone()));
-                }
-                EnvOp::Unset(k) => env.retain(|(n, _)| n != k),
-            }
-        }
-        if !env.iter().any(|(k, _)| k == "PATH") {
-            env.push((
-                "PATH".into(),
-                "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into(),
-            ));
-        }
-        env
+        super::env::plan(self, host).evaluate()
     }
 
     /// The home directory to bind, if any.

@@ -107,6 +107,10 @@ pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     let host_cwd = std::env::current_dir().ok();
+    // Looked up on the host, before the container's root hides its files.
+    let caller = (ns.user && !l.cfg.fakeroot)
+        .then(super::identity::Caller::current)
+        .flatten();
     let host_env: Vec<(String, String)> = std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect();
@@ -130,6 +134,7 @@ pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
             gid,
             host_cwd.clone(),
             host_env.clone(),
+            caller.as_ref(),
             wr_ref.as_raw_fd(),
         ) {
             Err(f) => f,
@@ -196,6 +201,7 @@ fn child(
     gid: u32,
     host_cwd: Option<PathBuf>,
     host_env: Vec<(String, String)>,
+    caller: Option<&super::identity::Caller>,
     fate_fd: RawFd,
 ) -> Result<std::convert::Infallible, ChildFailure> {
     // The container must not outlive the runtime: its mounts go with it.
@@ -214,19 +220,9 @@ fn child(
     }
     let root = l.root;
     let exists = |inside: &Path| open_in_root(root, inside).is_ok();
-    setup_root(l, host_cwd, &mut RealSyscalls, &exists)?;
+    setup_root(l, host_cwd, caller, &mut RealSyscalls, &exists)?;
 
-    let env = cfg.environment(host_env.into_iter());
-    let argv = command_argv(cfg);
-    let path_var = env
-        .iter()
-        .find(|(k, _)| k == "PATH")
-        .map(|(_, v)| v.as_str())
-        .unwrap_or("/usr/bin:/bin");
-    let prog = resolve(&argv[0], path_var).ok_or_else(|| ChildFailure {
-        code: 127,
-        message: format!("{}: command not found in the container", argv[0]),
-    })?;
+    let (env, argv, prog) = command_and_env(cfg, host_env)?;
     let cstr =
         |s: &[u8]| CString::new(s).map_err(|_| ChildFailure::setup("argument contains a nul byte"));
     let c_argv = argv
@@ -300,6 +296,7 @@ fn child(
 fn setup_root(
     l: &mut Launch<'_>,
     host_cwd: Option<PathBuf>,
+    caller: Option<&super::identity::Caller>,
     sys: &mut dyn Syscalls,
     exists: &dyn Fn(&Path) -> bool,
 ) -> Result<(), ChildFailure> {
@@ -338,7 +335,21 @@ fn setup_root(
         workdir: l.workdir.to_owned(),
         layer: l.layer.clone(),
     };
-    let steps = plan(l.cfg, &input, exists).map_err(ChildFailure::setup)?;
+    let with_identity;
+    let mut cfg = l.cfg;
+    if let Some(c) = caller {
+        // The run's private work dir holds the root: the files go next to it.
+        let workdir = l.root.parent().unwrap_or(l.root);
+        let home = super::env::container_home(cfg).unwrap_or_else(|| "/".into());
+        let extra =
+            super::identity::binds(l.root, workdir, c, &home).map_err(ChildFailure::setup)?;
+        let mut c = cfg.clone();
+        // First, so a user's own bind over /etc/passwd still wins.
+        c.binds.splice(0..0, extra);
+        with_identity = c;
+        cfg = &with_identity;
+    }
+    let steps = plan(cfg, &input, exists).map_err(ChildFailure::setup)?;
     apply(&steps, l.root, sys).map_err(ChildFailure::setup)
 }
 
@@ -355,6 +366,61 @@ fn command_argv(cfg: &EngineConfig) -> Vec<String> {
     cfg.command.clone()
 }
 
+/// What the container process execs: environment, argv, program.
+type Exec = (Vec<(String, String)>, Vec<String>, PathBuf);
+
+/// The environment, argv and program to exec, run in the container's root.
+/// An image with `/.singularity.d/env/*.sh` scripts and a `/bin/sh` runs
+/// the command through that shell, which sources the scripts in order and
+/// then applies the user's variables (Apptainer's action scripts do the
+/// same); otherwise the environment is computed here.
+fn command_and_env(
+    cfg: &EngineConfig,
+    host_env: Vec<(String, String)>,
+) -> Result<Exec, ChildFailure> {
+    let plan = super::env::plan(cfg, host_env.into_iter());
+    let argv = command_argv(cfg);
+    let scripts = super::env::image_scripts(Path::new(super::env::IMAGE_ENV_DIR));
+    let shell = Path::new("/bin/sh");
+    if !scripts.is_empty() {
+        if is_executable(shell) {
+            tracing::debug!(
+                "applying {} image environment script(s) with {}",
+                scripts.len(),
+                shell.display()
+            );
+            let (env, script) = plan.script(&scripts);
+            let mut full = vec!["/bin/sh".into(), "-c".into(), script, "vessel".into()];
+            full.extend(argv);
+            return Ok((env, full, shell.to_owned()));
+        }
+        tracing::debug!(
+            "the image has environment scripts in {} but no {}: they are not applied",
+            super::env::IMAGE_ENV_DIR,
+            shell.display()
+        );
+    }
+    let env = plan.evaluate();
+    let path_var = env
+        .iter()
+        .find(|(k, _)| k == "PATH")
+        .map(|(_, v)| v.as_str())
+        .unwrap_or(super::env::DEFAULT_PATH);
+    let prog = resolve(&argv[0], path_var).ok_or_else(|| ChildFailure {
+        code: 127,
+        message: format!("{}: command not found in the container", argv[0]),
+    })?;
+    Ok((env, argv, prog))
+}
+
+fn is_executable(p: &Path) -> bool {
+    p.metadata()
+        .map(|m| {
+            m.is_file() && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
+        })
+        .unwrap_or(false)
+}
+
 /// Finds `cmd` like a shell does: as a path if it has a slash, else in PATH.
 fn resolve(cmd: &str, path: &str) -> Option<PathBuf> {
     if cmd.contains('/') {
@@ -363,14 +429,7 @@ fn resolve(cmd: &str, path: &str) -> Option<PathBuf> {
     path.split(':')
         .filter(|d| !d.is_empty())
         .map(|d| Path::new(d).join(cmd))
-        .find(|p| {
-            p.metadata()
-                .map(|m| {
-                    m.is_file()
-                        && std::os::unix::fs::PermissionsExt::mode(&m.permissions()) & 0o111 != 0
-                })
-                .unwrap_or(false)
-        })
+        .find(|p| is_executable(p))
 }
 
 /// Maps the invoking user to itself (or to root with fakeroot) in the new
@@ -422,7 +481,7 @@ mod tests {
         };
         let mut rec = Recorder::default();
         // Everything exists in the image except /sys.
-        setup_root(&mut l, None, &mut rec, &|p| p != Path::new("/sys")).unwrap();
+        setup_root(&mut l, None, None, &mut rec, &|p| p != Path::new("/sys")).unwrap();
         rec.calls
     }
 

@@ -11,7 +11,9 @@ use nix::sys::signal::Signal;
 
 pub mod cleanup;
 pub mod config;
+pub mod env;
 pub mod hooks;
+pub mod identity;
 pub mod init;
 pub mod launch;
 pub mod monitor;
@@ -72,6 +74,16 @@ pub enum EngineError {
     /// An `--env` value that is not `NAME=VALUE`.
     #[error("env {0:?}: expected NAME=VALUE with a valid name")]
     BadEnv(String),
+    /// An `--env-file` line that does not parse.
+    #[error("env file {path} line {line}: {reason}")]
+    BadEnvFile {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// No command to run.
     #[error("no command to run")]
     NoCommand,

@@ -178,6 +178,31 @@ fn cstring(p: &Path) -> Result<std::ffi::CString, Errno> {
 /// Opens `inside` under `root` as an O_PATH descriptor with openat2
 /// `RESOLVE_IN_ROOT` (magic links refused): the walk cannot leave `root`.
 pub fn open_in_root(root: &Path, inside: &Path) -> Result<OwnedFd, Errno> {
+    openat2_in_root(root, inside, libc::O_PATH | libc::O_CLOEXEC)
+}
+
+/// Reads the regular file `inside` under `root` (resolved like
+/// [`open_in_root`]), at most `max` bytes: an image's file is hostile.
+pub fn read_in_root(root: &Path, inside: &Path, max: u64) -> Result<Vec<u8>, Errno> {
+    use std::io::Read;
+    let fd = openat2_in_root(
+        root,
+        inside,
+        libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOCTTY | libc::O_NONBLOCK,
+    )?;
+    let f = std::fs::File::from(fd);
+    let meta = f.metadata().map_err(|_| Errno::EIO)?;
+    if !meta.is_file() {
+        return Err(Errno::EINVAL);
+    }
+    let mut buf = Vec::new();
+    f.take(max)
+        .read_to_end(&mut buf)
+        .map_err(|e| Errno::from_raw(e.raw_os_error().unwrap_or(libc::EIO)))?;
+    Ok(buf)
+}
+
+fn openat2_in_root(root: &Path, inside: &Path, flags: i32) -> Result<OwnedFd, Errno> {
     let root_fd = nix::fcntl::open(
         root,
         nix::fcntl::OFlag::O_PATH | nix::fcntl::OFlag::O_DIRECTORY | nix::fcntl::OFlag::O_CLOEXEC,
@@ -188,7 +213,7 @@ pub fn open_in_root(root: &Path, inside: &Path) -> Result<OwnedFd, Errno> {
     let rel = cstring(&relative(inside))?;
     // SAFETY: open_how is plain old data; all-zero is a valid value.
     let mut how: libc::open_how = unsafe { std::mem::zeroed() };
-    how.flags = (libc::O_PATH | libc::O_CLOEXEC) as u64;
+    how.flags = flags as u64;
     how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
     // The kernel answers EAGAIN when a rename raced the walk: try again.
     for _ in 0..64 {

@@ -3,6 +3,7 @@
 //! namespaces say so in their name (`root_`) and run in CI, which runs as root.
 
 mod admin;
+mod apptainer;
 mod cli;
 mod clobber;
 mod compat;
