@@ -286,30 +286,41 @@ fn root_two_monitor_plugins_refuse_to_start_naming_both() {
     require_root();
     let env = Env::new();
     env.install(&compiled_plugin(RUNTIME_PLUGIN));
-    env.install(&custom_plugin(
-        "example.com/second-monitor",
-        Some(SECOND_MONITOR),
-    ));
-    let host = tempfile::tempdir().unwrap();
-    let bind = format!("{}:/mnt", host.path().display());
-    for img in [&images().sandbox, &images().sif] {
-        let o = env.run(&["exec", "-B", &bind, p(img), "touch", "/mnt/ran"]);
-        assert_error(
-            &o,
-            255,
-            &[
-                "\"example.com/runtime-plugin\"",
-                "\"example.com/second-monitor\"",
-                "MonitorContainer",
-            ],
-        );
-        assert!(!host.path().join("ran").exists(), "the container ran");
-        env.assert_clean();
-    }
-    // With one of them disabled, the other monitors.
+    let second = signed_copy(
+        &custom_plugin("example.com/second-monitor", Some(SECOND_MONITOR)),
+        env.root.path(),
+        None,
+    );
+    // A second monitor is refused up front, naming both plugins.
+    let o = env.root.run(&["plugin", "install", "--yes", p(&second)]);
+    assert_error(
+        &o,
+        255,
+        &[
+            "\"example.com/second-monitor\"",
+            "\"example.com/runtime-plugin\"",
+            "monitor_container",
+        ],
+    );
+    // With the first disabled the second installs, and enabling the first
+    // again is refused the same way.
+    ok(&env
+        .root
+        .run(&["plugin", "disable", "example.com/runtime-plugin"]));
+    ok(&env.root.run(&["plugin", "install", "--yes", p(&second)]));
+    let o = env
+        .root
+        .run(&["plugin", "enable", "example.com/runtime-plugin"]);
+    assert_error(&o, 255, &["\"example.com/second-monitor\""]);
+    // Swapped back, the one enabled monitor supervises containers.
     ok(&env
         .root
         .run(&["plugin", "disable", "example.com/second-monitor"]));
+    ok(&env
+        .root
+        .run(&["plugin", "enable", "example.com/runtime-plugin"]));
+    let host = tempfile::tempdir().unwrap();
+    let bind = format!("{}:/mnt", host.path().display());
     let o = env.run(&[
         "exec",
         "-B",
