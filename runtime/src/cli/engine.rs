@@ -35,9 +35,19 @@ pub struct ContainerOpts {
     /// the proxy variables, sets HOME, LANG=C and the default PATH).
     #[arg(short = 'e', long)]
     pub cleanenv: bool,
-    /// Working directory inside the container.
+    /// Working directory inside the container (default: the current
+    /// directory, else the home directory, else /).
     #[arg(long, value_name = "DIR")]
     pub pwd: Option<PathBuf>,
+    /// Mount SRC as the home directory, at DST (default SRC), which becomes $HOME.
+    #[arg(long, value_name = "SRC[:DST]", conflicts_with = "no_home")]
+    pub home: Option<String>,
+    /// Do not mount a home directory.
+    #[arg(long)]
+    pub no_home: bool,
+    /// Do not mount these (comma-separated): home, cwd.
+    #[arg(long = "no-mount", value_name = "LIST")]
+    pub no_mount: Vec<String>,
     /// Hostname inside the container (implies a UTS namespace).
     #[arg(long, value_name = "NAME")]
     pub hostname: Option<String>,
@@ -148,6 +158,33 @@ pub fn engine_config(
     cfg.contain = o.contain;
     cfg.hostname = o.hostname.clone();
     cfg.cwd = o.pwd.clone();
+    if let Some(spec) = &o.home {
+        let (src, dst) = match spec.split_once(':') {
+            Some((s, d)) => (s, Some(d)),
+            None => (spec.as_str(), None),
+        };
+        if src.is_empty() || dst.is_some_and(|d| d.is_empty() || d.contains(':')) {
+            return Err(Error::Usage(format!("--home {spec:?}: expected SRC[:DST]")));
+        }
+        // A relative SRC is the caller's, as Apptainer takes it.
+        let src =
+            std::path::absolute(src).map_err(|e| Error::Usage(format!("--home {spec:?}: {e}")))?;
+        cfg.home = Some(dst.map_or_else(|| src.clone(), PathBuf::from));
+        cfg.home_source = Some(src);
+    }
+    cfg.mount_home = !o.no_home;
+    for name in o.no_mount.iter().flat_map(|l| l.split(',')) {
+        match name.trim() {
+            "home" => cfg.mount_home = false,
+            "cwd" => cfg.mount_cwd = false,
+            "" => {}
+            other => {
+                return Err(Error::Usage(format!(
+                    "--no-mount {other:?}: unknown mount, expected home or cwd"
+                )))
+            }
+        }
+    }
     cfg.namespaces.pid = o.pid;
     cfg.namespaces.net = o.net;
     cfg.namespaces.ipc = o.ipc;

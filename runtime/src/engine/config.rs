@@ -22,6 +22,10 @@ pub enum BindOrigin {
     Plugin(String),
     /// The engine itself (the caller's /etc/passwd and /etc/group).
     Engine,
+    /// The engine's home mount (the caller's home, or `--home`).
+    Home,
+    /// The engine's bind of the caller's current directory.
+    Cwd,
 }
 
 impl std::fmt::Display for BindOrigin {
@@ -31,6 +35,8 @@ impl std::fmt::Display for BindOrigin {
             Self::Config => f.write_str("vessel.toml bind_paths"),
             Self::Plugin(p) => write!(f, "plugin {p:?}"),
             Self::Engine => f.write_str("vessel"),
+            Self::Home => f.write_str("the home mount; --no-home skips it"),
+            Self::Cwd => f.write_str("the current directory mount; --no-mount cwd skips it"),
         }
     }
 }
@@ -191,8 +197,17 @@ pub struct EngineConfig {
     pub annotations: BTreeMap<String, String>,
     /// Name of the image driver to use (`image_driver` in vessel.toml).
     pub image_driver: Option<String>,
-    /// The invoking user's home directory (bound unless `contain`).
+    /// The home directory inside the container (`$HOME`): the invoking
+    /// user's, or `--home`'s DST (see [`EngineConfig::home_mount`]).
     pub home: Option<PathBuf>,
+    /// The host dir mounted at `home` (`--home SRC[:DST]`); `None` = the
+    /// caller's own home at its own path.
+    pub home_source: Option<PathBuf>,
+    /// Mount a home directory (`--no-home` / `--no-mount home` turn it off).
+    pub mount_home: bool,
+    /// Bind the host's current directory at its own path when not
+    /// contained (`--no-mount cwd` turns it off).
+    pub mount_cwd: bool,
     /// Run this script instead of `command` when it exists in the image.
     pub runscript: Option<Runscript>,
     /// A writable tmpfs layer over the image: changes vanish at exit
@@ -223,6 +238,9 @@ impl EngineConfig {
             annotations: BTreeMap::new(),
             image_driver: None,
             home: std::env::var_os("HOME").map(PathBuf::from),
+            home_source: None,
+            mount_home: true,
+            mount_cwd: true,
             runscript: None,
             writable_tmpfs: false,
             overlay: None,
@@ -288,6 +306,30 @@ impl EngineConfig {
                 return Err(EngineError::BadCwd(c.clone()));
             }
         }
+        if let Some(src) = self.home_source.as_ref().filter(|_| self.mount_home) {
+            let bad = |reason: String| EngineError::BindSource {
+                src: src.clone(),
+                origin: BindOrigin::Home,
+                reason,
+            };
+            match std::fs::metadata(src) {
+                Ok(m) if m.is_dir() => {}
+                Ok(_) => return Err(bad("not a directory".into())),
+                Err(e) => return Err(bad(crate::engine::io_reason(&e))),
+            }
+            if !self.home.as_deref().is_some_and(usable_home) {
+                return Err(EngineError::BadBind {
+                    spec: self
+                        .home
+                        .as_deref()
+                        .unwrap_or(Path::new(""))
+                        .display()
+                        .to_string(),
+                    origin: BindOrigin::Home,
+                    reason: "destination must be an absolute path other than /".into(),
+                });
+            }
+        }
         for (k, v) in &self.env_file {
             if !valid_env_name(k) || k.contains('=') || v.contains('\0') {
                 return Err(EngineError::BadEnv(k.clone()));
@@ -319,15 +361,53 @@ impl EngineConfig {
         super::env::plan(self, host).evaluate()
     }
 
-    /// The home directory to bind, if any.
-    pub fn home_bind(&self) -> Option<&Path> {
-        if self.contain {
+    /// What is mounted at the container's home directory, by Apptainer's
+    /// rules: `--home SRC[:DST]` binds SRC at DST (even with `--contain`);
+    /// else `--contain` gives an empty tmpfs at `$HOME`; else the caller's
+    /// home is bound at its own path, except under `--fakeroot`, whose
+    /// home is the image's `/root`. Nothing with `--no-home`.
+    pub fn home_mount(&self) -> Option<HomeMount> {
+        if !self.mount_home {
             return None;
         }
-        self.home
-            .as_deref()
-            .filter(|h| h.is_absolute() && *h != Path::new("/") && h.is_dir())
+        if let Some(src) = &self.home_source {
+            return Some(HomeMount::Bind {
+                src: src.clone(),
+                dst: self.home.clone().filter(|h| usable_home(h))?,
+            });
+        }
+        if self.contain {
+            let home = super::env::container_home(self).map(PathBuf::from)?;
+            return usable_home(&home).then_some(HomeMount::Tmpfs(home));
+        }
+        if self.fakeroot {
+            return None;
+        }
+        let home = self.home.clone().filter(|h| usable_home(h))?;
+        Some(HomeMount::Bind {
+            src: home.clone(),
+            dst: home,
+        })
     }
+}
+
+/// A home directory that can be a mount point: absolute and not `/`.
+fn usable_home(h: &Path) -> bool {
+    h.is_absolute() && h.parent().is_some()
+}
+
+/// What the container gets at its home directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HomeMount {
+    /// A host dir bound (recursively, read-write) at `dst`.
+    Bind {
+        /// Host path.
+        src: PathBuf,
+        /// Path inside the container.
+        dst: PathBuf,
+    },
+    /// An empty tmpfs at this path (`--contain`).
+    Tmpfs(PathBuf),
 }
 
 #[cfg(test)]

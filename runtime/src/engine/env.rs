@@ -149,9 +149,10 @@ fn expand(parts: &[Part], env: &[(String, String)]) -> String {
         .collect()
 }
 
-/// The HOME the container sees: `/root` under fakeroot, else the caller's.
+/// The HOME the container sees: `--home`'s DST when given, else `/root`
+/// under fakeroot, else the caller's.
 pub fn container_home(cfg: &EngineConfig) -> Option<String> {
-    if cfg.fakeroot {
+    if cfg.fakeroot && cfg.home_source.is_none() {
         return Some("/root".into());
     }
     cfg.home

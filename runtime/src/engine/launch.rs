@@ -107,6 +107,8 @@ pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
     let uid = nix::unistd::getuid().as_raw();
     let gid = nix::unistd::getgid().as_raw();
     let host_cwd = std::env::current_dir().ok();
+    // Opened here, as the caller and before any namespace (see `hostdirs`).
+    let pinned = super::hostdirs::pin(l.cfg)?;
     // Looked up on the host, before the container's root hides its files.
     let caller = (ns.user && !l.cfg.fakeroot)
         .then(super::identity::Caller::current)
@@ -130,9 +132,9 @@ pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
         }
         let fail = match child(
             &mut l,
-            uid,
-            gid,
+            (uid, gid),
             host_cwd.clone(),
+            &pinned,
             host_env.clone(),
             caller.as_ref(),
             wr_ref.as_raw_fd(),
@@ -197,9 +199,9 @@ fn unsafe_exit(code: i32) -> ! {
 /// The child side: namespaces are already created by clone.
 fn child(
     l: &mut Launch<'_>,
-    uid: u32,
-    gid: u32,
+    (uid, gid): (u32, u32),
     host_cwd: Option<PathBuf>,
+    pinned: &super::hostdirs::Pinned,
     host_env: Vec<(String, String)>,
     caller: Option<&super::identity::Caller>,
     fate_fd: RawFd,
@@ -220,7 +222,7 @@ fn child(
     }
     let root = l.root;
     let exists = |inside: &Path| open_in_root(root, inside).is_ok();
-    setup_root(l, host_cwd, caller, &mut RealSyscalls, &exists)?;
+    setup_root(l, host_cwd, pinned, caller, &mut RealSyscalls, &exists)?;
 
     let (env, argv, prog) = command_and_env(cfg, host_env)?;
     let cstr =
@@ -296,6 +298,7 @@ fn child(
 fn setup_root(
     l: &mut Launch<'_>,
     host_cwd: Option<PathBuf>,
+    pinned: &super::hostdirs::Pinned,
     caller: Option<&super::identity::Caller>,
     sys: &mut dyn Syscalls,
     exists: &dyn Fn(&Path) -> bool,
@@ -334,6 +337,7 @@ fn setup_root(
         host_cwd,
         workdir: l.workdir.to_owned(),
         layer: l.layer.clone(),
+        pinned: pinned.clone(),
     };
     let with_identity;
     let mut cfg = l.cfg;
@@ -481,7 +485,11 @@ mod tests {
         };
         let mut rec = Recorder::default();
         // Everything exists in the image except /sys.
-        setup_root(&mut l, None, None, &mut rec, &|p| p != Path::new("/sys")).unwrap();
+        let pinned = Default::default();
+        setup_root(&mut l, None, &pinned, None, &mut rec, &|p| {
+            p != Path::new("/sys")
+        })
+        .unwrap();
         rec.calls
     }
 
@@ -489,6 +497,7 @@ mod tests {
     fn a_contained_sandbox_run_with_a_ro_bind_mounts_in_this_order() {
         let mut cfg = EngineConfig::new("/img", vec!["true".into()]);
         cfg.contain = true;
+        cfg.home = Some("/root".into());
         cfg.binds.push(Bind::parse("/data:/mnt:ro").unwrap());
         let calls = recorded(&cfg, &Image::Sandbox("/img".into()), None);
         let has = |want: &str| {
@@ -524,7 +533,9 @@ mod tests {
         assert!(proc_ < kcore);
         let pivot = has("pivot_root . .");
         assert!(bind < pivot && calls[pivot - 1] == "chdir /w/root");
-        assert_eq!(calls.last().unwrap(), "chdir /");
+        // Contained: an empty home, where the command starts.
+        has("mount tmpfs -> /w/root/root tmpfs MS_NOSUID | MS_NODEV mode=700");
+        assert_eq!(calls.last().unwrap(), "chdir /root");
     }
 
     #[test]

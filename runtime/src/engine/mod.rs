@@ -13,6 +13,7 @@ pub mod cleanup;
 pub mod config;
 pub mod env;
 pub mod hooks;
+pub mod hostdirs;
 pub mod identity;
 pub mod init;
 pub mod launch;
@@ -23,7 +24,7 @@ pub mod privs;
 pub mod seccomp;
 pub mod sys;
 
-pub use config::{Bind, BindOrigin, EngineConfig, EnvOp, Namespaces, Runscript};
+pub use config::{Bind, BindOrigin, EngineConfig, EnvOp, HomeMount, Namespaces, Runscript};
 pub use hooks::{Hooks, NoHooks};
 
 use crate::image::driver::{MountRequest, Registry};

@@ -80,6 +80,16 @@ pub enum Step {
     },
     /// Make a mount point (and its missing parents) in a writable root.
     MountPoint(MountPoint),
+    /// Bind a host dir the caller opened before launch (home, cwd) onto
+    /// `dst`, recursively, if the path still names the same inode.
+    BindHost {
+        /// The host dir.
+        src: super::hostdirs::HostDir,
+        /// Target inside the container.
+        dst: PathBuf,
+        /// Who asked for it (named in errors).
+        origin: BindOrigin,
+    },
     /// Bind `src` onto `dst`; `recursive` includes submounts; `readonly`
     /// makes the bind and everything mounted below it read-only.
     Bind {
@@ -133,8 +143,8 @@ pub enum Step {
     /// Change into the first candidate that exists; with `required`, the
     /// first candidate must exist.
     Chdir {
-        /// Candidates in order, paths inside the container.
-        candidates: Vec<PathBuf>,
+        /// Candidates in order.
+        candidates: Vec<Workdir>,
         /// The first candidate was asked for explicitly (`--pwd`).
         required: bool,
     },
@@ -149,6 +159,15 @@ pub struct MountPoint {
     pub dir: bool,
     /// Who asked for the bind.
     pub origin: BindOrigin,
+}
+
+/// A working directory candidate and why it is one (logged).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Workdir {
+    /// Path inside the container.
+    pub path: PathBuf,
+    /// What it is: "--pwd", "the current directory", ...
+    pub why: String,
 }
 
 /// Where a writable layer keeps its changes.
@@ -180,6 +199,8 @@ pub struct PlanInput {
     pub workdir: PathBuf,
     /// A writable layer over the image, if asked for.
     pub layer: Option<Layer>,
+    /// The host home and current directory to bind, opened before launch.
+    pub pinned: super::hostdirs::Pinned,
 }
 
 /// The mount points for binds whose destination is missing from the
@@ -189,33 +210,36 @@ pub struct PlanInput {
 fn mount_points(
     cfg: &EngineConfig,
     input: &PlanInput,
+    engine: &[MountPoint],
     exists: &dyn Fn(&Path) -> bool,
 ) -> Result<Vec<Step>, EngineError> {
     let mut groups: Vec<(PathBuf, Vec<MountPoint>)> = Vec::new();
     let mut steps = Vec::new();
-    for b in &cfg.binds {
-        if exists(&b.dst) {
-            continue;
-        }
-        let mp = MountPoint {
+    let binds = cfg
+        .binds
+        .iter()
+        .filter(|b| !exists(&b.dst))
+        .map(|b| MountPoint {
             dst: b.dst.clone(),
             dir: b.src.is_dir(),
             origin: b.origin.clone(),
-        };
+        });
+    for mp in engine.iter().cloned().chain(binds) {
         if input.layer.is_some() {
             steps.push(Step::MountPoint(mp));
             continue;
         }
-        let Some(anc) = b.dst.ancestors().skip(1).find(|a| exists(a)) else {
+        let Some(anc) = mp.dst.ancestors().skip(1).find(|a| exists(a)) else {
             return Err(EngineError::BindDestination {
-                dst: b.dst.clone(),
-                origin: b.origin.clone(),
+                dst: mp.dst.clone(),
+                origin: mp.origin.clone(),
                 reason: "no directory above it exists in the image".into(),
             });
         };
-        match groups.iter_mut().find(|(a, _)| a == anc) {
+        let anc = anc.to_owned();
+        match groups.iter_mut().find(|(a, _)| *a == anc) {
             Some((_, g)) => g.push(mp),
-            None => groups.push((anc.to_owned(), vec![mp])),
+            None => groups.push((anc, vec![mp])),
         }
     }
     groups.sort_by_key(|(a, _)| a.components().count());
@@ -247,9 +271,10 @@ pub fn plan(
             userxattr: cfg.namespaces.user,
         });
     }
+    let engine = super::hostdirs::plan(cfg, input, exists)?;
     // Before any other mount: an underlay of `/` or of a dir holding a
     // mount point would hide what was mounted there.
-    steps.extend(mount_points(cfg, input, exists)?);
+    steps.extend(mount_points(cfg, input, &engine.wants, exists)?);
     let at = |p: &str| Path::new("/").join(p);
     let nodev = MsFlags::MS_NOSUID | MsFlags::MS_NODEV;
 
@@ -330,14 +355,7 @@ pub fn plan(
             steps.push(bind("/tmp", at("tmp"), true, false));
         }
     }
-    if let Some(home) = cfg.home_bind() {
-        // Inside /tmp the home is already there through the /tmp bind.
-        if exists(home) && !home.starts_with("/tmp") {
-            steps.push(bind(&home.to_string_lossy(), home.to_owned(), true, false));
-        } else {
-            tracing::debug!("home {} has no mount point in the image", home.display());
-        }
-    }
+    steps.extend(engine.home);
     for b in &cfg.binds {
         steps.push(Step::Bind {
             src: b.src.clone(),
@@ -346,6 +364,7 @@ pub fn plan(
             readonly: b.readonly,
         });
     }
+    steps.extend(engine.cwd);
     if cfg.privileges != Privileges::Keep && !cfg.namespaces.user {
         // runc's defaults: kernel interfaces a root container must not
         // read or change (core_pattern runs a program as host root).
@@ -366,15 +385,9 @@ pub fn plan(
         steps.push(Step::LoopbackUp);
     }
     steps.push(Step::PivotRoot);
-    let mut candidates = Vec::new();
-    let required = cfg.cwd.is_some();
-    candidates.extend(cfg.cwd.clone());
-    candidates.extend(input.host_cwd.clone());
-    candidates.extend(cfg.home.clone().filter(|_| !cfg.contain));
-    candidates.push(PathBuf::from("/"));
     steps.push(Step::Chdir {
-        candidates,
-        required,
+        candidates: engine.chdir,
+        required: cfg.cwd.is_some(),
     });
     Ok(steps)
 }
@@ -578,6 +591,32 @@ pub fn apply(steps: &[Step], root: &Path, sys: &mut dyn Syscalls) -> Result<(), 
                 .map_err(setup_error(format!("securing {}", dir.display())))?;
             }
             Step::MountPoint(mp) => make_mount_point(sys, root, mp)?,
+            Step::BindHost { src, dst, origin } => {
+                let s =
+                    sys.open_checked(&src.path, src.id)
+                        .map_err(|e| EngineError::BindSource {
+                            src: src.path.clone(),
+                            origin: origin.clone(),
+                            reason: if e == Errno::ESTALE || e == Errno::ELOOP {
+                                "replaced while the container started".into()
+                            } else {
+                                e.desc().to_lowercase()
+                            },
+                        })?;
+                let t = target(sys, root, dst)?;
+                sys.mount(
+                    Some(s.path()),
+                    t.path(),
+                    None,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None,
+                )
+                .map_err(setup_error(format!(
+                    "binding {} to {}",
+                    src.path.display(),
+                    dst.display()
+                )))?;
+            }
             Step::Bind {
                 src,
                 dst,
@@ -697,20 +736,35 @@ pub fn apply(steps: &[Step], root: &Path, sys: &mut dyn Syscalls) -> Result<(), 
                 candidates,
                 required,
             } => {
+                let mut missing: Vec<&Workdir> = Vec::new();
                 let mut done = false;
                 for (i, c) in candidates.iter().enumerate() {
-                    match sys.chdir(c) {
+                    match sys.chdir(&c.path) {
                         Ok(()) => {
                             done = true;
+                            match missing.first() {
+                                None => tracing::info!(
+                                    "working directory {} ({})",
+                                    c.path.display(),
+                                    c.why
+                                ),
+                                Some(m) => tracing::info!(
+                                    "working directory {} ({}): {} ({}) is not in the container",
+                                    c.path.display(),
+                                    c.why,
+                                    m.path.display(),
+                                    m.why
+                                ),
+                            }
                             break;
                         }
                         Err(e) if i == 0 && *required => {
                             return Err(EngineError::Setup {
-                                what: format!("changing to working directory {}", c.display()),
+                                what: format!("changing to working directory {}", c.path.display()),
                                 reason: e.desc().to_lowercase(),
                             })
                         }
-                        Err(_) => {}
+                        Err(_) => missing.push(c),
                     }
                 }
                 if !done {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::engine::config::Bind;
+use crate::engine::hostdirs::HostDir;
 use crate::engine::sys::Recorder;
 
 fn cfg() -> EngineConfig {
@@ -15,7 +16,12 @@ fn input() -> PlanInput {
         host_cwd: Some("/work".into()),
         workdir: "/w".into(),
         layer: None,
+        pinned: Default::default(),
     }
+}
+
+fn paths(c: &[Workdir]) -> Vec<&Path> {
+    c.iter().map(|w| w.path.as_path()).collect()
 }
 
 #[test]
@@ -26,16 +32,15 @@ fn default_plan_rbinds_host_dirs_and_pivots() {
     assert!(steps.contains(&bind("/dev", "/dev".into(), true, false)));
     // Recursive, so host mounts under /tmp do not break the bind.
     assert!(steps.contains(&bind("/tmp", "/tmp".into(), true, false)));
-    assert!(steps.contains(&bind("/root", "/root".into(), true, false)));
     assert!(steps.contains(&Step::PivotRoot));
-    let last = steps.last().unwrap();
-    assert_eq!(
-        last,
-        &Step::Chdir {
-            candidates: vec!["/work".into(), "/root".into(), "/".into()],
-            required: false
-        }
-    );
+    let Step::Chdir {
+        candidates,
+        required: false,
+    } = steps.last().unwrap()
+    else {
+        panic!("{steps:#?}")
+    };
+    assert_eq!(paths(candidates), ["/work", "/root", "/"].map(Path::new));
 }
 
 #[test]
@@ -54,7 +59,7 @@ fn contain_pid_and_hostname() {
     assert!(steps.contains(&Step::Hostname("box".into())));
     assert!(steps.contains(&Step::LoopbackUp));
     assert!(
-        matches!(steps.last().unwrap(), Step::Chdir { candidates, required: true } if candidates[0] == Path::new("/data"))
+        matches!(steps.last().unwrap(), Step::Chdir { candidates, required: true } if paths(candidates) == [Path::new("/data")])
     );
 }
 
@@ -271,5 +276,276 @@ fn apply_pivots_without_put_old() {
     assert_eq!(
         rec.calls,
         ["chdir /r", "pivot_root . .", "umount .", "chdir /"]
+    );
+}
+
+fn host_dir(p: &str, ino: u64) -> HostDir {
+    HostDir {
+        path: p.into(),
+        id: (1, ino),
+    }
+}
+
+/// The caller alice, home /home/alice, in /home/alice/proj or `cwd`.
+fn alice(cwd: &str) -> (EngineConfig, PlanInput) {
+    let mut c = EngineConfig::new("/img", vec!["/bin/true".into()]);
+    c.home = Some("/home/alice".into());
+    let mut i = input();
+    i.host_cwd = Some(cwd.into());
+    i.pinned.home = Some(host_dir("/home/alice", 2));
+    i.pinned.cwd = Some(host_dir(cwd, 3));
+    (c, i)
+}
+
+fn host_binds(steps: &[Step]) -> Vec<(&Path, &Path, &BindOrigin)> {
+    steps
+        .iter()
+        .filter_map(|s| match s {
+            Step::BindHost { src, dst, origin } => {
+                Some((src.path.as_path(), dst.as_path(), origin))
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+fn position(steps: &[Step], f: impl Fn(&Step) -> bool) -> usize {
+    steps
+        .iter()
+        .position(f)
+        .unwrap_or_else(|| panic!("{steps:#?}"))
+}
+
+#[test]
+fn home_and_cwd_are_bound_at_their_own_paths_with_mount_points_made_when_missing() {
+    let (mut c, i) = alice("/srv/data");
+    c.binds.push(Bind::parse("/etc:/mnt/etc").unwrap());
+    // The image has neither /home/alice nor /srv.
+    let exists = |p: &Path| !p.starts_with("/home/alice") && !p.starts_with("/srv");
+    let steps = plan(&c, &i, &exists).unwrap();
+    assert_eq!(
+        host_binds(&steps),
+        [
+            (
+                Path::new("/home/alice"),
+                Path::new("/home/alice"),
+                &BindOrigin::Home
+            ),
+            (
+                Path::new("/srv/data"),
+                Path::new("/srv/data"),
+                &BindOrigin::Cwd
+            ),
+        ]
+    );
+    // One underlay per deepest existing dir, outermost first, naming who
+    // asked for each mount point.
+    assert_eq!(
+        steps[1],
+        Step::Underlay {
+            dir: "/".into(),
+            staging: "/w/underlay0".into(),
+            create: vec![MountPoint {
+                dst: "/srv/data".into(),
+                dir: true,
+                origin: BindOrigin::Cwd
+            }],
+        }
+    );
+    assert!(matches!(&steps[2], Step::Underlay { dir, create, .. }
+        if dir == Path::new("/home") && create[0].origin == BindOrigin::Home));
+    // Home after /tmp, the cwd after the user's binds.
+    let tmp = position(&steps, |s| *s == bind("/tmp", "/tmp".into(), true, false));
+    let home = position(&steps, |s| {
+        matches!(
+            s,
+            Step::BindHost {
+                origin: BindOrigin::Home,
+                ..
+            }
+        )
+    });
+    let user = position(
+        &steps,
+        |s| matches!(s, Step::Bind { src, .. } if src == Path::new("/etc")),
+    );
+    let cwd = position(&steps, |s| {
+        matches!(
+            s,
+            Step::BindHost {
+                origin: BindOrigin::Cwd,
+                ..
+            }
+        )
+    });
+    assert!(tmp < home && home < user && user < cwd, "{steps:#?}");
+    let Some(Step::Chdir { candidates, .. }) = steps.last() else {
+        panic!("{steps:#?}")
+    };
+    assert_eq!(
+        paths(candidates),
+        ["/srv/data", "/home/alice", "/"].map(Path::new)
+    );
+    assert_eq!(candidates[0].why, "the current directory");
+    // With a writable layer the mount points are made in it.
+    let mut i = i;
+    i.layer = Some(Layer::Tmpfs);
+    let steps = plan(&c, &i, &exists).unwrap();
+    assert!(!steps.iter().any(|s| matches!(s, Step::Underlay { .. })));
+    assert!(steps.contains(&Step::MountPoint(MountPoint {
+        dst: "/home/alice".into(),
+        dir: true,
+        origin: BindOrigin::Home
+    })));
+}
+
+#[test]
+fn the_cwd_is_not_bound_when_a_system_dir_or_already_there() {
+    for cwd in [
+        "/usr",
+        "/",
+        "/etc",
+        "/proc/1",
+        "/home/alice/proj",
+        "/tmp/x",
+        "/data/x",
+    ] {
+        let (mut c, i) = alice(cwd);
+        c.binds.push(Bind::parse("/data").unwrap());
+        let steps = plan(&c, &i, &|_| true).unwrap();
+        assert!(
+            !host_binds(&steps)
+                .iter()
+                .any(|(_, _, o)| **o == BindOrigin::Cwd),
+            "{cwd}: {steps:#?}"
+        );
+        // Still the first place to start in (the image's own /usr).
+        let Some(Step::Chdir { candidates, .. }) = steps.last() else {
+            panic!()
+        };
+        assert_eq!(candidates[0].path, Path::new(cwd));
+    }
+    // --no-mount cwd and --contain: never bound.
+    for f in [
+        (|c: &mut EngineConfig| c.mount_cwd = false) as fn(&mut EngineConfig),
+        |c| c.contain = true,
+    ] {
+        let (mut c, i) = alice("/srv");
+        f(&mut c);
+        let steps = plan(&c, &i, &|_| true).unwrap();
+        assert!(!host_binds(&steps)
+            .iter()
+            .any(|(_, _, o)| **o == BindOrigin::Cwd));
+    }
+}
+
+#[test]
+fn contain_gives_an_empty_home_and_no_home_gives_none() {
+    let (mut c, i) = alice("/srv");
+    c.contain = true;
+    let steps = plan(&c, &i, &|p| !p.starts_with("/home/alice")).unwrap();
+    assert!(host_binds(&steps).is_empty(), "{steps:#?}");
+    assert!(steps.contains(&Step::Mount {
+        fstype: "tmpfs".into(),
+        dst: "/home/alice".into(),
+        flags: MsFlags::MS_NOSUID | MsFlags::MS_NODEV,
+        data: Some("mode=700".into()),
+    }));
+    assert!(
+        matches!(&steps[1], Step::Underlay { create, .. } if create[0].dst == Path::new("/home/alice"))
+    );
+    // A home below the contained /tmp: its mount point goes in that tmpfs.
+    c.home = Some("/tmp/h/alice".into());
+    let steps = plan(&c, &i, &|p| !p.starts_with("/tmp/h")).unwrap();
+    let tmp = position(
+        &steps,
+        |s| matches!(s, Step::Mount { dst, .. } if dst == Path::new("/tmp")),
+    );
+    let mp = position(
+        &steps,
+        |s| matches!(s, Step::MountPoint(m) if m.dst == Path::new("/tmp/h/alice")),
+    );
+    let home = position(
+        &steps,
+        |s| matches!(s, Step::Mount { dst, .. } if dst == Path::new("/tmp/h/alice")),
+    );
+    assert!(tmp < mp && mp < home);
+    assert!(!steps.iter().any(|s| matches!(s, Step::Underlay { .. })));
+    // --no-home: nothing at all.
+    let (mut c, i) = alice("/srv");
+    c.mount_home = false;
+    for contain in [false, true] {
+        c.contain = contain;
+        let steps = plan(&c, &i, &|_| true).unwrap();
+        assert!(!steps.iter().any(|s| matches!(s, Step::Mount { dst, .. } | Step::BindHost { dst, .. } if dst.starts_with("/home"))));
+    }
+}
+
+#[test]
+fn fakeroot_starts_in_root_and_custom_homes_bind_elsewhere() {
+    let (mut c, mut i) = alice("/");
+    c.fakeroot = true;
+    i.pinned.home = None;
+    let steps = plan(&c, &i, &|_| true).unwrap();
+    assert!(host_binds(&steps).is_empty());
+    let Some(Step::Chdir { candidates, .. }) = steps.last() else {
+        panic!()
+    };
+    assert_eq!(paths(candidates), ["/", "/root", "/"].map(Path::new));
+    // --home /data/alice:/home/bob (even under --fakeroot).
+    c.home_source = Some("/data/alice".into());
+    c.home = Some("/home/bob".into());
+    i.pinned.home = Some(host_dir("/data/alice", 9));
+    let steps = plan(&c, &i, &|_| true).unwrap();
+    assert_eq!(
+        host_binds(&steps),
+        [(
+            Path::new("/data/alice"),
+            Path::new("/home/bob"),
+            &BindOrigin::Home
+        )]
+    );
+}
+
+#[test]
+fn a_home_reached_through_the_host_tmp_is_not_mounted_there() {
+    // Visible at its own path through the /tmp bind: nothing to do.
+    let (mut c, mut i) = alice("/srv");
+    c.home = Some("/tmp/u/alice".into());
+    i.pinned.home = Some(host_dir("/tmp/u/alice", 2));
+    let steps = plan(&c, &i, &|_| true).unwrap();
+    assert!(!host_binds(&steps)
+        .iter()
+        .any(|(_, _, o)| **o == BindOrigin::Home));
+    // A /tmp path that resolves elsewhere (a symlink someone planted in
+    // /tmp): its mount point would be looked up in the host's /tmp.
+    i.pinned.home = Some(host_dir("/etc", 2));
+    let steps = plan(&c, &i, &|_| true).unwrap();
+    assert!(!host_binds(&steps)
+        .iter()
+        .any(|(_, _, o)| **o == BindOrigin::Home));
+    c.home_source = Some("/etc".into());
+    let e = plan(&c, &i, &|_| true).unwrap_err().to_string();
+    assert!(
+        e.starts_with("bind destination /tmp/u/alice (from the home mount"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_host_dir_is_reopened_by_identity_then_bound() {
+    let mut rec = Recorder::default();
+    let step = Step::BindHost {
+        src: host_dir("/home/alice", 7),
+        dst: "/home/alice".into(),
+        origin: BindOrigin::Home,
+    };
+    apply(&[step], Path::new("/r"), &mut rec).unwrap();
+    assert_eq!(
+        rec.calls,
+        [
+            "open /home/alice 1:7",
+            "mount /home/alice -> /r/home/alice - MS_BIND | MS_REC"
+        ]
     );
 }
