@@ -12,6 +12,7 @@ mod engine_layers;
 mod engine_plugins;
 mod engine_security;
 mod fifo;
+mod home_cwd;
 mod hostile_text;
 mod keys;
 mod loader;
