@@ -427,6 +427,9 @@ fn root_squashfuse_driver_mounts_sif_images() {
     let env = Env::new();
     let sif = p(&images().sif);
     let script = "echo hello; grep ' / ' /proc/self/mounts | cut -d' ' -f3";
+    // Without the cwd (the test's, missing from the image), whose mount
+    // point would be made on an underlay bound over the image's /.
+    let no_cwd = ["--no-mount", "cwd"];
     env.write_config("image_driver = \"squashfuse\"\n");
     // Configured but not installed: a clear error.
     let o = env.run(&["exec", sif, "true"]);
@@ -434,7 +437,7 @@ fn root_squashfuse_driver_mounts_sif_images() {
     env.assert_clean();
 
     env.install(&compiled_plugin(SQUASHFUSE_DRIVER));
-    let o = env.run(&["-v", "exec", sif, "sh", "-c", script]);
+    let o = env.run(&["-v", "exec", no_cwd[0], no_cwd[1], sif, "sh", "-c", script]);
     assert_eq!(ok(&o), "hello\nfuse.squashfuse\n", "{}", stderr(&o));
     let log = stderr(&o);
     assert!(
@@ -461,7 +464,7 @@ fn root_squashfuse_driver_mounts_sif_images() {
         eprintln!("squashfuse: unprivileged user namespaces unavailable; ran as root only");
         return;
     }
-    let o = env.run_as_nobody(&["-v", "exec", sif, "sh", "-c", script]);
+    let o = env.run_as_nobody(&["-v", "exec", no_cwd[0], no_cwd[1], sif, "sh", "-c", script]);
     if nobody_can_use_fuse() {
         assert_eq!(ok(&o), "hello\nfuse.squashfuse\n", "{}", stderr(&o));
         assert!(stderr(&o).contains("squashfuse driver: mounting"));
