@@ -31,6 +31,9 @@ pub struct StateLocation {
     pub base: PathBuf,
     /// The components below `base`, the plugin name's segments last.
     pub below: PathBuf,
+    /// `base` is made when missing (`$XDG_STATE_HOME`: the user's own
+    /// choice); a missing root or home is an error.
+    pub create_base: bool,
 }
 
 impl StateLocation {
@@ -48,6 +51,7 @@ pub fn state_location(paths: &Paths, name: &str) -> Result<StateLocation, String
         return Ok(StateLocation {
             base: paths.root().to_owned(),
             below: Path::new("var/lib/vessel/plugins").join(name),
+            create_base: false,
         });
     }
     let xdg = std::env::var_os("XDG_STATE_HOME")
@@ -57,6 +61,7 @@ pub fn state_location(paths: &Paths, name: &str) -> Result<StateLocation, String
         return Ok(StateLocation {
             base: x,
             below: Path::new("vessel/plugins").join(name),
+            create_base: true,
         });
     }
     let home = std::env::var_os("HOME")
@@ -68,16 +73,17 @@ pub fn state_location(paths: &Paths, name: &str) -> Result<StateLocation, String
     Ok(StateLocation {
         base: home,
         below: Path::new(".local/state/vessel/plugins").join(name),
+        create_base: false,
     })
 }
 
 /// Creates (if needed) and checks the state dir at `loc`; returns its path.
-/// The base must exist (for a non-root user whose `$XDG_STATE_HOME` does
-/// not exist yet, it is created like `mkdir -p`, mode 0700: it is theirs).
+/// The base must exist (a non-root user's `$XDG_STATE_HOME` that does not
+/// exist yet is created like `mkdir -p`, mode 0700: it is theirs).
 pub fn ensure_state_dir(loc: &StateLocation) -> Result<PathBuf, String> {
     let full = loc.path();
     let fail = |what: &Path, why: String| format!("state dir {}: {why}", what.display());
-    if !loc.base.exists() && !nix::unistd::geteuid().is_root() {
+    if loc.create_base && !loc.base.exists() && !nix::unistd::geteuid().is_root() {
         use std::os::unix::fs::DirBuilderExt;
         std::fs::DirBuilder::new()
             .recursive(true)
@@ -193,6 +199,7 @@ mod tests {
         let loc = StateLocation {
             base: base.path().to_owned(),
             below: Path::new("a/b/example.com/x").to_owned(),
+            create_base: false,
         };
         let dir = ensure_state_dir(&loc).unwrap();
         assert_eq!(dir, base.path().join("a/b/example.com/x"));
@@ -208,6 +215,7 @@ mod tests {
         let e = ensure_state_dir(&StateLocation {
             base: base.path().to_owned(),
             below: "link/x".into(),
+            create_base: false,
         })
         .unwrap_err();
         assert!(e.contains("is a symlink"), "{e}");
@@ -223,6 +231,7 @@ mod tests {
         let e = ensure_state_dir(&StateLocation {
             base: base.path().to_owned(),
             below: "open/x".into(),
+            create_base: false,
         })
         .unwrap_err();
         assert!(e.contains("writable by group or others"), "{e}");
