@@ -50,6 +50,32 @@
 //! assert_eq!(config.env["HELLO"], "1");
 //! assert_eq!(testing::take_logs(), [(log::LogLevel::Info, "setting HELLO".to_string())]);
 //! ```
+//!
+//! An EngineConfig callback driven by its own flag, with the invocation it
+//! sees and the device it adds (checked as the runtime checks it):
+//!
+//! ```
+//! use vessel_plugin_api::{ContainerCommand, Device, Flag, Plugin};
+//! use vessel_plugin_test as testing;
+//!
+//! let plugin = Plugin::new("example.com/dev")
+//!     .flag("exec", Flag::switch("null"), |_| Ok(()))
+//!     .engine_config(|config| {
+//!         if config.is_set("null") && *config.command() == ContainerCommand::Exec {
+//!             config.add_device_at("/dev/null", "/dev/nothing")?;
+//!         }
+//!         Ok(())
+//!     });
+//! let mut config = testing::FakeEngineConfig::default();
+//! testing::run_engine_config(&plugin, &mut config).unwrap();
+//! assert!(config.devices.is_empty());
+//! config.invocation.flags = vec![("null".into(), None)];
+//! testing::run_engine_config(&plugin, &mut config).unwrap();
+//! assert_eq!(
+//!     config.devices,
+//!     [Device { source: "/dev/null".into(), destination: "/dev/nothing".into() }]
+//! );
+//! ```
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
