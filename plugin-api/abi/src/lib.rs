@@ -440,7 +440,7 @@ macro_rules! callback_table {
                 global_pre_run(info: &$crate::PreRunInfo) -> () = "global pre-run", prefix;
             }
             /// Read and change every container's engine config.
-            EngineConfig = "engine_config", "read and change the configuration of every container before it starts (mounts, environment, namespaces, process)" {
+            EngineConfig = "engine_config", "read and change the configuration of every container before it starts (mounts, environment, namespaces, process, host device nodes, the capabilities of root containers)" {
                 /// EngineConfig: reads and changes the engine config.
                 engine_config(config: $crate::EngineConfigMut<'_>) -> () = "engine config", prefix;
             }

@@ -68,6 +68,24 @@ impl Env {
         assert!(!info.contains(&tmp), "mounts of {tmp} left behind");
     }
 
+    /// `vessel ARGS`, without the test harness's LD_LIBRARY_PATH (the
+    /// containers inherit the caller's environment).
+    fn cmd(&self, args: &[&str]) -> std::process::Command {
+        let mut c = self.run.cmd(args);
+        c.env_remove("LD_LIBRARY_PATH");
+        c
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        self.cmd(args).output().unwrap()
+    }
+
+    fn run_as_nobody(&self, args: &[&str]) -> Output {
+        let mut c = self.cmd(args);
+        as_nobody(&mut c);
+        c.output().unwrap()
+    }
+
     /// `vessel ARGS` as nobody with its own state home.
     fn run_as_nobody_with(&self, state_home: &Path, args: &[&str]) -> Output {
         let mut c = self.cmd(args);
