@@ -4,8 +4,10 @@
 # busybox rootfs and against bubblewrap; and the sandbox exec again with 10
 # installed plugins, one of them EngineConfig (config-plugin, which reads its
 # config file and adds a bind and an env var; the 9 others only add commands,
-# so the exec never opens them). Prints one table of medians (from one
-# hyperfine run) and each one's ratio to bwrap.
+# so the exec never opens them); and with gpu-plugin alone installed, the
+# sandbox exec without --gpu and with it. Prints one table of medians (from
+# one hyperfine run) and each one's ratio to bwrap and to the plain
+# `vessel exec sandbox` (no plugins).
 #
 # Usage: sudo bench/engine.sh [RUNS]     (needs busybox-static, squashfs-tools,
 #                                          runc, bubblewrap, hyperfine)
@@ -70,9 +72,23 @@ compile "$here/examples/plugins/config-plugin" "$plugsrc/config-plugin.sif"
 VESSEL_ROOT="$plugroot" "$vessel" plugin install --yes "$plugsrc/config-plugin.sif" >/dev/null
 echo "bench" >"$work/hostname"
 printf 'bind = %s:/config-plugin/hostname:ro\nenv = CONFIG_PLUGIN=1\n' "$work/hostname" \
-    >"$plugroot/usr/local/libexec/vessel/plugins/example.com/config-plugin/config-plugin.conf"
+    >"$plugroot/etc/vessel/plugins/example.com/config-plugin/config-plugin.conf"
 [ "$(VESSEL_ROOT="$plugroot" "$vessel" exec "$rootfs" sh -c 'echo $CONFIG_PLUGIN; cat /config-plugin/hostname')" = "1
 bench" ] || { echo "error: config-plugin is not applied in the bench root" >&2; exit 1; }
+
+# A VESSEL_ROOT with gpu-plugin only: its EngineConfig callback runs on
+# every exec; with --gpu it reads gpu.toml, binds a libs dir at
+# /usr/local/gpu (absent from the image: an underlay) and adds a device.
+gpuroot="$work/vroot-gpu"
+mkdir -p "$gpuroot/etc/vessel" "$work/gpu-libs"
+printf 'plugin_signatures = "off"\n' >"$gpuroot/etc/vessel/vessel.toml"
+echo lib >"$work/gpu-libs/libgpu.so"
+compile "$here/examples/plugins/gpu-plugin" "$plugsrc/gpu-plugin.sif"
+VESSEL_ROOT="$gpuroot" "$vessel" plugin install --yes "$plugsrc/gpu-plugin.sif" >/dev/null
+printf 'libs = "%s"\ndevices = ["/dev/null"]\n' "$work/gpu-libs" \
+    >"$gpuroot/etc/vessel/plugins/example.com/gpu-plugin/gpu.toml"
+[ "$(VESSEL_ROOT="$gpuroot" "$vessel" exec --gpu "$rootfs" sh -c 'cat /usr/local/gpu/libgpu.so; echo $LD_LIBRARY_PATH')" = "lib
+/usr/local/gpu" ] || { echo "error: gpu-plugin is not applied in the bench root" >&2; exit 1; }
 
 # OCI bundle over the same rootfs: no terminal, run /bin/true.
 (cd "$work/bundle" && runc spec)
@@ -86,7 +102,9 @@ set -- \
     "vessel exec sif|$vessel exec $work/image.sif /bin/true" \
     "runc run|runc run --bundle $work/bundle vessel-bench-\$\$" \
     "bwrap|bwrap --bind $rootfs / --proc /proc --dev /dev /bin/true" \
-    "vessel exec sandbox +10 plugins|env VESSEL_ROOT=$plugroot $vessel exec $rootfs /bin/true"
+    "vessel exec sandbox +10 plugins|env VESSEL_ROOT=$plugroot $vessel exec $rootfs /bin/true" \
+    "vessel exec sandbox +gpu-plugin|env VESSEL_ROOT=$gpuroot $vessel exec $rootfs /bin/true" \
+    "vessel exec sandbox +gpu-plugin --gpu|env VESSEL_ROOT=$gpuroot $vessel exec --gpu $rootfs /bin/true"
 if [ -n "${VESSEL_BENCH_EXTRA:-}" ]; then
     set -- "$@" "$VESSEL_BENCH_EXTRA"
 fi
@@ -104,10 +122,13 @@ eval hyperfine --style none --warmup 3 --runs "$runs" --export-csv "$work/out.cs
     >"$work/hyperfine.log" 2>&1 || { cat "$work/hyperfine.log" >&2; exit 1; }
 
 # CSV: command,mean,stddev,median,user,system,min,max (seconds)
+# "x vessel": the ratio to the same exec without plugins.
 awk -F, -v runs="$runs" '
-    NR > 1 { name[NR] = $1; med[NR] = $4; if ($1 == "bwrap") base = $4; n = NR }
+    NR > 1 { name[NR] = $1; med[NR] = $4; n = NR
+             if ($1 == "bwrap") base = $4
+             if ($1 == "vessel exec sandbox") plain = $4 }
     END {
-        printf "%-34s %12s %12s\n", "command (" runs " runs)", "median ms", "x bwrap"
+        printf "%-38s %12s %12s %12s\n", "command (" runs " runs)", "median ms", "x bwrap", "x vessel"
         for (i = 2; i <= n; i++)
-            printf "%-34s %12.2f %12.2f\n", name[i], med[i] * 1000, med[i] / base
+            printf "%-38s %12.2f %12.2f %12.2f\n", name[i], med[i] * 1000, med[i] / base, med[i] / plain
     }' "$work/out.csv"

@@ -17,6 +17,9 @@ pub struct Runtime {
     /// The installed plugins' metas as read once at start-up (for the
     /// command line), or `None` if the store could not be read then.
     pub installed: Option<Vec<Meta>>,
+    /// The flags plugins added to the command being run that were given,
+    /// by plugin name (name, value): what their EngineConfig callbacks see.
+    pub plugin_flags: std::collections::BTreeMap<String, Vec<(String, Option<String>)>>,
 }
 
 impl Runtime {
@@ -30,6 +33,7 @@ impl Runtime {
             paths,
             config,
             installed: None,
+            plugin_flags: Default::default(),
         })
     }
 

@@ -222,6 +222,16 @@ impl TestRoot {
         self.path().join("usr/local/libexec/vessel/plugins")
     }
 
+    /// The config dir of plugin `name` (`etc/vessel/plugins/NAME`).
+    pub fn plugin_config_dir(&self, name: &str) -> PathBuf {
+        self.path().join("etc/vessel/plugins").join(name)
+    }
+
+    /// Root's state dir of plugin `name` (`var/lib/vessel/plugins/NAME`).
+    pub fn plugin_state_dir(&self, name: &str) -> PathBuf {
+        self.path().join("var/lib/vessel/plugins").join(name)
+    }
+
     /// The files dir of installed plugin `name`, through its name link.
     pub fn plugin_files(&self, name: &str) -> PathBuf {
         self.plugin_dir().join("names").join(name)

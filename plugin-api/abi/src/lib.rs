@@ -79,6 +79,13 @@ pub struct HostServices {
     /// or none when the runtime does not know it. Appended after the
     /// prefix: a runtime that predates it simply lacks the field.
     pub install_dir: extern "C" fn(plugin: RStr<'_>) -> ROption<RString>,
+    /// (1.2) The config dir of plugin `plugin`
+    /// (`$VESSEL_ROOT/etc/vessel/plugins/NAME`, root-owned, the admin's;
+    /// it may not exist), or none when the runtime does not know it.
+    pub config_dir: extern "C" fn(plugin: RStr<'_>) -> ROption<RString>,
+    /// (1.2) The state dir of plugin `plugin` for the calling user, created
+    /// (mode 0700) on first use, or why it cannot be had.
+    pub state_dir: extern "C" fn(plugin: RStr<'_>) -> RResult<RString, RString>,
 }
 
 /// A positional argument of a plugin command.
@@ -280,6 +287,59 @@ pub type EngineConfigMut<'a> = EngineConfig_TO<'a, RMut<'a, ()>>;
 /// A read-only view of the engine config of a started container.
 pub type EngineConfigRef<'a> = EngineConfig_TO<'a, RRef<'a, ()>>;
 
+/// A device node to make visible in the container.
+#[repr(C)]
+#[derive(StableAbi, Debug, Clone, PartialEq, Eq)]
+pub struct Device {
+    /// The character or block device on the host.
+    pub source: RString,
+    /// Where it appears in the container: a path under `/dev`.
+    pub destination: RString,
+}
+
+/// The invocation that starts a container, and what an EngineConfig
+/// callback may ask for beyond the engine config: device nodes and
+/// capability changes (new in 1.2; methods are only ever appended after
+/// the `last_prefix_field` one).
+#[sabi_trait]
+pub trait ContainerSetup {
+    /// The built-in command starting the container: `exec`, `run` or `shell`.
+    fn command(&self) -> RString;
+    /// The image path as the user gave it.
+    fn image(&self) -> RString;
+    /// The image kind: `sandbox` (a directory) or `sif` (a file).
+    fn image_kind(&self) -> RString;
+    /// The container command and its arguments.
+    fn args(&self) -> RVec<RString>;
+    /// Real uid of the caller.
+    fn uid(&self) -> u32;
+    /// Real gid of the caller.
+    fn gid(&self) -> u32;
+    /// `--fakeroot` was given.
+    fn fakeroot(&self) -> bool;
+    /// `--contain` was given (what the user asked; `EngineConfig::contain`
+    /// is the current value, which plugins may change).
+    fn contain(&self) -> bool;
+    /// The flags this plugin added to the command that were given.
+    fn flags(&self) -> RVec<FlagValue>;
+    /// The device nodes added so far, by every plugin.
+    fn devices(&self) -> RVec<Device>;
+    /// Adds a device node (see [`rules::check_device`]); an error says why not.
+    fn add_device(&mut self, device: Device) -> RResult<(), RString>;
+    /// Capabilities added so far (`CAP_*` names), by every plugin.
+    fn capabilities_added(&self) -> RVec<RString>;
+    /// Capabilities dropped so far (`CAP_*` names), by every plugin.
+    fn capabilities_dropped(&self) -> RVec<RString>;
+    /// Adds a capability to a root container's set (see [`rules::capability`]).
+    fn add_capability(&mut self, name: RStr<'_>) -> RResult<(), RString>;
+    /// Drops a capability from the container's set.
+    #[sabi(last_prefix_field)]
+    fn drop_capability(&mut self, name: RStr<'_>) -> RResult<(), RString>;
+}
+
+/// The container setup handed to a 1.2 EngineConfig callback.
+pub type ContainerSetupMut<'a> = ContainerSetup_TO<'a, RMut<'a, ()>>;
+
 /// The signals the runtime received while a plugin monitors the container.
 #[sabi_trait]
 pub trait SignalSource {
@@ -360,9 +420,11 @@ pub type DriverRegistrarMut<'a> = DriverRegistrar_TO<'a, RMut<'a, ()>>;
 /// }
 /// ```
 ///
-/// `prefix` entry points belong to the 1.0 layout; entry points added later
-/// are appended at the end as `appended` (the accessor of an appended field
-/// returns an `Option`: a plugin built against an older API lacks it).
+/// `prefix` entry points belong to the 1.0 layout. Entry points added
+/// later go, in ABI order, into the `appended { Kind: entry(...) -> Ret =
+/// "label"; }` section after the kinds: they are fields after `install`
+/// (the accessor of an appended field returns an `Option`: a plugin built
+/// against an older API lacks it) and belong to the kind they name.
 /// Never reorder or remove an entry.
 #[macro_export]
 macro_rules! callback_table {
@@ -378,7 +440,7 @@ macro_rules! callback_table {
                 global_pre_run(info: &$crate::PreRunInfo) -> () = "global pre-run", prefix;
             }
             /// Read and change every container's engine config.
-            EngineConfig = "engine_config", "read and change the configuration of every container before it starts (mounts, environment, namespaces, process)" {
+            EngineConfig = "engine_config", "read and change the configuration of every container before it starts (mounts, environment, namespaces, process, host device nodes, the capabilities of root containers)" {
                 /// EngineConfig: reads and changes the engine config.
                 engine_config(config: $crate::EngineConfigMut<'_>) -> () = "engine config", prefix;
             }
@@ -409,6 +471,16 @@ macro_rules! callback_table {
                 #[sabi(last_prefix_field)]
                 install(install_dir: $crate::abi_stable::std_types::RStr<'_>) -> () = "install", prefix;
             }
+            ;
+            appended {
+                /// EngineConfig (1.2): reads and changes the engine config,
+                /// sees the invocation, adds devices and capabilities. Called
+                /// instead of `engine_config` when present.
+                EngineConfig: configure_container(
+                    config: $crate::EngineConfigMut<'_>,
+                    setup: $crate::ContainerSetupMut<'_>
+                ) -> () = "engine config";
+            }
         }
     };
 }
@@ -431,7 +503,10 @@ macro_rules! define_root_module {
             $(#[sabi($sabi:meta)])?
             $entry:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $label:literal, $layout:ident;
         )*}
-    )*) => {
+    )* ; appended {$(
+        $(#[doc = $adoc:literal])*
+        $akind:ident: $aentry:ident($($aarg:ident: $aty:ty),* $(,)?) -> $aret:ty = $alabel:literal;
+    )*}) => {
         // abi_stable derives helper types (`PluginMod_Prefix`, ...) without
         // Debug; spanned by this macro, they would trip the workspace lint.
         #[allow(missing_debug_implementations)]
@@ -443,7 +518,7 @@ macro_rules! define_root_module {
             /// [`callback_table!`]) is present only when the plugin registered
             /// that kind. New entry points are appended after `install` in later
             /// API versions; the layout each older version had stays in a frozen
-            /// module (see [`v1_0`]) so the runtime keeps loading its plugins.
+            /// module ([`v1_0`], [`v1_1`]) so the runtime keeps loading its plugins.
             #[repr(C)]
             #[derive(StableAbi, Debug)]
             #[sabi(kind(Prefix(prefix_ref = PluginMod_Ref, prefix_fields = PluginMod_Prefix)))]
@@ -458,6 +533,10 @@ macro_rules! define_root_module {
                     $(#[sabi($sabi)])?
                     pub $entry: Option<extern "C" fn($($arg: $ty),*) -> CallResult<$ret>>,
                 )*)*
+                $(
+                    $(#[doc = $adoc])*
+                    pub $aentry: Option<extern "C" fn($($aarg: $aty),*) -> CallResult<$aret>>,
+                )*
             }
 
             /// The callback entry points of a loaded root module, whatever
@@ -469,6 +548,10 @@ macro_rules! define_root_module {
                     $(#[doc = $doc])*
                     pub $entry: Option<extern "C" fn($($arg: $ty),*) -> CallResult<$ret>>,
                 )*)*
+                $(
+                    $(#[doc = $adoc])*
+                    pub $aentry: Option<extern "C" fn($($aarg: $aty),*) -> CallResult<$aret>>,
+                )*
             }
 
             impl PluginMod {
@@ -482,6 +565,7 @@ macro_rules! define_root_module {
                         manifest,
                         init,
                         $($($entry: entries.$entry,)*)*
+                        $($aentry: entries.$aentry,)*
                     }
                 }
             }
@@ -491,6 +575,7 @@ macro_rules! define_root_module {
                 pub fn callback_entries(self) -> CallbackEntries {
                     CallbackEntries {
                         $($($entry: entry_of!($layout, self, $entry),)*)*
+                        $($aentry: entry_of!(appended, self, $aentry),)*
                     }
                 }
             }
@@ -510,7 +595,9 @@ impl RootModule for PluginMod_Ref {
     const VERSION_STRINGS: VersionStrings = abi_stable::package_version_strings!();
 }
 
+pub mod rules;
 pub mod v1_0;
+pub mod v1_1;
 
 /// Re-exported so the runtime, the SDK and plugins use exactly the
 /// abi_stable these layouts were built with.

@@ -17,7 +17,10 @@ macro_rules! define_handlers {
             $(#[sabi($sabi:meta)])?
             $entry:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $label:literal, $layout:ident;
         )*}
-    )*) => {
+    )* ; appended {$(
+        $(#[doc = $adoc:literal])*
+        $akind:ident: $aentry:ident($($aarg:ident: $aty:ty),* $(,)?) -> $aret:ty = $alabel:literal;
+    )*}) => {
         /// The plugin's handler of each entry point, taking the ABI's
         /// arguments; an empty slot means the entry point is not exported.
         #[derive(Default)]
@@ -27,6 +30,11 @@ macro_rules! define_handlers {
                 pub(crate) $entry:
                     Option<Box<dyn Fn(&Plugin, $($ty),*) -> Result<$ret> + Send + Sync>>,
             )*)*
+            $(
+                $(#[doc = $adoc])*
+                pub(crate) $aentry:
+                    Option<Box<dyn Fn(&Plugin, $($aty),*) -> Result<$aret> + Send + Sync>>,
+            )*
         }
 
         impl Handlers {
@@ -34,6 +42,7 @@ macro_rules! define_handlers {
             pub(crate) fn entries<S: Source>(&self) -> CallbackEntries {
                 CallbackEntries {
                     $($($entry: self.$entry.is_some().then_some(entry_points::$entry::<S> as _),)*)*
+                    $($aentry: self.$aentry.is_some().then_some(entry_points::$aentry::<S> as _),)*
                 }
             }
         }
@@ -58,6 +67,16 @@ macro_rules! define_handlers {
                     })
                 }
             )*)*
+            $(
+                $(#[doc = $adoc])*
+                pub fn $aentry(self, $($aarg: $aty),*) -> CallResult<$aret> {
+                    let p = self.0;
+                    p.guard(|| match &p.handlers.$aentry {
+                        Some(handler) => handler(p, $($aarg),*),
+                        None => Err(format!("no {} callback", $alabel).into()),
+                    })
+                }
+            )*
         }
 
         /// The `extern "C"` entry points, instantiated once per plugin library.
@@ -70,6 +89,12 @@ macro_rules! define_handlers {
                     S::plugin().calls().$entry($($arg),*)
                 }
             )*)*
+            $(
+                #[allow(clippy::unused_unit)]
+                pub(super) extern "C" fn $aentry<S: Source>($($aarg: $aty),*) -> CallResult<$aret> {
+                    S::plugin().calls().$aentry($($aarg),*)
+                }
+            )*
         }
     };
 }

@@ -1,18 +1,19 @@
 //! What container-related callbacks work with: the engine config, the
 //! signal source of a monitor, and image drivers with their registrar.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::abi::abi_stable::{
     sabi_trait::TD_Opaque,
-    std_types::{RErr, ROk, ROption, RString, RVec},
+    std_types::{RErr, ROk, ROption, RResult, RString, RVec},
 };
 
 use crate::abi::{
-    self, CallResult, DriverRegistrarMut, EngineConfigMut, EngineConfigRef, ImageDriver_TO,
-    MountRequest, Namespaces, SignalSourceMut,
+    self, CallResult, ContainerSetupMut, DriverRegistrarMut, EngineConfigMut, EngineConfigRef,
+    ImageDriver_TO, MountRequest, Namespaces, SignalSourceMut,
 };
+use crate::invocation::{ContainerCommand, ContainerInvocation, Device};
 use crate::sdk::{guard, Result};
 
 /// A bind mount.
@@ -97,13 +98,103 @@ macro_rules! config_getters {
     };
 }
 
-/// The engine config an EngineConfig callback may change.
+/// The engine config an EngineConfig callback may change, with the
+/// invocation that starts the container ([`ConfigMut::invocation`]) and
+/// the device nodes and capabilities it may add.
 pub struct ConfigMut<'a> {
     pub(crate) inner: EngineConfigMut<'a>,
+    pub(crate) setup: ContainerSetupMut<'a>,
+    pub(crate) invocation: ContainerInvocation,
+}
+
+fn setup_result(r: RResult<(), RString>) -> Result<()> {
+    r.into_result().map_err(|e| e.into_string().into())
 }
 
 impl ConfigMut<'_> {
     config_getters!();
+
+    /// The invocation that starts the container: command, image, args,
+    /// caller, `--fakeroot`, `--contain` and this plugin's flags.
+    pub fn invocation(&self) -> &ContainerInvocation {
+        &self.invocation
+    }
+    /// The built-in command starting the container (`exec`, `run`, `shell`).
+    pub fn command(&self) -> &ContainerCommand {
+        &self.invocation.command
+    }
+    /// The image path as the user gave it.
+    pub fn image(&self) -> &Path {
+        &self.invocation.image
+    }
+    /// The value of this plugin's flag `--name` on the command, if given
+    /// with a value.
+    pub fn flag(&self, name: &str) -> Option<&str> {
+        self.invocation.flag(name)
+    }
+    /// True when this plugin's flag or switch `--name` was given.
+    pub fn is_set(&self, name: &str) -> bool {
+        self.invocation.is_set(name)
+    }
+    /// The device nodes added so far (by every plugin).
+    pub fn devices(&self) -> Vec<Device> {
+        self.setup
+            .devices()
+            .iter()
+            .map(|d| Device {
+                source: PathBuf::from(d.source.as_str()),
+                destination: PathBuf::from(d.destination.as_str()),
+            })
+            .collect()
+    }
+    /// Shows the host device node `path` (e.g. `/dev/nvidia0`) at the same
+    /// path in the container, also with `--contain`. It must be a character
+    /// or block device under `/dev`; the error says why not.
+    pub fn add_device(&mut self, path: impl AsRef<Path>) -> Result<()> {
+        let p = path.as_ref();
+        self.add_device_at(p, p)
+    }
+    /// Shows the host device node `source` at `destination` (a path under
+    /// `/dev`, no `..`) in the container.
+    pub fn add_device_at(
+        &mut self,
+        source: impl AsRef<Path>,
+        destination: impl AsRef<Path>,
+    ) -> Result<()> {
+        let device = abi::Device {
+            source: source.as_ref().to_string_lossy().as_ref().into(),
+            destination: destination.as_ref().to_string_lossy().as_ref().into(),
+        };
+        setup_result(self.setup.add_device(device))
+    }
+    /// Capabilities added so far (`CAP_*` names, by every plugin).
+    pub fn capabilities_added(&self) -> Vec<String> {
+        self.setup
+            .capabilities_added()
+            .into_iter()
+            .map(RString::into_string)
+            .collect()
+    }
+    /// Capabilities dropped so far (`CAP_*` names, by every plugin).
+    pub fn capabilities_dropped(&self) -> Vec<String> {
+        self.setup
+            .capabilities_dropped()
+            .into_iter()
+            .map(RString::into_string)
+            .collect()
+    }
+    /// Adds capability `name` (`CAP_SYS_PTRACE` or `sys_ptrace`) to a root
+    /// container's set. Containers in a user namespace (unprivileged runs,
+    /// `--fakeroot`) already hold every capability over their own namespace
+    /// and none on the host: there the runtime ignores the add with a
+    /// warning. An unknown name is an error.
+    pub fn add_capability(&mut self, name: &str) -> Result<()> {
+        setup_result(self.setup.add_capability(name.into()))
+    }
+    /// Drops capability `name` from the container's set.
+    pub fn drop_capability(&mut self, name: &str) -> Result<()> {
+        setup_result(self.setup.drop_capability(name.into()))
+    }
 
     /// Appends a bind mount.
     pub fn add_bind(

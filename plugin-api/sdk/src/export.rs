@@ -119,3 +119,15 @@ pub fn take_logs() -> Vec<(LogLevel, String)> {
 pub fn set_install_dir(dir: Option<std::path::PathBuf>) {
     crate::host::set_fake_install_dir(dir);
 }
+
+/// What [`host::config_dir`](crate::host::config_dir) returns on this
+/// thread while no runtime has loaded the plugin.
+pub fn set_config_dir(dir: Option<std::path::PathBuf>) {
+    crate::host::set_fake_config_dir(dir);
+}
+
+/// What [`host::state_dir`](crate::host::state_dir) returns on this
+/// thread while no runtime has loaded the plugin.
+pub fn set_state_dir(dir: Option<std::path::PathBuf>) {
+    crate::host::set_fake_state_dir(dir);
+}

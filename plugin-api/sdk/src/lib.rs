@@ -15,8 +15,10 @@
 //! Every callback runs behind a panic guard: a panic becomes an error naming
 //! the plugin and the panic message, and the runtime keeps running. Log with
 //! the functions in [`log`]; the lines land in the runtime's log tagged with
-//! the plugin name. [`host::install_dir`] is where the Install callback
-//! wrote the plugin's files. Unit-test callbacks in-process with the
+//! the plugin name. [`host::config_dir`] holds the admin's settings (the
+//! Install callback puts defaults there with
+//! [`host::install_default_config`]; upgrades never touch it) and
+//! [`host::state_dir`] is where a plugin writes at run time, per user. Unit-test callbacks in-process with the
 //! `vessel-plugin-test` crate (a dev-dependency): it runs them through the
 //! same panic guard against fakes of the runtime.
 //!
@@ -33,6 +35,10 @@
 //!
 //! - 1.0.0: the root module, every callback kind, logging.
 //! - 1.1.0: [`host::install_dir`] (the `install_dir` host service).
+//! - 1.2.0: EngineConfig callbacks see the invocation
+//!   ([`ConfigMut::invocation`], [`ConfigMut::flag`]) and add device nodes
+//!   and capabilities; [`host::config_dir`] (the admin's settings, kept
+//!   across upgrades) and [`host::state_dir`] (writable, per user).
 //!
 //! # Example
 //!
@@ -82,6 +88,7 @@ mod container;
 #[doc(hidden)]
 pub mod export;
 pub mod host;
+mod invocation;
 pub mod log;
 mod sdk;
 mod spec;
@@ -90,6 +97,7 @@ mod spec;
 pub use export as __export;
 
 pub use container::{Bind, ConfigMut, ConfigView, Driver, Mount, Registrar, Signals};
+pub use invocation::{ContainerCommand, ContainerInvocation, Device, ImageKind};
 pub use sdk::{BoxError, CallError, Invocation, OutputWriter, Plugin, PreRun, Result};
 pub use spec::{Arg, Command, Flag};
 pub use vessel_plugin_abi::Namespaces;

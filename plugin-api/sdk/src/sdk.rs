@@ -10,11 +10,12 @@ use std::sync::{Arc, Mutex};
 use crate::abi::abi_stable::std_types::{RErr, ROk, RStr};
 
 use crate::abi::{
-    self, CallResult, CommandInvocation, DriverRegistrarMut, EngineConfigMut, EngineConfigRef,
-    PluginManifest, PreRunInfo, SignalSourceMut,
+    self, CallResult, CommandInvocation, ContainerSetupMut, DriverRegistrarMut, EngineConfigMut,
+    EngineConfigRef, PluginManifest, PreRunInfo, SignalSourceMut,
 };
 use crate::callbacks::{Calls, Handlers};
 use crate::container::{ConfigMut, ConfigView, Registrar, Signals};
+use crate::invocation::ContainerInvocation;
 use crate::spec::{Command, Flag};
 
 /// The error type plugin callbacks return: anything that converts into a
@@ -138,15 +139,24 @@ impl Plugin {
         self
     }
 
-    /// Sets the EngineConfig callback: reads and changes every container's config.
+    /// Sets the EngineConfig callback: reads and changes every container's
+    /// config, sees the invocation (command, image, this plugin's flags),
+    /// and may add device nodes and capabilities.
     pub fn engine_config<F>(mut self, callback: F) -> Self
     where
         F: Fn(&mut ConfigMut<'_>) -> Result<()> + Send + Sync + 'static,
     {
-        self.handlers.engine_config =
-            Some(Box::new(move |_: &Plugin, config: EngineConfigMut<'_>| {
-                callback(&mut ConfigMut { inner: config })
-            }));
+        self.handlers.configure_container = Some(Box::new(
+            move |_: &Plugin, mut config: EngineConfigMut<'_>, mut setup: ContainerSetupMut<'_>| {
+                let invocation = ContainerInvocation::from_abi(&setup);
+                // Both objects reborrowed for one common lifetime.
+                callback(&mut ConfigMut {
+                    inner: config.sabi_reborrow_mut(),
+                    setup: setup.sabi_reborrow_mut(),
+                    invocation,
+                })
+            },
+        ));
         self
     }
 

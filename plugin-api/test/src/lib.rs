@@ -5,8 +5,11 @@
 //! Each helper calls the callback through the same panic guard the exported
 //! library uses, so a test sees exactly the error the runtime would (a panic
 //! becomes a [`CallError`] with `panicked` set). Fakes stand in for what the
-//! runtime provides: [`FakeEngineConfig`], [`FakeDriverRegistrar`],
-//! [`FakeSignals`]; command output written through
+//! runtime provides: [`FakeEngineConfig`] (with the invocation an
+//! EngineConfig callback sees and the devices and capabilities it adds),
+//! [`FakeDriverRegistrar`], [`FakeSignals`], the host dirs
+//! ([`set_install_dir`], [`set_config_dir`], [`set_state_dir`]); command
+//! output written through
 //! [`Invocation::stdout`](vessel_plugin_api::Invocation::stdout) is captured.
 //!
 //! # Example
@@ -47,6 +50,32 @@
 //! assert_eq!(config.env["HELLO"], "1");
 //! assert_eq!(testing::take_logs(), [(log::LogLevel::Info, "setting HELLO".to_string())]);
 //! ```
+//!
+//! An EngineConfig callback driven by its own flag, with the invocation it
+//! sees and the device it adds (checked as the runtime checks it):
+//!
+//! ```
+//! use vessel_plugin_api::{ContainerCommand, Device, Flag, Plugin};
+//! use vessel_plugin_test as testing;
+//!
+//! let plugin = Plugin::new("example.com/dev")
+//!     .flag("exec", Flag::switch("null"), |_| Ok(()))
+//!     .engine_config(|config| {
+//!         if config.is_set("null") && *config.command() == ContainerCommand::Exec {
+//!             config.add_device_at("/dev/null", "/dev/nothing")?;
+//!         }
+//!         Ok(())
+//!     });
+//! let mut config = testing::FakeEngineConfig::default();
+//! testing::run_engine_config(&plugin, &mut config).unwrap();
+//! assert!(config.devices.is_empty());
+//! config.invocation.flags = vec![("null".into(), None)];
+//! testing::run_engine_config(&plugin, &mut config).unwrap();
+//! assert_eq!(
+//!     config.devices,
+//!     [Device { source: "/dev/null".into(), destination: "/dev/nothing".into() }]
+//! );
+//! ```
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::Path;
@@ -56,14 +85,14 @@ use vessel_plugin_abi::abi_stable::{
     std_types::{ROption, RResult, RStr, RString, RVec},
 };
 use vessel_plugin_abi::{
-    self as abi, CommandInvocation, DriverRegistrar, DriverRegistrar_TO, EngineConfig,
-    EngineConfig_TO, FlagValue, ImageDriverBox, KeyValue, MountRequest, PreRunInfo, SignalSource,
-    SignalSource_TO,
+    self as abi, CommandInvocation, ContainerSetup, ContainerSetup_TO, DriverRegistrar,
+    DriverRegistrar_TO, EngineConfig, EngineConfig_TO, FlagValue, ImageDriverBox, KeyValue,
+    MountRequest, PreRunInfo, SignalSource, SignalSource_TO,
 };
 use vessel_plugin_api::__export::capture_stdout;
 use vessel_plugin_api::log::LogLevel;
 pub use vessel_plugin_api::CallError;
-use vessel_plugin_api::{Bind, Mount, Namespaces, Plugin};
+use vessel_plugin_api::{Bind, ContainerInvocation, Device, ImageKind, Mount, Namespaces, Plugin};
 
 mod manifest;
 pub use manifest::{manifest, AddedFlag, ArgInfo, CommandInfo, FlagInfo, Manifest};
@@ -142,13 +171,161 @@ pub fn run_global_pre_run(
         .map_err(CallError::from)
 }
 
-/// Runs the EngineConfig callback on `config`.
+/// Runs the EngineConfig callback on `config`; it sees
+/// `config.invocation` and its device and capability requests land in
+/// `config.devices`, `config.capabilities_added` and
+/// `config.capabilities_dropped`, checked as the runtime checks them.
 pub fn run_engine_config(plugin: &Plugin, config: &mut FakeEngineConfig) -> Result<(), CallError> {
-    plugin
+    let mut setup = FakeSetup {
+        invocation: std::mem::take(&mut config.invocation),
+        devices: std::mem::take(&mut config.devices),
+        added: std::mem::take(&mut config.capabilities_added),
+        dropped: std::mem::take(&mut config.capabilities_dropped),
+    };
+    let r = plugin
         .calls()
-        .engine_config(EngineConfig_TO::from_ptr(config, TD_Opaque))
+        .configure_container(
+            EngineConfig_TO::from_ptr(&mut *config, TD_Opaque),
+            ContainerSetup_TO::from_ptr(&mut setup, TD_Opaque),
+        )
         .into_result()
-        .map_err(CallError::from)
+        .map_err(CallError::from);
+    config.invocation = setup.invocation;
+    config.devices = setup.devices;
+    config.capabilities_added = setup.added;
+    config.capabilities_dropped = setup.dropped;
+    r
+}
+
+/// The runtime's side of `ContainerSetup` for [`run_engine_config`].
+struct FakeSetup {
+    invocation: ContainerInvocation,
+    devices: Vec<Device>,
+    added: Vec<String>,
+    dropped: Vec<String>,
+}
+
+impl FakeSetup {
+    fn change(&mut self, name: RStr<'_>, add: bool) -> RResult<(), RString> {
+        match abi::rules::capability(name.as_str()) {
+            Ok((_, canonical)) => {
+                let (to, from) = if add {
+                    (&mut self.added, &mut self.dropped)
+                } else {
+                    (&mut self.dropped, &mut self.added)
+                };
+                from.retain(|c| c != canonical);
+                if !to.iter().any(|c| c == canonical) {
+                    to.push(canonical.to_owned());
+                }
+                RResult::ROk(())
+            }
+            Err(e) => RResult::RErr(e.into()),
+        }
+    }
+}
+
+fn rpath(p: &Path) -> RString {
+    p.to_string_lossy().as_ref().into()
+}
+
+impl ContainerSetup for FakeSetup {
+    fn command(&self) -> RString {
+        self.invocation.command.as_str().into()
+    }
+    fn image(&self) -> RString {
+        rpath(&self.invocation.image)
+    }
+    fn image_kind(&self) -> RString {
+        match &self.invocation.image_kind {
+            ImageKind::Sandbox => "sandbox".into(),
+            ImageKind::Sif => "sif".into(),
+            ImageKind::Other(o) => o.as_str().into(),
+        }
+    }
+    fn args(&self) -> RVec<RString> {
+        self.invocation
+            .args
+            .iter()
+            .map(|a| RString::from(a.as_str()))
+            .collect()
+    }
+    fn uid(&self) -> u32 {
+        self.invocation.uid
+    }
+    fn gid(&self) -> u32 {
+        self.invocation.gid
+    }
+    fn fakeroot(&self) -> bool {
+        self.invocation.fakeroot
+    }
+    fn contain(&self) -> bool {
+        self.invocation.contain
+    }
+    fn flags(&self) -> RVec<FlagValue> {
+        self.invocation
+            .flags
+            .iter()
+            .map(|(n, v)| FlagValue {
+                name: n.as_str().into(),
+                value: v.as_deref().map(RString::from).into(),
+            })
+            .collect()
+    }
+    fn devices(&self) -> RVec<abi::Device> {
+        self.devices
+            .iter()
+            .map(|d| abi::Device {
+                source: rpath(&d.source),
+                destination: rpath(&d.destination),
+            })
+            .collect()
+    }
+    fn add_device(&mut self, device: abi::Device) -> RResult<(), RString> {
+        let (src, dst) = (device.source.as_str(), device.destination.as_str());
+        if let Err(e) = abi::rules::check_device(src, dst) {
+            return RResult::RErr(e.into());
+        }
+        match self
+            .devices
+            .iter()
+            .find(|d| d.destination == Path::new(dst))
+        {
+            Some(d) if d.source == Path::new(src) => RResult::ROk(()),
+            Some(d) => RResult::RErr(
+                format!(
+                    "device {src}: destination {dst} is already taken by {}",
+                    d.source.display()
+                )
+                .into(),
+            ),
+            None => {
+                self.devices.push(Device {
+                    source: src.into(),
+                    destination: dst.into(),
+                });
+                RResult::ROk(())
+            }
+        }
+    }
+    fn capabilities_added(&self) -> RVec<RString> {
+        self.added
+            .iter()
+            .map(|c| RString::from(c.as_str()))
+            .collect()
+    }
+    fn capabilities_dropped(&self) -> RVec<RString> {
+        self.dropped
+            .iter()
+            .map(|c| RString::from(c.as_str()))
+            .collect()
+    }
+    fn add_capability(&mut self, name: RStr<'_>) -> RResult<(), RString> {
+        self.change(name, true)
+    }
+    fn drop_capability(&mut self, name: RStr<'_>) -> RResult<(), RString> {
+        self.change(name, false)
+    }
 }
 
 /// Runs the PostStartProcess callback for `pid`.
@@ -215,6 +392,18 @@ pub fn set_install_dir(dir: Option<&Path>) {
     vessel_plugin_api::__export::set_install_dir(dir.map(Path::to_path_buf));
 }
 
+/// Makes [`host::config_dir`](vessel_plugin_api::host::config_dir) return
+/// `dir` on this thread (none: unknown), as the runtime would.
+pub fn set_config_dir(dir: Option<&Path>) {
+    vessel_plugin_api::__export::set_config_dir(dir.map(Path::to_path_buf));
+}
+
+/// Makes [`host::state_dir`](vessel_plugin_api::host::state_dir) return
+/// `dir` on this thread (none: an error), as the runtime would.
+pub fn set_state_dir(dir: Option<&Path>) {
+    vessel_plugin_api::__export::set_state_dir(dir.map(Path::to_path_buf));
+}
+
 /// Takes the log records this thread's callbacks emitted so far.
 pub fn take_logs() -> Vec<(LogLevel, String)> {
     vessel_plugin_api::__export::take_logs()
@@ -237,6 +426,14 @@ pub struct FakeEngineConfig {
     pub namespaces: Namespaces,
     /// Annotations.
     pub annotations: BTreeMap<String, String>,
+    /// The invocation the callback sees (`exec` of nothing by uid 0 by default).
+    pub invocation: ContainerInvocation,
+    /// Device nodes added.
+    pub devices: Vec<Device>,
+    /// Capabilities added (canonical `CAP_*` names).
+    pub capabilities_added: Vec<String>,
+    /// Capabilities dropped (canonical `CAP_*` names).
+    pub capabilities_dropped: Vec<String>,
 }
 
 fn to_kvs(m: &BTreeMap<String, String>) -> RVec<KeyValue> {

@@ -220,6 +220,8 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
         .collect();
     for (meta, flags) in used_added_flags(&metas, sub, sub_m) {
         plugin_dispatch::run_pre_run(&ctx, meta, sub, &after_sub, &flags)?;
+        // Their EngineConfig callbacks see them too (exec/run/shell).
+        ctx.plugin_flags.insert(meta.name().to_owned(), flags);
     }
     let cli = Cli::from_arg_matches(&matches).map_err(|e| Error::Usage(e.to_string()))?;
     dispatch(&cli, &ctx)

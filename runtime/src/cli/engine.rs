@@ -141,6 +141,8 @@ pub fn engine_config(
     ctx: &Runtime,
 ) -> Result<EngineConfig, Error> {
     let mut cfg = EngineConfig::new(image, command);
+    cfg.launch.contain = o.contain;
+    cfg.launch.plugin_flags = ctx.plugin_flags.clone();
     for spec in &ctx.config.bind_paths {
         cfg.binds
             .extend(Bind::parse_list_from(spec, &BindOrigin::Config)?);
@@ -218,7 +220,8 @@ pub fn run_container(cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Er
 
 /// Runs `vessel exec`.
 pub fn run_exec(a: &ExecArgs, ctx: &Runtime) -> Result<i32, Error> {
-    let cfg = engine_config(&a.opts, a.image.clone(), a.command.clone(), ctx)?;
+    let mut cfg = engine_config(&a.opts, a.image.clone(), a.command.clone(), ctx)?;
+    cfg.launch.command = "exec".into();
     run_container(cfg, &mut PluginHooks::new(ctx)?)
 }
 
@@ -230,6 +233,7 @@ pub fn run_run(a: &RunArgs, ctx: &Runtime) -> Result<i32, Error> {
         a.args.clone()
     };
     let mut cfg = engine_config(&a.opts, a.image.clone(), command, ctx)?;
+    cfg.launch.command = "run".into();
     cfg.runscript = Some(Runscript {
         path: RUNSCRIPT.into(),
         args: a.args.clone(),
@@ -239,7 +243,8 @@ pub fn run_run(a: &RunArgs, ctx: &Runtime) -> Result<i32, Error> {
 
 /// Runs `vessel shell`.
 pub fn run_shell(a: &ShellArgs, ctx: &Runtime) -> Result<i32, Error> {
-    let cfg = engine_config(&a.opts, a.image.clone(), vec!["/bin/sh".to_owned()], ctx)?;
+    let mut cfg = engine_config(&a.opts, a.image.clone(), vec!["/bin/sh".to_owned()], ctx)?;
+    cfg.launch.command = "shell".into();
     run_container(cfg, &mut PluginHooks::new(ctx)?)
 }
 

@@ -113,6 +113,10 @@ pub enum PluginCommand {
         /// Remove it although running containers use it.
         #[arg(long)]
         force: bool,
+        /// Also remove its config dir (etc/vessel/plugins/NAME, the admin's
+        /// settings) and root's state dir (var/lib/vessel/plugins/NAME).
+        #[arg(long)]
+        purge: bool,
         /// Plugin name.
         name: String,
     },
@@ -239,9 +243,15 @@ pub fn run(args: &PluginArgs, ctx: &Runtime) -> Result<i32, Error> {
             file,
             reference,
         } => super::plugin_remote::push(file, reference, &registry.options(ctx)),
-        PluginCommand::Uninstall { force, name } => {
+        PluginCommand::Uninstall { force, purge, name } => {
             lifecycle::uninstall(&store, name, *force)?;
             let _ = outln!("Plugin \"{name}\" uninstalled.");
+            if *purge {
+                // The name was installed, so it passed the name checks: its
+                // dirs stay under etc/vessel/plugins and var/lib.
+                lifecycle::purge(&ctx.paths, name)?;
+                let _ = outln!("Removed its config and state dirs.");
+            }
             Ok(0)
         }
         PluginCommand::Enable { name } => toggle(&store, name, true, false),

@@ -145,6 +145,41 @@ pub struct Namespaces {
     pub user: bool,
 }
 
+/// What the user ran, as EngineConfig plugins see it: the built-in command
+/// and the flags plugins added to it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Launch {
+    /// The built-in command: `exec`, `run` or `shell`.
+    pub command: String,
+    /// `--contain` as given (`EngineConfig::contain` may be changed by plugins).
+    pub contain: bool,
+    /// The flags each plugin added to the command that were given, by
+    /// plugin name: flag name and value (none for a switch).
+    pub plugin_flags: BTreeMap<String, Vec<(String, Option<String>)>>,
+}
+
+/// A host device node to show in the container (plugins ask for these).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceRequest {
+    /// The character or block device on the host.
+    pub src: PathBuf,
+    /// Its path in the container, under /dev.
+    pub dst: PathBuf,
+    /// Who asked for it.
+    pub origin: BindOrigin,
+}
+
+/// A capability a plugin adds to or drops from a root container's set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CapRequest {
+    /// The capability number.
+    pub cap: u32,
+    /// Added (else dropped).
+    pub add: bool,
+    /// Who asked for it.
+    pub origin: BindOrigin,
+}
+
 /// The image to run: a path as the user gave it; resolved by `image::Image::open`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRef {
@@ -216,6 +251,13 @@ pub struct EngineConfig {
     /// A persistent writable layer: `DIR/upper` holds the changes, kept
     /// across runs (`--overlay DIR`; DIR must belong to the caller).
     pub overlay: Option<PathBuf>,
+    /// What the user ran (for plugins).
+    pub launch: Launch,
+    /// Host device nodes bound under the container's /dev.
+    pub devices: Vec<DeviceRequest>,
+    /// Capability changes of a root container, in order (the last change of
+    /// a capability wins).
+    pub capabilities: Vec<CapRequest>,
 }
 
 impl EngineConfig {
@@ -244,7 +286,45 @@ impl EngineConfig {
             runscript: None,
             writable_tmpfs: false,
             overlay: None,
+            launch: Launch::default(),
+            devices: Vec::new(),
+            capabilities: Vec::new(),
         }
+    }
+
+    /// The capability changes as masks: (added, dropped).
+    pub fn capability_masks(&self) -> (u64, u64) {
+        self.capabilities.iter().fold((0, 0), |(add, drop), c| {
+            let bit = 1u64 << c.cap;
+            if c.add {
+                (add | bit, drop & !bit)
+            } else {
+                (add & !bit, drop | bit)
+            }
+        })
+    }
+
+    /// Capabilities are added to root containers only: in a user namespace
+    /// (unprivileged runs, --fakeroot) the container already holds every
+    /// capability over its own namespace and can get none on the host, so
+    /// an add is ignored with a warning naming who asked; drops stay.
+    pub fn settle_capabilities(&mut self) {
+        if !self.namespaces.user {
+            return;
+        }
+        self.capabilities.retain(|c| {
+            if c.add {
+                let name = vessel_plugin_abi::rules::CAPABILITIES
+                    .get(c.cap as usize)
+                    .copied()
+                    .unwrap_or("?");
+                tracing::warn!(
+                    "{name} not added (asked by {}): the container runs in a user namespace, where capabilities give no host privilege",
+                    c.origin
+                );
+            }
+            !c.add
+        });
     }
 
     /// Whether the container gets a writable layer over the image.
@@ -287,6 +367,16 @@ impl EngineConfig {
                     reason: crate::engine::io_reason(&e),
                 });
             }
+        }
+        for d in &self.devices {
+            vessel_plugin_abi::rules::check_device(
+                &d.src.to_string_lossy(),
+                &d.dst.to_string_lossy(),
+            )
+            .map_err(|reason| EngineError::BadDevice {
+                origin: d.origin.clone(),
+                reason,
+            })?;
         }
         if let Some(h) = &self.hostname {
             if h.is_empty() || h.len() > 64 || h.contains(|c: char| c == '/' || c.is_control()) {

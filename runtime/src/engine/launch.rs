@@ -257,7 +257,8 @@ fn child(
             }
         }
     }
-    super::privs::apply(cfg.privileges, cfg.namespaces.user)
+    let (cap_add, cap_drop) = cfg.capability_masks();
+    super::privs::apply(cfg.privileges, cfg.namespaces.user, cap_add, cap_drop)
         .map_err(|e| ChildFailure::setup(EngineError::sys("dropping privileges", e)))?;
     if cfg.privileges != super::privs::Privileges::Keep && !cfg.namespaces.user {
         super::seccomp::install_default()

@@ -11,6 +11,7 @@ use nix::sys::signal::Signal;
 
 pub mod cleanup;
 pub mod config;
+pub mod devices;
 pub mod env;
 pub mod hooks;
 pub mod hostdirs;
@@ -62,6 +63,14 @@ pub enum EngineError {
         /// Who asked for it.
         origin: BindOrigin,
         /// Why.
+        reason: String,
+    },
+    /// A device node a plugin asked for that cannot be added.
+    #[error("{reason} (from {origin})")]
+    BadDevice {
+        /// Who asked for it.
+        origin: BindOrigin,
+        /// Why, naming the device.
         reason: String,
     },
     /// An `--overlay` dir that cannot be used.
@@ -155,6 +164,7 @@ pub fn run(mut cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Error> {
     hooks.engine_config(&mut cfg)?;
     cfg.normalize(privileged);
     cfg.validate()?;
+    cfg.settle_capabilities();
     let image = Image::open(&cfg.image.path)?;
     let unprivileged = cfg.namespaces.user;
 

@@ -294,7 +294,12 @@ pub fn plan(
         steps.push(bind("/sys", at("sys"), true, false));
     }
     if exists(&at("dev")) {
-        if cfg.contain {
+        // Devices plugins add at paths the host /dev lacks need a /dev of
+        // the container's own (see `devices`).
+        let own_dev = cfg.contain || super::devices::needs_own_dev(cfg, Path::new("/dev"));
+        if !cfg.contain && own_dev {
+            steps.extend(super::devices::host_dev_on_tmpfs(Path::new("/dev")));
+        } else if cfg.contain {
             let dev = at("dev");
             // nodev is safe: each device is a bind of the host node, a
             // mount of its own with the host /dev's flags.
@@ -340,6 +345,7 @@ pub fn plan(
         } else {
             steps.push(bind("/dev", at("dev"), true, false));
         }
+        steps.extend(super::devices::device_steps(cfg, own_dev));
     }
     if exists(&at("tmp")) {
         if cfg.contain {

@@ -549,3 +549,35 @@ fn a_host_dir_is_reopened_by_identity_then_bound() {
         ]
     );
 }
+
+#[test]
+fn plugin_devices_are_bound_through_syscalls_into_a_contained_dev() {
+    use crate::engine::config::{BindOrigin, DeviceRequest};
+    let mut c = cfg();
+    c.contain = true;
+    c.devices.push(DeviceRequest {
+        src: "/dev/null".into(),
+        dst: "/dev/gpu/card0".into(),
+        origin: BindOrigin::Plugin("acme.org/gpu".into()),
+    });
+    let steps = plan(&c, &input(), &|_| true).unwrap();
+    let dev_tmpfs = steps
+        .iter()
+        .position(|s| matches!(s, Step::Mount { fstype, dst, .. } if fstype == "tmpfs" && dst == Path::new("/dev")))
+        .unwrap();
+    let card = steps
+        .iter()
+        .position(|s| *s == bind("/dev/null", "/dev/gpu/card0".into(), false, false))
+        .unwrap();
+    assert!(dev_tmpfs < card, "bound after /dev is made");
+    let mut rec = Recorder::default();
+    apply(&steps[card - 2..=card], Path::new("/w/root"), &mut rec).unwrap();
+    assert_eq!(rec.calls.len(), 3, "{:?}", rec.calls);
+    assert!(rec.calls[0].contains("/dev/gpu"), "{:?}", rec.calls);
+    assert!(rec.calls[1].contains("/dev/gpu/card0"), "{:?}", rec.calls);
+    assert!(
+        rec.calls[2].starts_with("mount /dev/null -> ") && rec.calls[2].contains("MS_BIND"),
+        "{:?}",
+        rec.calls
+    );
+}

@@ -80,16 +80,33 @@ pub fn make_undumpable() -> Result<(), Errno> {
     Ok(())
 }
 
-/// Applies `p` to this process, right before it execs the command.
-/// `in_userns`: the capabilities are those of a user namespace and kept.
-pub fn apply(p: Privileges, in_userns: bool) -> Result<(), Errno> {
-    if p == Privileges::Keep {
-        return Ok(());
+/// Every capability the kernel knows, as a mask.
+fn all_caps() -> u64 {
+    let last = last_cap().min(63);
+    if last == 63 {
+        u64::MAX
+    } else {
+        (1u64 << (last + 1)) - 1
     }
-    if !in_userns {
+}
+
+/// Applies `p` to this process, right before it execs the command, with the
+/// capabilities plugins added (`add`, root containers only) and dropped
+/// (`drop`). `in_userns`: the capabilities are those of a user namespace
+/// and kept, but for the dropped ones. `--no-privs` keeps none, whatever
+/// was added.
+pub fn apply(p: Privileges, in_userns: bool, add: u64, drop: u64) -> Result<(), Errno> {
+    if in_userns || p == Privileges::Keep {
+        if drop != 0 {
+            drop_caps(all_caps() & !drop)?;
+        }
+        if p == Privileges::Keep {
+            return Ok(());
+        }
+    } else {
         let keep = match p {
             Privileges::None => 0,
-            _ => mask(&DEFAULT_CAPS),
+            _ => (mask(&DEFAULT_CAPS) | add) & !drop,
         };
         drop_caps(keep)?;
     }

@@ -1,5 +1,6 @@
 //! The ABI adapters: the runtime's own types seen through the stable ABI's
-//! traits. [`ConfigAdapter`] is the engine config, [`SignalAdapter`] the
+//! traits. [`ConfigAdapter`] is the engine config, [`SetupAdapter`] the
+//! invocation with the devices and capabilities, [`SignalAdapter`] the
 //! signals the runtime receives, and [`RegistrarAdapter`] wraps every
 //! driver a plugin registers into the runtime's image driver.
 
@@ -9,11 +10,12 @@ use std::time::{Duration, Instant};
 use abi_stable::sabi_trait::TD_Opaque;
 use abi_stable::std_types::{RErr, ROk, ROption, RResult, RStr, RString, RVec};
 use vessel_plugin_abi::{
-    self as abi, DriverRegistrarMut, DriverRegistrar_TO, EngineConfigMut, EngineConfigRef,
-    EngineConfig_TO, ImageDriverBox, SignalSourceMut, SignalSource_TO,
+    self as abi, ContainerSetupMut, ContainerSetup_TO, DriverRegistrarMut, DriverRegistrar_TO,
+    EngineConfigMut, EngineConfigRef, EngineConfig_TO, ImageDriverBox, SignalSourceMut,
+    SignalSource_TO,
 };
 
-use crate::engine::config::{Bind, BindOrigin, EngineConfig, EnvOp};
+use crate::engine::config::{Bind, BindOrigin, CapRequest, DeviceRequest, EngineConfig, EnvOp};
 use crate::engine::monitor::{Received, Signals};
 use crate::image::driver::Registry;
 use crate::image::plugin_driver::PluginDriver;
@@ -171,6 +173,178 @@ impl abi::EngineConfig for ConfigAdapter<'_> {
     }
     fn remove_annotation(&mut self, key: RStr<'_>) {
         self.cfg.annotations.remove(key.as_str());
+    }
+}
+
+/// What one plugin's 1.2 EngineConfig callback sees of the invocation, and
+/// the devices and capability changes it asks for, through the ABI's
+/// `ContainerSetup`. Requests are checked as they come (the plugin gets
+/// the error) and carry the plugin as their origin.
+#[derive(Debug)]
+pub struct SetupAdapter {
+    plugin: String,
+    command: String,
+    image: String,
+    image_kind: &'static str,
+    args: Vec<String>,
+    fakeroot: bool,
+    contain: bool,
+    flags: Vec<(String, Option<String>)>,
+    devices: Vec<DeviceRequest>,
+    capabilities: Vec<CapRequest>,
+}
+
+impl SetupAdapter {
+    /// The setup of `cfg` for plugin `plugin`: the devices and capability
+    /// changes move into the adapter until [`Self::finish`].
+    pub fn for_plugin(cfg: &mut EngineConfig, plugin: &str) -> Self {
+        Self {
+            plugin: plugin.to_owned(),
+            command: cfg.launch.command.clone(),
+            image: cfg.image.path.to_string_lossy().into_owned(),
+            image_kind: if cfg.image.path.is_dir() {
+                "sandbox"
+            } else {
+                "sif"
+            },
+            args: cfg.command.clone(),
+            fakeroot: cfg.fakeroot,
+            contain: cfg.launch.contain,
+            flags: cfg
+                .launch
+                .plugin_flags
+                .get(plugin)
+                .cloned()
+                .unwrap_or_default(),
+            devices: std::mem::take(&mut cfg.devices),
+            capabilities: std::mem::take(&mut cfg.capabilities),
+        }
+    }
+
+    /// Puts the devices and capability changes back into `cfg`.
+    pub fn finish(self, cfg: &mut EngineConfig) {
+        cfg.devices = self.devices;
+        cfg.capabilities = self.capabilities;
+    }
+
+    /// The setup as the ABI object the callback gets.
+    pub fn abi_mut(&mut self) -> ContainerSetupMut<'_> {
+        ContainerSetup_TO::from_ptr(self, TD_Opaque)
+    }
+
+    fn change_capability(&mut self, name: RStr<'_>, add: bool) -> RResult<(), RString> {
+        match vessel_plugin_abi::rules::capability(name.as_str()) {
+            Ok((cap, _)) => {
+                self.capabilities.push(CapRequest {
+                    cap,
+                    add,
+                    origin: BindOrigin::Plugin(self.plugin.clone()),
+                });
+                ROk(())
+            }
+            Err(e) => RErr(e.into()),
+        }
+    }
+
+    fn capability_names(&self, added: bool) -> RVec<RString> {
+        let mut cfg = EngineConfig::new("/", Vec::new());
+        cfg.capabilities = self.capabilities.clone();
+        let (add, drop) = cfg.capability_masks();
+        let mask = if added { add } else { drop };
+        vessel_plugin_abi::rules::CAPABILITIES
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| mask & (1u64 << i) != 0)
+            .map(|(_, n)| RString::from(*n))
+            .collect()
+    }
+}
+
+impl abi::ContainerSetup for SetupAdapter {
+    fn command(&self) -> RString {
+        self.command.as_str().into()
+    }
+    fn image(&self) -> RString {
+        self.image.as_str().into()
+    }
+    fn image_kind(&self) -> RString {
+        self.image_kind.into()
+    }
+    fn args(&self) -> RVec<RString> {
+        self.args
+            .iter()
+            .map(|a| RString::from(a.as_str()))
+            .collect()
+    }
+    fn uid(&self) -> u32 {
+        nix::unistd::getuid().as_raw()
+    }
+    fn gid(&self) -> u32 {
+        nix::unistd::getgid().as_raw()
+    }
+    fn fakeroot(&self) -> bool {
+        self.fakeroot
+    }
+    fn contain(&self) -> bool {
+        self.contain
+    }
+    fn flags(&self) -> RVec<abi::FlagValue> {
+        self.flags
+            .iter()
+            .map(|(n, v)| abi::FlagValue {
+                name: n.as_str().into(),
+                value: v.as_deref().map(RString::from).into(),
+            })
+            .collect()
+    }
+    fn devices(&self) -> RVec<abi::Device> {
+        self.devices
+            .iter()
+            .map(|d| abi::Device {
+                source: rstring(&d.src),
+                destination: rstring(&d.dst),
+            })
+            .collect()
+    }
+    fn add_device(&mut self, device: abi::Device) -> RResult<(), RString> {
+        let (src, dst) = (device.source.as_str(), device.destination.as_str());
+        if let Err(e) = vessel_plugin_abi::rules::check_device(src, dst) {
+            return RErr(e.into());
+        }
+        let req = DeviceRequest {
+            src: PathBuf::from(src),
+            dst: PathBuf::from(dst),
+            origin: BindOrigin::Plugin(self.plugin.clone()),
+        };
+        // The same node twice is one node; another node at a taken
+        // destination would silently hide the first.
+        match self.devices.iter().find(|d| d.dst == req.dst) {
+            Some(d) if d.src == req.src => ROk(()),
+            Some(d) => RErr(
+                format!(
+                    "device {src}: destination {dst} is already taken by {} (from {})",
+                    d.src.display(),
+                    d.origin
+                )
+                .into(),
+            ),
+            None => {
+                self.devices.push(req);
+                ROk(())
+            }
+        }
+    }
+    fn capabilities_added(&self) -> RVec<RString> {
+        self.capability_names(true)
+    }
+    fn capabilities_dropped(&self) -> RVec<RString> {
+        self.capability_names(false)
+    }
+    fn add_capability(&mut self, name: RStr<'_>) -> RResult<(), RString> {
+        self.change_capability(name, true)
+    }
+    fn drop_capability(&mut self, name: RStr<'_>) -> RResult<(), RString> {
+        self.change_capability(name, false)
     }
 }
 
@@ -333,5 +507,52 @@ mod tests {
         let env = cfg.environment(std::iter::empty());
         assert!(env.contains(&("B".into(), "2".into())));
         assert!(!env.iter().any(|(k, _)| k == "A"));
+    }
+
+    #[test]
+    fn setup_adapter_shows_the_invocation_and_checks_requests() {
+        use vessel_plugin_abi::ContainerSetup as _;
+        let mut cfg = EngineConfig::new("/", vec!["nvidia-smi".into(), "-L".into()]);
+        cfg.launch.command = "exec".into();
+        cfg.launch.contain = true;
+        cfg.launch
+            .plugin_flags
+            .insert("acme.org/gpu".into(), vec![("gpu".into(), None)]);
+        cfg.launch.plugin_flags.insert(
+            "acme.org/other".into(),
+            vec![("x".into(), Some("1".into()))],
+        );
+        let mut s = SetupAdapter::for_plugin(&mut cfg, "acme.org/gpu");
+        assert_eq!(s.command().as_str(), "exec");
+        assert_eq!(s.image_kind().as_str(), "sandbox");
+        assert!(s.contain() && !s.fakeroot());
+        assert_eq!(s.args().len(), 2);
+        let flags = s.flags();
+        assert_eq!(flags.len(), 1, "only the plugin's own flags");
+        assert_eq!(flags[0].name.as_str(), "gpu");
+        let dev = |src: &str, dst: &str| abi::Device {
+            source: src.into(),
+            destination: dst.into(),
+        };
+        s.add_device(dev("/dev/null", "/dev/gpu0")).unwrap();
+        s.add_device(dev("/dev/null", "/dev/gpu0")).unwrap();
+        let e = s.add_device(dev("/dev/zero", "/dev/gpu0")).unwrap_err();
+        assert!(e.contains("already taken by /dev/null"), "{e}");
+        let e = s.add_device(dev("/etc/passwd", "/dev/x")).unwrap_err();
+        assert!(e.contains("not a character or block device"), "{e}");
+        assert!(s.add_device(dev("/dev/null", "/dev/../etc/x")).is_err());
+        s.add_capability("sys_admin".into()).unwrap();
+        s.drop_capability("CAP_NET_RAW".into()).unwrap();
+        let e = s.add_capability("CAP_FLY".into()).unwrap_err();
+        assert!(e.contains("not a known Linux capability"), "{e}");
+        assert_eq!(s.capabilities_added()[0].as_str(), "CAP_SYS_ADMIN");
+        assert_eq!(s.capabilities_dropped()[0].as_str(), "CAP_NET_RAW");
+        s.finish(&mut cfg);
+        assert_eq!(cfg.devices.len(), 1);
+        assert_eq!(
+            cfg.devices[0].origin,
+            BindOrigin::Plugin("acme.org/gpu".into())
+        );
+        assert_eq!(cfg.capability_masks(), (1 << 21, 1 << 13));
     }
 }

@@ -35,6 +35,8 @@ pub fn load_installed(ctx: &Runtime, meta: &Meta) -> Result<&'static LoadedPlugi
             .sha256(meta.manifest.sha256.clone())
             .plugin_root(store.dir())
             .install_dir(store.files_dir(meta));
+        // Its config and state dirs hang off these paths (host services).
+        registry::set_paths(name, &ctx.paths);
         tracing::debug!(plugin = name, "loading plugin library");
         loader::load(&spec).map_err(|e| Error::from(super::PluginError::from(e)))
     })

@@ -16,7 +16,7 @@
 
 use nix::unistd::Pid;
 
-use super::adapters::{ConfigAdapter, RegistrarAdapter, SignalAdapter};
+use super::adapters::{ConfigAdapter, RegistrarAdapter, SetupAdapter, SignalAdapter};
 use super::dispatch::load_installed;
 use super::guard::with_deadline;
 use super::manifest::CallbackKind;
@@ -128,8 +128,19 @@ impl Hooks for PluginHooks<'_> {
             // outlive a deadline); the copy replaces the config when it returns.
             let mut copy = cfg.clone();
             *cfg = with_deadline(p.name(), "EngineConfig", move || {
-                p.calls()
-                    .engine_config(ConfigAdapter::for_plugin(&mut copy, p.name()).abi_mut())?;
+                // A 1.2 plugin sees the invocation and may add devices and
+                // capabilities; an older one has the 1.0 entry point only.
+                if p.entries().configure_container.is_some() {
+                    let mut setup = SetupAdapter::for_plugin(&mut copy, p.name());
+                    p.calls().configure_container(
+                        ConfigAdapter::for_plugin(&mut copy, p.name()).abi_mut(),
+                        setup.abi_mut(),
+                    )?;
+                    setup.finish(&mut copy);
+                } else {
+                    p.calls()
+                        .engine_config(ConfigAdapter::for_plugin(&mut copy, p.name()).abi_mut())?;
+                }
                 Ok(copy)
             })?;
         }

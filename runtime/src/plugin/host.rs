@@ -1,13 +1,14 @@
 //! Host services the runtime hands to every plugin at load: logging into
-//! the runtime's `tracing` output, and each plugin's install dir.
+//! the runtime's `tracing` output, each plugin's install dir, and (1.2)
+//! its config and state dirs (see [`super::plugin_dirs`]).
 
 use std::sync::OnceLock;
 
 use abi_stable::prefix_type::PrefixTypeTrait;
-use abi_stable::std_types::{ROption, RStr, RString};
-use vessel_plugin_abi::{v1_0, HostServices, HostServices_Ref, LogLevel};
+use abi_stable::std_types::{RErr, ROk, ROption, RResult, RStr, RString};
+use vessel_plugin_abi::{v1_0, v1_1, HostServices, HostServices_Ref, LogLevel};
 
-use super::registry;
+use super::{plugin_dirs, registry};
 
 /// The longest plugin log line kept; the rest is cut, saying how much.
 const MAX_LOG_LINE: usize = 4096;
@@ -35,10 +36,46 @@ extern "C" fn install_dir(plugin: RStr<'_>) -> ROption<RString> {
         .into()
 }
 
+extern "C" fn config_dir(plugin: RStr<'_>) -> ROption<RString> {
+    registry::paths(plugin.as_str())
+        .map(|p| {
+            let dir = p.plugin_config_dir(plugin.as_str());
+            RString::from(dir.to_string_lossy().as_ref())
+        })
+        .into()
+}
+
+extern "C" fn state_dir(plugin: RStr<'_>) -> RResult<RString, RString> {
+    let name = plugin.as_str();
+    let Some(paths) = registry::paths(name) else {
+        return RErr(format!("the runtime has no state dir for plugin {name:?}").into());
+    };
+    match plugin_dirs::state_location(&paths, name).and_then(|l| plugin_dirs::ensure_state_dir(&l))
+    {
+        Ok(dir) => ROk(RString::from(dir.to_string_lossy().as_ref())),
+        Err(e) => RErr(e.into()),
+    }
+}
+
 /// The host services table, built once and shared by every plugin.
 pub fn services() -> HostServices_Ref {
     static SERVICES: OnceLock<HostServices_Ref> = OnceLock::new();
-    *SERVICES.get_or_init(|| HostServices { log, install_dir }.leak_into_prefix())
+    *SERVICES.get_or_init(|| {
+        HostServices {
+            log,
+            install_dir,
+            config_dir,
+            state_dir,
+        }
+        .leak_into_prefix()
+    })
+}
+
+/// The host services as plugin-api 1.1 plugins know them (logging, the
+/// install dir).
+pub fn services_v1_1() -> v1_1::HostServices_Ref {
+    static SERVICES: OnceLock<v1_1::HostServices_Ref> = OnceLock::new();
+    *SERVICES.get_or_init(|| v1_1::HostServices { log, install_dir }.leak_into_prefix())
 }
 
 /// The host services as plugin-api 1.0 plugins know them (logging only).

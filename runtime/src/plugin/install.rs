@@ -266,6 +266,15 @@ pub fn install_with_consent(
             tracing::info!(plugin = %name, dir = %dir.display(), "running the install callback");
             // What `host::install_dir()` says during Install, too.
             super::registry::set_install_dir(&name, dir);
+            // The admin's config dir: made if missing (the Install
+            // callback may put defaults there), never emptied or replaced.
+            super::registry::set_paths(&name, &ctx.paths);
+            super::plugin_dirs::ensure_config_dir(&ctx.paths, &name).map_err(|source| {
+                PluginError::Io {
+                    path: ctx.paths.plugin_config_dir(&name),
+                    source,
+                }
+            })?;
             loaded.install(dir)?;
         }
         Ok(())

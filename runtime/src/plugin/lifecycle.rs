@@ -123,6 +123,24 @@ pub fn uninstall(store: &Store, name: &str, force: bool) -> Result<(), crate::Er
     Ok(())
 }
 
+/// Removes the config dir and root's state dir of plugin `name` (root
+/// only; `uninstall --purge`). Users' own state dirs are theirs to remove.
+pub fn purge(paths: &crate::paths::Paths, name: &str) -> Result<(), crate::Error> {
+    require_root("plugin uninstall --purge")?;
+    super::store::validate_name(name)?;
+    let io = |path: std::path::PathBuf| move |source| super::PluginError::Io { path, source };
+    super::plugin_dirs::purge_config_dir(paths, name).map_err(io(paths.plugin_config_dir(name)))?;
+    let state = paths.plugin_state_dir(name);
+    match std::fs::symlink_metadata(&state) {
+        Ok(m) if m.file_type().is_symlink() => std::fs::remove_file(&state),
+        Ok(_) => std::fs::remove_dir_all(&state),
+        Err(_) => Ok(()),
+    }
+    .map_err(io(state.clone()))?;
+    tracing::info!(plugin = name, "plugin config and state purged");
+    Ok(())
+}
+
 /// Which plugins `list` shows.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {

@@ -35,7 +35,10 @@ macro_rules! define_calls {
             $(#[sabi($sabi:meta)])?
             $entry:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $label:literal, $layout:ident;
         )*}
-    )*) => {
+    )* ; appended {$(
+        $(#[doc = $adoc:literal])*
+        $akind:ident: $aentry:ident($($aarg:ident: $aty:ty),* $(,)?) -> $aret:ty = $alabel:literal;
+    )*}) => {
         /// The entry points of a loaded plugin, called with ABI arguments;
         /// errors name the plugin and the callback (from
         /// [`vessel_plugin_abi::callback_table!`]).
@@ -61,6 +64,21 @@ macro_rules! define_calls {
                     f($($arg),*).into_result().map_err(|e| self.0.failed($label, e))
                 }
             )*)*
+            $(
+                $(#[doc = $adoc])*
+                pub fn $aentry(self, $($aarg: $aty),*) -> Result<$aret, PluginError> {
+                    let f = self
+                        .0
+                        .entries
+                        .$aentry
+                        .ok_or_else(|| self.0.missing(CallbackKind::$akind, stringify!($aentry)))?;
+                    let _scope = CrashScope::enter(
+                        self.0.name(),
+                        callback_name(stringify!($akind), $alabel),
+                    );
+                    f($($aarg),*).into_result().map_err(|e| self.0.failed($alabel, e))
+                }
+            )*
         }
     };
 }
@@ -108,6 +126,11 @@ impl LoadedPlugin {
     /// The file it was loaded from.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Which entry points it has.
+    pub fn entries(&self) -> &CallbackEntries {
+        &self.entries
     }
 
     /// Its entry points, called with ABI arguments.
@@ -187,10 +210,17 @@ impl LoadedPlugin {
         })
     }
 
-    /// Runs the EngineConfig callback on `config`.
+    /// Runs the EngineConfig callback on `config` (a 1.2 plugin sees an
+    /// empty invocation; the engine's hook passes the real one).
     pub fn engine_config<C: EngineConfig>(&self, config: &mut C) -> Result<(), PluginError> {
-        self.calls()
-            .engine_config(EngineConfig_TO::from_ptr(config, TD_Opaque))
+        let config = EngineConfig_TO::from_ptr(config, TD_Opaque);
+        if self.entries.configure_container.is_some() {
+            let mut scratch = crate::engine::config::EngineConfig::new("/", Vec::new());
+            let mut setup = super::adapters::SetupAdapter::for_plugin(&mut scratch, self.name());
+            self.calls().configure_container(config, setup.abi_mut())
+        } else {
+            self.calls().engine_config(config)
+        }
     }
 
     /// Runs the Install callback for the plugin's install dir, within the

@@ -23,7 +23,7 @@ use abi_stable::library::{abi_header_from_raw_library, LibraryError, RawLibrary}
 use abi_stable::sabi_types::VersionNumber;
 use goblin::elf::{dynamic, header, program_header, Elf};
 use sha2::{Digest, Sha256};
-use vessel_plugin_abi::{self as abi, v1_0};
+use vessel_plugin_abi::{self as abi, v1_0, v1_1};
 
 pub use super::load_error::{LoadError, LoadErrorKind};
 use super::manifest::{AddedFlagSpec, ArgSpec, CallbackKind, CommandSpec, FlagSpec, Manifest};
@@ -395,6 +395,7 @@ struct Module {
 #[derive(Clone, Copy)]
 enum Init {
     V1_0(extern "C" fn(v1_0::HostServices_Ref) -> abi::CallResult<()>),
+    V1_1(extern "C" fn(v1_1::HostServices_Ref) -> abi::CallResult<()>),
     Current(extern "C" fn(abi::HostServices_Ref) -> abi::CallResult<()>),
 }
 
@@ -402,6 +403,7 @@ impl Init {
     fn call(self) -> abi::CallResult<()> {
         match self {
             Init::V1_0(f) => f(host::services_v1_0()),
+            Init::V1_1(f) => f(host::services_v1_1()),
             Init::Current(f) => f(host::services()),
         }
     }
@@ -469,6 +471,15 @@ fn open_verified(v: &VerifiedLibrary) -> Result<(Module, Init), LoadError> {
             callbacks: m.callback_entries(),
         };
         Ok((module, Init::V1_0(m.init())))
+    } else if theirs.minor == 1 {
+        let m = lib
+            .init_root_module::<v1_1::PluginMod_Ref>()
+            .map_err(|e| map_lib_err(v, e))?;
+        let module = Module {
+            manifest: m.manifest(),
+            callbacks: m.callback_entries(),
+        };
+        Ok((module, Init::V1_1(m.init())))
     } else {
         let m = lib
             .init_root_module::<abi::PluginMod_Ref>()

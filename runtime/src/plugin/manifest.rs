@@ -15,7 +15,10 @@ macro_rules! define_callback_kind {
             $(#[sabi($sabi:meta)])?
             $entry:ident($($arg:ident: $ty:ty),* $(,)?) -> $ret:ty = $label:literal, $layout:ident;
         )*}
-    )*) => {
+    )* ; appended {$(
+        $(#[doc = $adoc:literal])*
+        $akind:ident: $aentry:ident($($aarg:ident: $aty:ty),* $(,)?) -> $aret:ty = $alabel:literal;
+    )*}) => {
         /// The callback kinds a plugin can register, in ABI order (from
         /// [`vessel_plugin_abi::callback_table!`]).
         #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -55,6 +58,13 @@ macro_rules! define_callback_kind {
                         kinds.push(CallbackKind::$kind);
                     }
                 )*
+                // Entry points appended later belong to a kind above.
+                $(
+                    if entries.$aentry.is_some() && !kinds.contains(&CallbackKind::$akind) {
+                        kinds.push(CallbackKind::$akind);
+                    }
+                )*
+                kinds.sort();
                 kinds
             }
         }

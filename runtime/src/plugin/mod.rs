@@ -33,6 +33,7 @@ mod loaded;
 pub mod loader;
 pub mod manifest;
 pub mod name;
+pub mod plugin_dirs;
 mod registry;
 pub mod remote;
 pub mod store;

@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use super::LoadedPlugin;
+use crate::paths::Paths;
 
 static LOADED: Mutex<BTreeMap<String, &'static LoadedPlugin>> = Mutex::new(BTreeMap::new());
 static INSTALL_DIRS: Mutex<BTreeMap<String, PathBuf>> = Mutex::new(BTreeMap::new());
+static PATHS: Mutex<BTreeMap<String, Paths>> = Mutex::new(BTreeMap::new());
 
 /// The loaded plugin `name`, loading it with `load` the first time. Loads
 /// are serialised, so each plugin is loaded at most once per process.
@@ -43,6 +45,25 @@ pub fn set_install_dir(plugin: &str, dir: &Path) {
 /// The install dir recorded for plugin `plugin`.
 pub fn install_dir(plugin: &str) -> Option<PathBuf> {
     INSTALL_DIRS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(plugin)
+        .cloned()
+}
+
+/// Records the vessel paths plugin `plugin` runs under: its config and
+/// state dirs hang off them (what `host::config_dir` and
+/// `host::state_dir` return to it).
+pub fn set_paths(plugin: &str, paths: &Paths) {
+    PATHS
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .insert(plugin.to_owned(), paths.clone());
+}
+
+/// The vessel paths recorded for plugin `plugin`.
+pub fn paths(plugin: &str) -> Option<Paths> {
+    PATHS
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get(plugin)

@@ -240,7 +240,7 @@ fn root_a_plugin_a_running_container_uses_cannot_be_removed_without_force() {
         .spawn()
         .expect("start a container");
     // The post-start record says the container runs with the plugin loaded.
-    let pid_file = env.root.plugin_files(name).join("records/post-start.pid");
+    let pid_file = env.root.plugin_state_dir(name).join("post-start.pid");
     let start = Instant::now();
     while !pid_file.exists() {
         assert!(

@@ -108,7 +108,8 @@ fn root_config_plugin_bind_and_env_are_visible_in_the_container() {
     let env = Env::new();
     env.install(&compiled_plugin(CONFIG_PLUGIN));
     let conf = env
-        .plugin_files("example.com/config-plugin")
+        .root
+        .plugin_config_dir("example.com/config-plugin")
         .join("config-plugin.conf");
     assert!(
         std::fs::read_to_string(&conf)
@@ -194,11 +195,9 @@ fn root_runtime_plugin_records_pid_and_status() {
     let imgs = images();
     let out = tempfile::tempdir().unwrap();
     let out_s = out.path().to_str().unwrap().to_owned();
-    let records = env
-        .plugin_files("example.com/runtime-plugin")
-        .join("records");
+    let records = env.root.plugin_state_dir("example.com/runtime-plugin");
     for img in [&imgs.sandbox, &imgs.sif] {
-        // Records in the install dir (the default) and in $VESSEL_RUNTIME_PLUGIN_DIR.
+        // Records in root's state dir (the default) and in $VESSEL_RUNTIME_PLUGIN_DIR.
         for dir in [None, Some(out.path())] {
             let _ = std::fs::remove_file(out.path().join("self"));
             let bind = format!("{out_s}:/mnt");
@@ -494,7 +493,8 @@ fn root_log_plugin_logs_commands_but_not_plugin_admin() {
     let env = Env::new();
     env.install(&compiled_plugin(LOG_PLUGIN));
     let conf = env
-        .plugin_files("example.com/log-plugin")
+        .root
+        .plugin_config_dir("example.com/log-plugin")
         .join("log-plugin.conf");
     assert!(conf.is_file(), "the Install callback wrote its config");
     let log_dir = tempfile::tempdir().unwrap();

@@ -22,5 +22,6 @@ mod registry;
 mod reproducible;
 mod sif;
 mod sign;
+mod site_plugins;
 mod store;
 mod trust_files;

@@ -1,30 +1,31 @@
 //! Example vessel plugin `example.com/config-plugin`: adds binds and
-//! environment variables to every container, from a config file its
-//! Install callback writes into its install dir.
+//! environment variables to every container, from a config file in its
+//! config dir (`$VESSEL_ROOT/etc/vessel/plugins/example.com/config-plugin/`).
 //!
 //! The file, `config-plugin.conf`, has one setting per line (`#` starts a
 //! comment):
 //!
 //! ```text
-//! bind = SRC:DST[:ro|rw]    # bind host SRC onto DST (which must exist in the image)
+//! bind = SRC:DST[:ro|rw]    # bind host SRC onto DST (made when the image lacks it)
 //! env = NAME=VALUE          # set NAME in the container
 //! ```
 //!
-//! It is read each time a container starts, so an admin edits
-//! `<plugin dir>/example.com/config-plugin/config-plugin.conf` and the next
-//! container sees the change.
+//! The Install callback writes the defaults only when the file is absent,
+//! and upgrades and uninstalls never touch the config dir, so an admin's
+//! edits stay. It is read each time a container starts: the next container
+//! sees an edit.
 
 use std::path::{Path, PathBuf};
 
 use vessel_plugin_api::{host, log, ConfigMut, Plugin};
 
-/// The config file in the install dir.
+/// The config file in the config dir.
 pub const CONFIG_FILE: &str = "config-plugin.conf";
 
 /// What the Install callback writes.
 pub const DEFAULT_CONFIG: &str = "\
 # config-plugin: applied to every container by its EngineConfig callback.
-# bind = SRC:DST[:ro|rw]   (DST must exist in the image)
+# bind = SRC:DST[:ro|rw]   (DST is made when the image lacks it)
 # env = NAME=VALUE
 bind = /etc/hostname:/config-plugin/hostname:ro
 env = CONFIG_PLUGIN=1
@@ -103,9 +104,9 @@ pub fn parse(text: &str) -> Result<Vec<Setting>, String> {
 }
 
 fn config_path() -> Result<PathBuf, String> {
-    host::install_dir()
+    host::config_dir()
         .map(|d| d.join(CONFIG_FILE))
-        .ok_or_else(|| "the runtime did not say where the plugin is installed".to_string())
+        .ok_or_else(|| "the runtime did not say where the plugin's config dir is".to_string())
 }
 
 fn apply(config: &mut ConfigMut<'_>, path: &Path) -> vessel_plugin_api::Result<()> {
@@ -135,8 +136,9 @@ pub fn build() -> Plugin {
         .author("vessel developers")
         .version("0.1.0")
         .description("Adds the binds and env vars of its config file to every container")
-        .install(|dir| {
-            std::fs::write(dir.join(CONFIG_FILE), DEFAULT_CONFIG)?;
+        .install(|_| {
+            // Never replaces the admin's file (upgrades run this too).
+            host::install_default_config(CONFIG_FILE, DEFAULT_CONFIG)?;
             Ok(())
         })
         .engine_config(|config| apply(config, &config_path()?))
@@ -154,15 +156,22 @@ mod tests {
     fn install_writes_the_default_config_and_engine_config_applies_it() {
         let dir = tempfile::tempdir().unwrap();
         let p = build();
-        testing::run_install(&p, dir.path()).unwrap();
+        testing::set_config_dir(Some(dir.path()));
+        testing::run_install(&p, &dir.path().join("install")).unwrap();
         assert_eq!(
             std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap(),
             DEFAULT_CONFIG
         );
-        testing::set_install_dir(Some(dir.path()));
         let mut cfg = FakeEngineConfig::default();
         testing::run_engine_config(&p, &mut cfg).unwrap();
-        testing::set_install_dir(None);
+        // An upgrade runs Install again: the admin's edit stays.
+        std::fs::write(dir.path().join(CONFIG_FILE), "env = EDITED=1\n").unwrap();
+        testing::run_install(&p, &dir.path().join("install")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap(),
+            "env = EDITED=1\n"
+        );
+        testing::set_config_dir(None);
         assert_eq!(
             cfg.binds,
             [Bind {
@@ -186,11 +195,11 @@ mod tests {
             "bind = /a:/b\nbind=/c:/d:rw # comment\nenv = X=y=z\n",
         )
         .unwrap();
-        testing::set_install_dir(Some(dir.path()));
+        testing::set_config_dir(Some(dir.path()));
         let mut cfg = FakeEngineConfig::default();
         cfg.env.insert("KEEP".into(), "1".into());
         testing::run_engine_config(&build(), &mut cfg).unwrap();
-        testing::set_install_dir(None);
+        testing::set_config_dir(None);
         let dsts: Vec<_> = cfg
             .binds
             .iter()
@@ -204,12 +213,12 @@ mod tests {
     #[test]
     fn errors_name_the_file_or_line() {
         let p = build();
-        testing::set_install_dir(None);
+        testing::set_config_dir(None);
         let e = testing::run_engine_config(&p, &mut FakeEngineConfig::default()).unwrap_err();
         assert!(e.message.contains("did not say where"), "{}", e.message);
 
         let dir = tempfile::tempdir().unwrap();
-        testing::set_install_dir(Some(dir.path()));
+        testing::set_config_dir(Some(dir.path()));
         let e = testing::run_engine_config(&p, &mut FakeEngineConfig::default()).unwrap_err();
         assert!(e.message.starts_with("reading "), "{}", e.message);
         std::fs::write(
@@ -219,7 +228,7 @@ mod tests {
         .unwrap();
         let mut cfg = FakeEngineConfig::default();
         let e = testing::run_engine_config(&p, &mut cfg).unwrap_err();
-        testing::set_install_dir(None);
+        testing::set_config_dir(None);
         assert_eq!(
             e.message.as_str(),
             "config-plugin.conf line 2: bind paths must be absolute"

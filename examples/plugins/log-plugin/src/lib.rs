@@ -4,16 +4,19 @@
 //!
 //! Each record is one line, `uid=U user=NAME command=CMD args=[...]`. It is
 //! sent to syslog (authpriv.info through the `/dev/log` datagram socket;
-//! skipped when there is none) and, when the config file in the install dir
-//! names one, appended to a file:
+//! skipped when there is none), appended to `commands.log` in the caller's
+//! state dir (root's in `$VESSEL_ROOT/var/lib/vessel/plugins/...`, a user's
+//! in `~/.local/state/vessel/plugins/...`), and, when the admin's config
+//! file names one, appended to a site file:
 //!
 //! ```text
-//! # log-plugin.conf
+//! # $VESSEL_ROOT/etc/vessel/plugins/example.com/log-plugin/log-plugin.conf
 //! file = /var/log/vessel-commands.log
 //! ```
 //!
-//! Logging never blocks a command: a record that cannot be written is
-//! reported as a warning in vessel's log and the command goes on.
+//! Logging never blocks a command. A site file root cannot append to is a
+//! warning; one a normal user cannot write (a root-only log) is skipped
+//! quietly for them, their record going to their state dir only.
 
 use std::io::Write;
 use std::os::unix::net::UnixDatagram;
@@ -21,7 +24,7 @@ use std::path::{Path, PathBuf};
 
 use vessel_plugin_api::{host, log, Plugin, PreRun};
 
-/// The config file in the install dir.
+/// The config file in the config dir.
 pub const CONFIG_FILE: &str = "log-plugin.conf";
 
 /// What the Install callback writes: syslog only.
@@ -36,6 +39,9 @@ const PRIORITY: u8 = 10 * 8 + 6;
 
 /// The syslog socket.
 pub const SYSLOG_SOCKET: &str = "/dev/log";
+
+/// The per-user record file in the state dir.
+pub const STATE_LOG: &str = "commands.log";
 
 /// The record for one command.
 pub fn record(info: &PreRun) -> String {
@@ -92,7 +98,7 @@ fn append(path: &Path, line: &str) -> std::io::Result<()> {
 }
 
 fn configured_file() -> Result<Option<PathBuf>, String> {
-    let Some(dir) = host::install_dir() else {
+    let Some(dir) = host::config_dir() else {
         return Ok(None);
     };
     let path = dir.join(CONFIG_FILE);
@@ -108,10 +114,27 @@ fn log_command(info: &PreRun) {
     if !send_syslog(Path::new(SYSLOG_SOCKET), &line) {
         log::debug("no syslog at /dev/log; record not sent there");
     }
+    match host::state_dir() {
+        Ok(dir) => {
+            let file = dir.join(STATE_LOG);
+            if let Err(e) = append(&file, &line) {
+                log::warn(format!("appending to {}: {e}", file.display()));
+            }
+        }
+        // A user without a home (a system account) has no state dir: the
+        // record still went to syslog and the site file.
+        Err(e) => log::debug(format!("no state dir: {e}")),
+    }
     match configured_file() {
         Ok(Some(file)) => {
             if let Err(e) = append(&file, &line) {
-                log::warn(format!("appending to {}: {e}", file.display()));
+                // The site file is root's to write; a user's record is in
+                // their state dir.
+                if info.uid == 0 || e.kind() != std::io::ErrorKind::PermissionDenied {
+                    log::warn(format!("appending to {}: {e}", file.display()));
+                } else {
+                    log::debug(format!("{} is not writable: {e}", file.display()));
+                }
             }
         }
         Ok(None) => {}
@@ -125,8 +148,8 @@ pub fn build() -> Plugin {
         .author("vessel developers")
         .version("0.1.0")
         .description("Logs every vessel command (uid, user, command, args) to syslog and a file")
-        .install(|dir| {
-            std::fs::write(dir.join(CONFIG_FILE), DEFAULT_CONFIG)?;
+        .install(|_| {
+            host::install_default_config(CONFIG_FILE, DEFAULT_CONFIG)?;
             Ok(())
         })
         .global_pre_run(|info| {
@@ -145,22 +168,31 @@ mod tests {
     #[test]
     fn appends_one_line_per_command_to_the_configured_file() {
         let dir = tempfile::tempdir().unwrap();
+        let state = tempfile::tempdir().unwrap();
         let p = build();
-        testing::run_install(&p, dir.path()).unwrap();
-        let out = dir.path().join("commands.log");
+        testing::set_config_dir(Some(dir.path()));
+        testing::set_state_dir(Some(state.path()));
+        testing::run_install(&p, &dir.path().join("install")).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(CONFIG_FILE)).unwrap(),
+            DEFAULT_CONFIG
+        );
+        let out = dir.path().join("site.log");
         std::fs::write(
             dir.path().join(CONFIG_FILE),
             format!("# test\nfile = {}\n", out.display()),
         )
         .unwrap();
-        testing::set_install_dir(Some(dir.path()));
         testing::run_global_pre_run(&p, 1000, "alice", "exec", &["exec", "img", "true"]).unwrap();
         testing::run_global_pre_run(&p, 0, "", "version", &["version"]).unwrap();
-        testing::set_install_dir(None);
+        testing::set_config_dir(None);
+        testing::set_state_dir(None);
+        let want = "uid=1000 user=alice command=exec args=[\"exec\", \"img\", \"true\"]\n\
+             uid=0 user=? command=version args=[\"version\"]\n";
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), want);
         assert_eq!(
-            std::fs::read_to_string(&out).unwrap(),
-            "uid=1000 user=alice command=exec args=[\"exec\", \"img\", \"true\"]\n\
-             uid=0 user=? command=version args=[\"version\"]\n"
+            std::fs::read_to_string(state.path().join(STATE_LOG)).unwrap(),
+            want
         );
         testing::take_logs();
     }
@@ -194,13 +226,19 @@ mod tests {
             "file = /nonexistent/dir/commands.log\n",
         )
         .unwrap();
-        testing::set_install_dir(Some(dir.path()));
+        testing::set_config_dir(Some(dir.path()));
+        testing::set_state_dir(None);
         testing::run_global_pre_run(&build(), 0, "root", "version", &["version"]).unwrap();
-        testing::set_install_dir(None);
+        testing::set_config_dir(None);
         let logs = testing::take_logs();
         assert!(
             logs.iter()
                 .any(|(l, m)| *l == log::LogLevel::Warn && m.contains("/nonexistent/dir")),
+            "{logs:?}"
+        );
+        assert!(
+            logs.iter()
+                .any(|(l, m)| *l == log::LogLevel::Debug && m.starts_with("no state dir")),
             "{logs:?}"
         );
     }

@@ -7,10 +7,11 @@
 //!   `pid N` and `status S` (the exit code, 128+N for a signal) to
 //!   `monitor.status`, and returns the real wait status.
 //!
-//! The files go to `$VESSEL_RUNTIME_PLUGIN_DIR` when set, else to
-//! `records/` in the plugin's install dir (created at install; writable by
-//! root only). A file that cannot be written fails the callback, which
-//! stops the container.
+//! The files go to `$VESSEL_RUNTIME_PLUGIN_DIR` when set, else to the
+//! plugin's state dir for the calling user (root's under
+//! `$VESSEL_ROOT/var/lib/vessel/plugins/`, a user's under
+//! `~/.local/state/vessel/plugins/`), so it works for every user. A file
+//! that cannot be written fails the callback, which stops the container.
 
 use std::io;
 use std::path::PathBuf;
@@ -76,9 +77,7 @@ fn records_dir() -> Result<PathBuf, String> {
     if let Some(d) = std::env::var_os(DIR_ENV) {
         return Ok(PathBuf::from(d));
     }
-    host::install_dir()
-        .map(|d| d.join("records"))
-        .ok_or_else(|| format!("{DIR_ENV} is not set and the install dir is unknown"))
+    host::state_dir().map_err(|e| format!("{DIR_ENV} is not set and there is no state dir: {e}"))
 }
 
 fn record(file: &str, text: &str) -> vessel_plugin_api::Result<()> {
@@ -94,10 +93,6 @@ pub fn build() -> Plugin {
         .author("vessel developers")
         .version("0.1.0")
         .description("Records each container's pid and exit status")
-        .install(|dir| {
-            std::fs::create_dir_all(dir.join("records"))?;
-            Ok(())
-        })
         .post_start_process(|_config, pid| record(PID_FILE, &format!("{pid}\n")))
         .monitor_container(|_config, pid, signals| {
             log::info(format!("monitoring container process {pid}"));
@@ -133,10 +128,11 @@ mod tests {
 
     fn with_records<T>(f: impl FnOnce(&std::path::Path) -> T) -> T {
         let dir = tempfile::tempdir().unwrap();
-        testing::run_install(&build(), dir.path()).unwrap();
-        testing::set_install_dir(Some(dir.path()));
-        let r = f(&dir.path().join("records"));
-        testing::set_install_dir(None);
+        let records = dir.path().join("state");
+        std::fs::create_dir(&records).unwrap();
+        testing::set_state_dir(Some(&records));
+        let r = f(&records);
+        testing::set_state_dir(None);
         r
     }
 
