@@ -34,13 +34,35 @@ fn main() -> ExitCode {
     if let Some(spec) = std::env::var_os(vessel::plugin::build::wrapper::RUSTC_WRAPPER_ENV) {
         return wrap_rustc(&spec);
     }
-    match dynamic::run(std::env::args_os().collect(), init_tracing) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    // A TAB in a shell (VESSEL_COMPLETE=SHELL vessel -- WORDS): answered
+    // before any config, plugin hook or logging.
+    match cli::complete::answer_from_env(&args) {
+        Ok(true) => return ExitCode::SUCCESS,
+        Ok(false) => {}
+        Err(e) => return fail(&e),
+    }
+    // The packaging step: man pages and completion scripts from the
+    // built-in tree, on the build machine, whatever plugins it has.
+    if args.get(1).is_some_and(|a| a == cli::docs::COMMAND) {
+        return match cli::docs::run(&args[2..]) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => fail(&e),
+        };
+    }
+    match dynamic::run(args, init_tracing) {
         Ok(code) => ExitCode::from(u8::try_from(code & 0xff).unwrap_or(u8::MAX)),
         Err(e) => {
             eprintln!("error: {}", render(&e));
             ExitCode::from(EXIT_RUNTIME_FAILURE as u8)
         }
     }
+}
+
+/// Prints `e` as the one `error:` line and returns the runtime-failure status.
+fn fail(e: &dyn std::error::Error) -> ExitCode {
+    eprintln!("error: {}", render(e));
+    ExitCode::from(EXIT_RUNTIME_FAILURE as u8)
 }
 
 /// Runs rustc (`argv[1]`) with the rest of the arguments, crate metadata

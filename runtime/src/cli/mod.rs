@@ -80,6 +80,8 @@ pub(crate) fn print_completion(
 }
 
 mod clash;
+pub mod complete;
+pub mod docs;
 pub mod dynamic;
 pub mod engine;
 pub mod key;

@@ -16,6 +16,7 @@ mod home_cwd;
 mod hostile_text;
 mod keys;
 mod loader;
+mod package;
 mod plugin;
 mod plugin_faults;
 mod registry;
