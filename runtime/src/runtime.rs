@@ -14,8 +14,12 @@ pub struct Runtime {
     pub paths: Paths,
     /// The parsed `vessel.toml`.
     pub config: Config,
-    /// The installed plugins' metas as read once at start-up (for the
-    /// command line), or `None` if the store could not be read then.
+    /// Every installed plugin's meta as the command line read it at
+    /// start-up (from the store's CLI index, or the metas for `plugin ...`),
+    /// when it needed all of them (help, completion, the admin commands);
+    /// `None` otherwise or if the store could not be read. For the command
+    /// line only: loading a plugin and the engine's callbacks read the
+    /// metas themselves.
     pub installed: Option<Vec<Meta>>,
     /// The flags plugins added to the command being run that were given,
     /// by plugin name (name, value): what their EngineConfig callbacks see.

@@ -1,8 +1,13 @@
 //! Merging plugins into the command line. The clap tree is the built-in one
-//! plus, from the installed metas only (no plugin library is opened), the
+//! plus, from the store's CLI index only (no plugin library is opened), the
 //! commands plugins add and the flags they add to built-in commands. A
 //! plugin's library is loaded only when one of its commands runs, one of its
 //! flags is used, or it registered a global pre-run hook.
+//!
+//! Start-up stays flat in the number of plugins: the command word is
+//! peeked first ([`Need`]), and only the plugins that can change how that
+//! command parses or runs are merged; help, completion and unknown words
+//! get the full tree.
 
 use std::ffi::OsString;
 
@@ -12,7 +17,7 @@ use super::Error;
 use super::{dispatch, Cli, GlobalArgs};
 use vessel::plugin::dispatch::{self as plugin_dispatch, Invocation};
 use vessel::plugin::manifest::FlagSpec;
-use vessel::plugin::store::{Meta, Store};
+use vessel::plugin::store::{Meta, Store, Summary};
 use vessel::Runtime;
 use vessel_sif::text::inert;
 
@@ -38,7 +43,11 @@ fn flag_arg(id: String, f: &FlagSpec) -> Arg {
 
 /// The full clap command: built-ins plus what enabled plugins add.
 pub fn build_command(metas: &[Meta]) -> clap::Command {
-    let mut cmd = Cli::command();
+    merge(Cli::command(), metas)
+}
+
+/// `cmd` plus the commands and flags the enabled plugins of `metas` add.
+fn merge(mut cmd: clap::Command, metas: &[Meta]) -> clap::Command {
     for m in metas.iter().filter(|m| m.enabled) {
         let plugin = &m.manifest.name;
         for c in &m.manifest.commands {
@@ -71,6 +80,99 @@ pub fn build_command(metas: &[Meta]) -> clap::Command {
         }
     }
     cmd
+}
+
+/// Which plugins the command line needs, from the first word that is not a
+/// global switch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Need {
+    /// `vessel plugin ...`: the admin commands, which read the metas.
+    Admin,
+    /// A built-in command: the plugins that add flags to it or run a
+    /// global pre-run hook.
+    Builtin(String),
+    /// Any other word: the plugin adding that command and those running a
+    /// global pre-run hook; every plugin when no enabled one adds it (so an
+    /// unknown command gets clap's full error and suggestions).
+    Command(String),
+    /// Help, version, completion, no command: every plugin.
+    Everything,
+}
+
+impl Need {
+    fn of(args: &[OsString], builtins: &clap::Command) -> Self {
+        let global_switch = |w: &str| {
+            matches!(w, "--debug" | "--verbose" | "--quiet")
+                || w.strip_prefix('-').is_some_and(|f| {
+                    !f.is_empty() && f.chars().all(|c| matches!(c, 'd' | 'v' | 'q'))
+                })
+        };
+        for word in args.iter().skip(1) {
+            let Some(w) = word.to_str() else {
+                return Need::Everything;
+            };
+            if global_switch(w) {
+                continue;
+            }
+            return match w {
+                _ if w.starts_with('-') => Need::Everything,
+                "help" | "completion" => Need::Everything,
+                "plugin" => Need::Admin,
+                _ if builtins.find_subcommand(w).is_some() => Need::Builtin(w.to_owned()),
+                _ => Need::Command(w.to_owned()),
+            };
+        }
+        Need::Everything
+    }
+
+    /// Whether plugin `s` (one of `all`) is merged.
+    fn wants(&self, all: &[Summary], s: &Summary) -> bool {
+        let adds = |p: &Summary, c: &String| p.enabled && p.commands.contains(c);
+        match self {
+            Need::Everything => true,
+            Need::Admin => s.enabled && s.flags_on.iter().any(|c| c == "plugin"),
+            Need::Builtin(c) => s.enabled && (s.global_pre_run || s.flags_on.contains(c)),
+            Need::Command(c) if all.iter().any(|p| adds(p, c)) => {
+                s.enabled && (s.global_pre_run || adds(s, c))
+            }
+            Need::Command(_) => true,
+        }
+    }
+}
+
+/// The metas of the plugins the command line needs, and warnings to log
+/// once logging is set up: a broken plugin dir or meta only costs a
+/// warning so that `vessel plugin ...` always works. Sets `ctx.installed`
+/// when every meta was read.
+fn needed_metas(ctx: &mut Runtime, need: &Need) -> (Vec<Meta>, Vec<String>) {
+    if *need == Need::Admin {
+        // The admin commands act on what the metas say, not the index.
+        let (installed, warnings) = installed_metas(ctx);
+        let summaries: Vec<Summary> = installed.iter().flatten().map(Summary::of).collect();
+        let metas = installed
+            .iter()
+            .flatten()
+            .zip(&summaries)
+            .filter(|(_, s)| need.wants(&summaries, s))
+            .map(|(m, _)| m.clone())
+            .collect();
+        ctx.installed = installed;
+        return (metas, warnings);
+    }
+    match ctx.store().cli_surface(|all, s| need.wants(all, s)) {
+        Ok(surface) => {
+            let warnings = surface
+                .unreadable
+                .iter()
+                .map(|e| format!("ignoring an installed plugin: {e}"))
+                .collect();
+            if *need == Need::Everything {
+                ctx.installed = Some(surface.metas.clone());
+            }
+            (surface.metas, warnings)
+        }
+        Err(e) => (Vec::new(), vec![format!("ignoring installed plugins: {e}")]),
+    }
 }
 
 /// The installed plugins' metas, and warnings to log once logging is set
@@ -167,10 +269,11 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
         }
     }
     let mut ctx = Runtime::from_env()?;
-    let (installed, warnings) = installed_metas(&ctx);
-    ctx.installed = installed;
-    let metas = ctx.installed.clone().unwrap_or_default();
+    let builtins = Cli::command();
+    let need = Need::of(&args, &builtins);
+    let (metas, warnings) = needed_metas(&mut ctx, &need);
     tracing::debug!(
+        ?need,
         plugins = metas.len(),
         "building the command line from plugin metas"
     );
@@ -181,7 +284,7 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let matches = match build_command(&metas).try_get_matches_from(args) {
+    let matches = match merge(builtins, &metas).try_get_matches_from(args) {
         Ok(m) => m,
         Err(e) => e.exit(),
     };
@@ -308,6 +411,46 @@ mod tests {
         let m = parse(&metas, &["hello", "ann"]);
         let (sub, sub_m) = m.subcommand().expect("a subcommand");
         assert!(invocation(&metas[0], sub, sub_m).flags.is_empty());
+    }
+
+    #[test]
+    fn only_the_plugins_a_command_needs_are_merged() {
+        let need = |args: &[&str]| {
+            let argv: Vec<OsString> = std::iter::once("vessel")
+                .chain(args.iter().copied())
+                .map(OsString::from)
+                .collect();
+            Need::of(&argv, &Cli::command())
+        };
+        assert_eq!(need(&["version"]), Need::Builtin("version".into()));
+        assert_eq!(
+            need(&["-dq", "--verbose", "exec", "x"]),
+            Need::Builtin("exec".into())
+        );
+        assert_eq!(need(&["hello", "x"]), Need::Command("hello".into()));
+        assert_eq!(need(&["plugin", "list"]), Need::Admin);
+        for everything in [
+            &[][..],
+            &["--help"],
+            &["-V"],
+            &["help", "x"],
+            &["completion", "bash"],
+        ] {
+            assert_eq!(need(everything), Need::Everything, "{everything:?}");
+        }
+        let metas = [
+            plugin("example.com/p", true),
+            plugin("example.com/off", false),
+        ];
+        let all: Vec<Summary> = metas.iter().map(Summary::of).collect();
+        let wanted = |n: &Need| -> Vec<bool> { all.iter().map(|s| n.wants(&all, s)).collect() };
+        // `version` gets the plugin adding flags to it; `exec` none.
+        assert_eq!(wanted(&Need::Builtin("version".into())), [true, false]);
+        assert_eq!(wanted(&Need::Builtin("exec".into())), [false, false]);
+        assert_eq!(wanted(&Need::Command("hello".into())), [true, false]);
+        // An unknown word gets every plugin, for clap's full error.
+        assert_eq!(wanted(&Need::Command("nope".into())), [true, true]);
+        assert_eq!(wanted(&Need::Everything), [true, true]);
     }
 
     #[test]

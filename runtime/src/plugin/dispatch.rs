@@ -20,9 +20,23 @@ pub struct Invocation {
     pub flags: Vec<(String, Option<String>)>,
 }
 
+/// The meta of a plugin the command line named, read again from the store:
+/// the command line may come from the CLI index, which never decides what
+/// loads. `None` when it is disabled now.
+fn current(ctx: &Runtime, meta: &Meta) -> Result<Option<Meta>, Error> {
+    let now = ctx.store().get(meta.name())?;
+    Ok(now.enabled.then_some(now))
+}
+
+/// [`current`], failing when the plugin is disabled now.
+fn current_enabled(ctx: &Runtime, meta: &Meta) -> Result<Meta, Error> {
+    current(ctx, meta)?.ok_or_else(|| super::StoreError::Disabled(meta.name().to_owned()).into())
+}
+
 /// Loads the installed plugin `meta` (once per process) with every loader
 /// check: ownership and modes up to the plugin dir, sha256 against the meta,
-/// ELF checks, API version and layouts.
+/// ELF checks, API version and layouts. `meta` must come from the store's
+/// metas (not from the CLI index).
 pub fn load_installed(ctx: &Runtime, meta: &Meta) -> Result<&'static LoadedPlugin, Error> {
     let name = meta.name();
     // Each loaded plugin lives for the process and is handed out by reference.
@@ -43,7 +57,8 @@ pub fn load_installed(ctx: &Runtime, meta: &Meta) -> Result<&'static LoadedPlugi
 }
 
 /// Runs the global pre-run hooks of every enabled plugin that has one, in
-/// name order; the first error aborts the command.
+/// name order; the first error aborts the command. `metas` may come from
+/// the CLI index: each is read again from the store before it loads.
 pub fn run_global_pre_run(
     ctx: &Runtime,
     metas: &[Meta],
@@ -64,20 +79,25 @@ pub fn run_global_pre_run(
         .map(|u| u.name)
         .unwrap_or_default();
     for meta in hooks {
-        let p = load_installed(ctx, meta)?;
+        let Some(meta) = current(ctx, meta)?.filter(|m| m.manifest.global_pre_run) else {
+            continue;
+        };
+        let p = load_installed(ctx, &meta)?;
         p.global_pre_run(uid.as_raw(), &user, command, args)?;
     }
     Ok(())
 }
 
-/// Runs a plugin command and returns its exit status.
+/// Runs a plugin command and returns its exit status (`meta` may come from
+/// the CLI index: it is read again from the store).
 pub fn run_command(ctx: &Runtime, meta: &Meta, inv: &Invocation) -> Result<i32, Error> {
-    let p = load_installed(ctx, meta)?;
+    let p = load_installed(ctx, &current_enabled(ctx, meta)?)?;
     Ok(p.run_command(&inv.command, &inv.args, &inv.flags)?)
 }
 
 /// Runs the pre-run hook of the flags plugin `meta` added to built-in
-/// `command`; an error aborts the command.
+/// `command`; an error aborts the command (`meta` may come from the CLI
+/// index: it is read again from the store).
 pub fn run_pre_run(
     ctx: &Runtime,
     meta: &Meta,
@@ -85,6 +105,6 @@ pub fn run_pre_run(
     args: &[String],
     flags: &[(String, Option<String>)],
 ) -> Result<(), Error> {
-    let p = load_installed(ctx, meta)?;
+    let p = load_installed(ctx, &current_enabled(ctx, meta)?)?;
     Ok(p.flag_pre_run(command, args, flags)?)
 }

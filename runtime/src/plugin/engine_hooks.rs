@@ -79,12 +79,9 @@ impl<'a> PluginHooks<'a> {
     /// before anything runs: at most one MonitorContainer plugin.
     pub fn new(ctx: &'a Runtime) -> Result<Self, Error> {
         // Fail closed: a meta that cannot be read (or, as root, an insecure
-        // store) must not silently drop that plugin's policy.
-        let fresh = Store::new(ctx.paths.plugin_dir()).list_complete()?;
-        let all = match &ctx.installed {
-            Some(known) => known.clone(),
-            None => fresh,
-        };
+        // store) must not silently drop that plugin's policy. The metas
+        // decide, never the CLI index (nor what the command line read).
+        let all = Store::new(ctx.paths.plugin_dir()).list_complete()?;
         let enabled: Vec<Meta> = all.into_iter().filter(|m| m.enabled).collect();
         let monitors: Vec<&Meta> = enabled
             .iter()

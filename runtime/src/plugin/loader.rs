@@ -1,11 +1,14 @@
 //! Loading a plugin library safely.
 //!
 //! dlopen runs the library's initialisers, so everything is checked before
-//! it: the file is opened once and every check runs on that descriptor and
-//! on the bytes read from it (ownership and permissions, sha256, the ELF
-//! header and dynamic symbols). Exactly those bytes are then copied into a
-//! sealed memfd and dlopened through `/proc/self/fd/N`, so what runs is what
-//! was verified even if the file is replaced meanwhile. Then the plugin-api
+//! it: the file is opened once and checked on that descriptor (ownership
+//! and permissions), its bytes are copied by the kernel into a memfd that
+//! is then sealed (no write, grow or shrink, no more seals), and every
+//! other check runs on that sealed memfd's bytes (sha256, the ELF header and
+//! dynamic symbols). The same memfd is dlopened through `/proc/self/fd/N`,
+//! so what runs is exactly what was verified, even if the file is replaced
+//! meanwhile. One copy (in the kernel), one hash, and an ELF parse of only
+//! the parts checked keep a load close to a bare dlopen plus a sha256. Then the plugin-api
 //! version the plugin was built with is checked, abi_stable checks every type
 //! layout of the root module, and the plugin gets the host services.
 //!
@@ -14,7 +17,6 @@
 
 use std::ffi::CString;
 use std::fs::File;
-use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -22,6 +24,7 @@ use std::path::{Path, PathBuf};
 use abi_stable::library::{abi_header_from_raw_library, LibraryError, RawLibrary};
 use abi_stable::sabi_types::VersionNumber;
 use goblin::elf::{dynamic, header, program_header, Elf};
+use goblin::elf::{Dynamic, ProgramHeader, Symtab};
 use sha2::{Digest, Sha256};
 use vessel_plugin_abi::{self as abi, v1_0, v1_1};
 
@@ -89,12 +92,13 @@ impl LoadSpec {
     }
 }
 
-/// The library bytes after every check that can run before dlopen.
+/// The library after every check that can run before dlopen: a sealed
+/// memfd holding exactly the bytes checked.
 #[derive(Debug)]
 pub struct VerifiedLibrary {
     label: String,
     path: PathBuf,
-    bytes: Vec<u8>,
+    memfd: File,
     sha256: String,
 }
 
@@ -106,8 +110,9 @@ impl VerifiedLibrary {
 }
 
 /// Runs every check that can run before dlopen: opens the file once, checks
-/// it (and, as root, its directories) on that descriptor, reads it, compares
-/// the sha256, and checks the ELF header and dynamic symbols.
+/// it (and, as root, its directories) on that descriptor, copies it into a
+/// memfd and seals it, then compares the sealed bytes' sha256 and checks
+/// their ELF header and dynamic symbols.
 pub fn verify(spec: &LoadSpec) -> Result<VerifiedLibrary, LoadError> {
     let label = spec.label();
     let path = spec.path.clone();
@@ -135,11 +140,19 @@ pub fn verify(spec: &LoadSpec) -> Result<VerifiedLibrary, LoadError> {
     }
     check_permissions(spec, &label, &meta)?;
 
-    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-    file.read_to_end(&mut bytes).map_err(|source| {
-        LoadError::new(label.clone(), path.clone(), LoadErrorKind::Read { source })
+    let memfd = sealed_copy(&mut file, meta.len()).map_err(|e| match e {
+        Staging::Read(source) => {
+            LoadError::new(label.clone(), path.clone(), LoadErrorKind::Read { source })
+        }
+        Staging::Memfd(source) => {
+            LoadError::new(label.clone(), path.clone(), LoadErrorKind::Memfd { source })
+        }
     })?;
-    let sha256 = sha256_hex(&bytes);
+    let map = SealedMap::new(&memfd).map_err(|source| {
+        LoadError::new(label.clone(), path.clone(), LoadErrorKind::Memfd { source })
+    })?;
+    let bytes = map.bytes();
+    let sha256 = sha256_hex(bytes);
     if let Some(expected) = &spec.sha256 {
         if !expected.eq_ignore_ascii_case(&sha256) {
             return Err(LoadError::new(
@@ -152,13 +165,113 @@ pub fn verify(spec: &LoadSpec) -> Result<VerifiedLibrary, LoadError> {
             ));
         }
     }
-    check_elf(&label, &path, &bytes)?;
+    check_elf(&label, &path, bytes)?;
+    drop(map);
     Ok(VerifiedLibrary {
         label,
         path,
-        bytes,
+        memfd,
         sha256,
     })
+}
+
+/// Why the library could not be staged in a memfd.
+enum Staging {
+    /// Reading the library failed.
+    Read(std::io::Error),
+    /// Making or sealing the memfd failed.
+    Memfd(std::io::Error),
+}
+
+/// Copies `len` bytes of `file` into a new memfd (in the kernel:
+/// `io::copy` between files uses copy_file_range/sendfile) and seals it:
+/// from then on nobody, this process included, can change its bytes.
+fn sealed_copy(file: &mut File, len: u64) -> Result<File, Staging> {
+    use std::io::Read as _;
+    let name = CString::new("vessel-plugin").expect("no NUL in a literal");
+    // SAFETY: plain syscall with a valid C string.
+    let fd =
+        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
+    if fd < 0 {
+        return Err(Staging::Memfd(std::io::Error::last_os_error()));
+    }
+    // SAFETY: a fresh fd we own.
+    let mut memfd = unsafe { File::from_raw_fd(fd) };
+    // The file's size when it was checked; a file that changes meanwhile
+    // gives other bytes, which the hash of the sealed copy then refuses.
+    std::io::copy(&mut file.take(len), &mut memfd).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::WriteZero || e.raw_os_error() == Some(libc::ENOSPC) {
+            Staging::Memfd(e)
+        } else {
+            Staging::Read(e)
+        }
+    })?;
+    seal(&memfd).map_err(Staging::Memfd)?;
+    Ok(memfd)
+}
+
+/// Seals a memfd for good: no write (shared writable mappings included),
+/// no grow, no shrink, no further seal changes.
+fn seal(memfd: &File) -> std::io::Result<()> {
+    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
+    // SAFETY: fcntl on an fd we own.
+    if unsafe { libc::fcntl(memfd.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(())
+}
+
+/// A read-only mapping of a sealed memfd: its bytes, without a copy.
+struct SealedMap {
+    ptr: *mut libc::c_void,
+    len: usize,
+}
+
+impl SealedMap {
+    fn new(memfd: &File) -> std::io::Result<Self> {
+        let len = usize::try_from(memfd.metadata()?.len())
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::FileTooLarge))?;
+        if len == 0 {
+            return Ok(Self {
+                ptr: std::ptr::null_mut(),
+                len: 0,
+            });
+        }
+        // SAFETY: a fresh read-only mapping of a file we own; the seals
+        // guarantee its contents and size never change while it is mapped.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                memfd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Self { ptr, len })
+    }
+
+    fn bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: `len` mapped, readable bytes that cannot change (sealed),
+        // borrowed no longer than the mapping lives.
+        unsafe { std::slice::from_raw_parts(self.ptr.cast::<u8>(), self.len) }
+    }
+}
+
+impl Drop for SealedMap {
+    fn drop(&mut self) {
+        if self.len != 0 {
+            // SAFETY: unmapping exactly what `new` mapped.
+            unsafe { libc::munmap(self.ptr, self.len) };
+        }
+    }
 }
 
 fn check_permissions(
@@ -268,14 +381,16 @@ pub const HOST_MACHINE: u16 = if cfg!(target_arch = "x86_64") {
 };
 
 /// The ELF checks: a shared library (not an executable) for this host's
-/// machine that exports abi_stable's root-module symbol.
+/// machine that exports abi_stable's root-module symbol. Parses only what
+/// it checks (header, program headers, dynamic section, dynamic symbols),
+/// never the (large) static symbol and string tables.
 pub fn check_elf(label: &str, path: &Path, bytes: &[u8]) -> Result<(), LoadError> {
     let plugin = label.to_string();
     let path = path.to_path_buf();
     if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
         return Err(LoadError::new(plugin, path, LoadErrorKind::NotElf));
     }
-    let elf = Elf::parse(bytes).map_err(|e| {
+    let malformed = |e: goblin::error::Error| {
         LoadError::new(
             plugin.clone(),
             path.clone(),
@@ -283,7 +398,8 @@ pub fn check_elf(label: &str, path: &Path, bytes: &[u8]) -> Result<(), LoadError
                 reason: e.to_string(),
             },
         )
-    })?;
+    };
+    let elf = LeanElf::parse(bytes).map_err(malformed)?;
     if elf.header.e_machine != HOST_MACHINE {
         return Err(LoadError::new(
             plugin,
@@ -320,17 +436,122 @@ pub fn check_elf(label: &str, path: &Path, bytes: &[u8]) -> Result<(), LoadError
     if has_interp || pie_flag {
         return Err(LoadError::new(plugin, path, LoadErrorKind::Executable));
     }
-    let exports_root = elf.dynsyms.iter().any(|sym| {
-        sym.st_shndx != 0
-            && elf
-                .dynstrtab
-                .get_at(sym.st_name)
-                .is_some_and(|n| n == abi_stable::library::ROOT_MODULE_LOADER_NAME)
-    });
-    if !exports_root {
+    if !elf
+        .exports(bytes, abi_stable::library::ROOT_MODULE_LOADER_NAME)
+        .map_err(malformed)?
+    {
         return Err(LoadError::new(plugin, path, LoadErrorKind::NotAPlugin));
     }
     Ok(())
+}
+
+/// The parts of an ELF file [`check_elf`] looks at.
+struct LeanElf {
+    header: goblin::elf::Header,
+    ctx: goblin::container::Ctx,
+    little: bool,
+    program_headers: Vec<ProgramHeader>,
+    dynamic: Option<Dynamic>,
+}
+
+impl LeanElf {
+    fn parse(bytes: &[u8]) -> goblin::error::Result<Self> {
+        let header = Elf::parse_header(bytes)?;
+        let ctx = goblin::container::Ctx::new(header.container()?, header.endianness()?);
+        let program_headers = ProgramHeader::parse(
+            bytes,
+            usize::try_from(header.e_phoff).unwrap_or(usize::MAX),
+            usize::from(header.e_phnum),
+            ctx,
+        )?;
+        let dynamic = Dynamic::parse(bytes, &program_headers, ctx)?;
+        Ok(Self {
+            header,
+            ctx,
+            little: header.e_ident[header::EI_DATA] == header::ELFDATA2LSB,
+            program_headers,
+            dynamic,
+        })
+    }
+
+    /// Whether a defined dynamic symbol is called `name`.
+    fn exports(&self, bytes: &[u8], name: &str) -> goblin::error::Result<bool> {
+        let Some(d) = &self.dynamic else {
+            return Ok(false);
+        };
+        let info = &d.info;
+        let count = match (info.gnu_hash, info.hash) {
+            (Some(at), _) => gnu_hash_len(bytes, usize::try_from(at).unwrap_or(usize::MAX), self)?,
+            // DT_HASH: nbucket, then nchain, the number of symbols.
+            (None, Some(at)) => {
+                let at = usize::try_from(at).unwrap_or(usize::MAX);
+                u32_at(bytes, at.saturating_add(4), self.little)?
+            }
+            (None, None) => 0,
+        };
+        let syms = Symtab::parse(bytes, info.symtab, count, self.ctx)?;
+        let strtab = bytes
+            .get(info.strtab..info.strtab.saturating_add(info.strsz))
+            .unwrap_or_default();
+        let want = name.as_bytes();
+        Ok(syms.iter().any(|sym| {
+            sym.st_shndx != 0
+                && strtab
+                    .get(sym.st_name..)
+                    .and_then(|s| s.get(..=want.len()))
+                    .is_some_and(|s| &s[..want.len()] == want && s[want.len()] == 0)
+        }))
+    }
+}
+
+/// The 32-bit word at `off`, in the file's byte order.
+fn u32_at(bytes: &[u8], off: usize, little: bool) -> goblin::error::Result<usize> {
+    let b: [u8; 4] = bytes
+        .get(off..off.saturating_add(4))
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| goblin::error::Error::Malformed(format!("offset {off} is past the end")))?;
+    let w = if little {
+        u32::from_le_bytes(b)
+    } else {
+        u32::from_be_bytes(b)
+    };
+    Ok(w as usize)
+}
+
+/// The number of dynamic symbols, from a DT_GNU_HASH table (as goblin and
+/// readelf count them): one past the last symbol of the longest chain.
+fn gnu_hash_len(bytes: &[u8], at: usize, elf: &LeanElf) -> goblin::error::Result<usize> {
+    let word = |off: usize| u32_at(bytes, off, elf.little);
+    let buckets = word(at)?;
+    let first = word(at.saturating_add(4))?;
+    let bloom = word(at.saturating_add(8))?;
+    if buckets == 0 || first == 0 || bloom == 0 {
+        return Err(goblin::error::Error::Malformed(format!(
+            "invalid DT_GNU_HASH: {buckets} buckets, first symbol {first}, bloom size {bloom}"
+        )));
+    }
+    let word_size = if elf.ctx.container.is_big() { 8 } else { 4 };
+    let buckets_at = at
+        .saturating_add(16)
+        .saturating_add(bloom.saturating_mul(word_size));
+    let mut last = 0;
+    for b in 0..buckets {
+        last = last.max(word(buckets_at.saturating_add(b.saturating_mul(4)))?);
+    }
+    if last < first {
+        return Ok(0);
+    }
+    let mut chain_at = buckets_at
+        .saturating_add(buckets.saturating_mul(4))
+        .saturating_add((last - first).saturating_mul(4));
+    loop {
+        let hash = word(chain_at)?;
+        last += 1;
+        chain_at = chain_at.saturating_add(4);
+        if hash & 1 != 0 {
+            return Ok(last);
+        }
+    }
 }
 
 /// Loads a plugin: [`verify`], then dlopen exactly the verified bytes, check
@@ -417,7 +638,7 @@ impl Init {
 /// never fewer, so older plugins are checked against their frozen layout.
 fn open_verified(v: &VerifiedLibrary) -> Result<(Module, Init), LoadError> {
     let plugin = v.label.clone();
-    let memfd = sealed_memfd(&v.bytes).map_err(|source| {
+    let memfd = v.memfd.try_clone().map_err(|source| {
         LoadError::new(
             plugin.clone(),
             v.path.clone(),
@@ -490,25 +711,6 @@ fn open_verified(v: &VerifiedLibrary) -> Result<(Module, Init), LoadError> {
         };
         Ok((module, Init::Current(m.init())))
     }
-}
-
-fn sealed_memfd(bytes: &[u8]) -> std::io::Result<File> {
-    let name = CString::new("vessel-plugin").expect("no NUL in a literal");
-    // SAFETY: plain syscall with a valid C string.
-    let fd =
-        unsafe { libc::memfd_create(name.as_ptr(), libc::MFD_CLOEXEC | libc::MFD_ALLOW_SEALING) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh fd we own.
-    let mut file = unsafe { File::from_raw_fd(fd) };
-    file.write_all(bytes)?;
-    let seals = libc::F_SEAL_SEAL | libc::F_SEAL_SHRINK | libc::F_SEAL_GROW | libc::F_SEAL_WRITE;
-    // SAFETY: fcntl on an fd we own.
-    if unsafe { libc::fcntl(file.as_raw_fd(), libc::F_ADD_SEALS, seals) } < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    Ok(file)
 }
 
 fn map_lib_err(v: &VerifiedLibrary, e: LibraryError) -> LoadError {
@@ -697,11 +899,13 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Lowercase hex.
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(char::from(DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    s
 }
 
 #[cfg(test)]
@@ -762,11 +966,35 @@ mod tests {
     }
 
     #[test]
-    fn staged_bytes_are_sealed() {
-        let f = sealed_memfd(b"verified bytes").unwrap();
+    fn staged_bytes_are_sealed_and_are_the_bytes_checked() {
+        use std::io::{Read, Write};
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("lib.so");
+        std::fs::write(&src, b"verified bytes, and more").unwrap();
+        let mut file = File::open(&src).unwrap();
+        // Only the size that was checked is copied.
+        let f = sealed_copy(&mut file, 14).ok().unwrap();
+        // Changing the file afterwards changes nothing staged.
+        std::fs::write(&src, b"tampered").unwrap();
         let mut w = &f;
         assert!(w.write_all(b"tampered").is_err());
         assert!(f.set_len(1).is_err());
+        assert!(f.set_len(100).is_err());
+        // Not even a shared writable mapping can be made any more.
+        // SAFETY: a mapping attempt that must fail; unmapped if it does not.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                14,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                f.as_raw_fd(),
+                0,
+            )
+        };
+        assert_eq!(p, libc::MAP_FAILED);
+        let map = SealedMap::new(&f).unwrap();
+        assert_eq!(map.bytes(), b"verified bytes");
         let mut back = Vec::new();
         let mut r = File::open(format!("/proc/self/fd/{}", f.as_raw_fd())).unwrap();
         r.read_to_end(&mut back).unwrap();

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! .lock                      writers serialise on an exclusive flock of it
+//! .index                     the CLI index: a cache of the metas (see [`index`])
 //! metas/<sha256(name)>.meta  one JSON meta per plugin: the switch of its state
 //! .store/<install_id>/       one files dir per install (plugin.so, …)
 //! .scratch/install-XXXX/     a writer's private scratch (0700), swept when dead
@@ -37,7 +38,9 @@ use serde::{Deserialize, Serialize};
 use super::manifest::Manifest;
 pub use super::name::NameError;
 
+pub mod index;
 mod scratch;
+pub use index::{CliSurface, Summary};
 pub use scratch::Scratch;
 
 /// File names inside an installed plugin's dir.
@@ -98,6 +101,9 @@ pub enum StoreError {
     /// The named plugin is not installed.
     #[error("plugin \"{0}\" is not installed")]
     NotInstalled(String),
+    /// The named plugin is installed but disabled.
+    #[error("plugin \"{0}\" is disabled")]
+    Disabled(String),
     /// The named plugin is already installed (and no upgrade was asked for).
     #[error("plugin \"{0}\" is already installed (use --upgrade to replace it)")]
     AlreadyInstalled(String),
@@ -358,24 +364,42 @@ impl Store {
     pub fn list_all(&self) -> Result<(Vec<Meta>, Vec<StoreError>), StoreError> {
         let dir = self.metas_dir();
         crate::trust::secure::check_root_owned(&dir)?;
-        let rd = match fs::read_dir(&dir) {
+        use nix::fcntl::OFlag;
+        use std::os::fd::{FromRawFd, OwnedFd};
+        let mut rd = match nix::dir::Dir::open(
+            &dir,
+            OFlag::O_RDONLY | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            nix::sys::stat::Mode::empty(),
+        ) {
             Ok(rd) => rd,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Default::default()),
-            Err(e) => return Err(io_err(&dir)(e)),
+            Err(nix::errno::Errno::ENOENT) => return Ok(Default::default()),
+            Err(e) => return Err(io_err(&dir)(e.into())),
         };
+        let dir_fd = rd.as_raw_fd();
         let mut out = BTreeMap::new();
         let mut unreadable = Vec::new();
-        for entry in rd {
-            let entry = entry.map_err(io_err(&dir))?;
-            let is_meta = entry
+        for entry in rd.iter() {
+            let entry = entry.map_err(|e| io_err(&dir)(e.into()))?;
+            let Some(name) = entry
                 .file_name()
                 .to_str()
-                .and_then(|n| n.strip_suffix(".meta"))
-                .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()));
-            if !is_meta {
+                .ok()
+                .filter(|n| index::is_meta_file(n))
+            else {
                 continue;
-            }
-            match Self::read_meta_file(&entry.path()) {
+            };
+            let path = dir.join(name);
+            // Opened relative to the dir already checked: no path walk per meta.
+            let opened = nix::fcntl::openat(
+                Some(dir_fd),
+                entry.file_name(),
+                OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC,
+                nix::sys::stat::Mode::empty(),
+            )
+            .map_err(|e| io_err(&path)(e.into()))
+            // SAFETY: openat returned a fresh descriptor we own.
+            .map(|fd| File::from(unsafe { OwnedFd::from_raw_fd(fd) }));
+            match opened.and_then(|f| Self::read_meta_from(f, &path, true)) {
                 Ok(meta) => {
                     out.insert(meta.manifest.name.clone(), meta);
                 }
@@ -400,23 +424,34 @@ impl Store {
     /// a symlink or blocking on a FIFO), valid JSON, a name in the grammar
     /// whose hash is the file's name, and an install id of the fixed format.
     fn read_meta_file(path: &Path) -> Result<Meta, StoreError> {
-        use std::io::Read;
         use std::os::unix::fs::OpenOptionsExt;
-        let bad = |message: String| StoreError::BadMeta {
-            path: path.to_owned(),
-            message,
-        };
-        let mut f = OpenOptions::new()
+        let f = OpenOptions::new()
             .read(true)
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(path)
             .map_err(io_err(path))?;
+        Self::read_meta_from(f, path, false)
+    }
+
+    /// [`Self::read_meta_file`] on `f`, opened from `path`; `dir_checked`
+    /// when the caller already checked the metas dir's chain (as root):
+    /// then only the file itself is left to check, on its descriptor.
+    fn read_meta_from(mut f: File, path: &Path, dir_checked: bool) -> Result<Meta, StoreError> {
+        use std::io::Read;
+        let bad = |message: String| StoreError::BadMeta {
+            path: path.to_owned(),
+            message,
+        };
         let md = f.metadata().map_err(io_err(path))?;
         if !md.is_file() {
             return Err(bad("not a regular file".into()));
         }
-        crate::trust::secure::check_root_owned(path)?;
-        let mut bytes = Vec::new();
+        if dir_checked {
+            crate::trust::secure::check_opened_in_checked_dir(path, &md)?;
+        } else {
+            crate::trust::secure::check_root_owned(path)?;
+        }
+        let mut bytes = Vec::with_capacity(usize::try_from(md.len()).unwrap_or(0) + 1);
         Read::by_ref(&mut f)
             .take(16 << 20)
             .read_to_end(&mut bytes)
@@ -469,12 +504,12 @@ impl Store {
             .map_err(io_err(&path))?;
         let lock = scratch::wait_for_lock(f, &path)?;
         let guard = WriteLock { _lock: lock };
-        self.recover()?;
+        self.recover(&guard)?;
         Ok(guard)
     }
 
-    /// Rewrites one meta atomically (enable/disable).
-    pub fn put_meta(&self, _lock: &WriteLock, meta: &Meta) -> Result<(), StoreError> {
+    /// Rewrites one meta atomically (enable/disable), and the index with it.
+    pub fn put_meta(&self, lock: &WriteLock, meta: &Meta) -> Result<(), StoreError> {
         validate_name(meta.name())?;
         self.checked_files_dir(meta)?;
         let path = self.meta_path(meta.name());
@@ -484,7 +519,11 @@ impl Store {
             message: e.to_string(),
         })?;
         mkdir(&self.metas_dir())?;
-        write_atomic(&path, &bytes, 0o644)
+        self.invalidate_index(lock)?;
+        let switched = write_atomic(&path, &bytes, 0o644);
+        // Whether or not the switch happened, the index says what is there.
+        let indexed = self.write_index(lock);
+        switched.and(indexed)
     }
 
     /// A fresh files dir for the install whose meta will be `meta`.
@@ -546,7 +585,7 @@ impl Store {
     /// Removes plugin `name`: the meta first (the switch), then its files.
     /// A meta that cannot be read is removed too; its files then belong to
     /// no meta and go with the next cleanup.
-    pub fn commit_uninstall(&self, _lock: &WriteLock, name: &str) -> Result<(), StoreError> {
+    pub fn commit_uninstall(&self, lock: &WriteLock, name: &str) -> Result<(), StoreError> {
         let meta = match self.get(name) {
             Ok(m) => Some(m),
             Err(e @ StoreError::BadMeta { .. }) => {
@@ -561,13 +600,17 @@ impl Store {
             .transpose()?;
         let path = self.meta_path(name);
         self.check_inside(&path)?;
-        fs::remove_file(&path).map_err(io_err(&path))?;
-        fsync_dir(&self.metas_dir())?;
+        self.invalidate_index(lock)?;
+        let removed = fs::remove_file(&path)
+            .map_err(io_err(&path))
+            .and_then(|()| fsync_dir(&self.metas_dir()));
+        let indexed = self.write_index(lock);
+        removed.and(indexed)?;
         fault_point("uninstall-meta-removed")?;
         self.remove_link(name)?;
         match files {
             Some(dir) => self.remove_files_dir(&dir),
-            None => self.recover(),
+            None => self.recover(lock),
         }
     }
 
@@ -672,7 +715,7 @@ impl Store {
 
     /// Removes what a crashed writer left: files dirs no meta names (unless
     /// pinned), temp files, and name links that do not match their meta.
-    fn recover(&self) -> Result<(), StoreError> {
+    fn recover(&self, lock: &WriteLock) -> Result<(), StoreError> {
         self.sweep_scratch()?;
         let (metas, unreadable) = self.list_all()?;
         // With a meta that cannot be read, which files are live is unknown:
@@ -699,7 +742,10 @@ impl Store {
                 }
             }
         }
-        self.sweep(&self.names_dir(), &metas, sure)
+        self.sweep(&self.names_dir(), &metas, sure)?;
+        // A crashed writer may have left no index (or a store edited by
+        // hand a stale one): every writer starts from a current one.
+        self.write_index(lock)
     }
 
     /// Removes temp files and (when `links`) symlinks that no meta owns,

@@ -250,3 +250,124 @@ fn writers_sweep_dead_scratch_dirs_but_never_a_live_one() {
     drop(live);
     assert!(!root.exists(), "an empty .scratch is left");
 }
+
+/// The index's view, asking for every plugin's meta.
+fn surface(store: &Store) -> CliSurface {
+    store.cli_surface(|_, _| true).unwrap()
+}
+
+fn names(s: &CliSurface) -> Vec<&str> {
+    s.plugins.iter().map(|p| p.name.as_str()).collect()
+}
+
+#[test]
+fn every_store_write_keeps_the_index_current() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    install(&store, "example.com/a", b"a").unwrap();
+    install(&store, "example.com/b", b"b").unwrap();
+    assert!(index::is_current(&store));
+    let s = surface(&store);
+    assert!(s.from_index);
+    assert_eq!(names(&s), ["example.com/a", "example.com/b"]);
+    assert_eq!(s.metas, store.list().unwrap());
+
+    let lock = store.lock().unwrap();
+    let mut b = store.get("example.com/b").unwrap();
+    b.enabled = false;
+    store.put_meta(&lock, &b).unwrap();
+    store.commit_uninstall(&lock, "example.com/a").unwrap();
+    drop(lock);
+    assert!(index::is_current(&store));
+    let s = surface(&store);
+    assert!(s.from_index);
+    assert_eq!(s.plugins, vec![Summary::of(&b)]);
+    assert!(!s.plugins[0].enabled);
+
+    // Only the metas asked for are read from it.
+    let s = store.cli_surface(|_, p| p.enabled).unwrap();
+    assert!(s.from_index && s.metas.is_empty() && s.plugins.len() == 1);
+}
+
+#[test]
+fn a_missing_stale_or_corrupt_index_is_rebuilt_from_the_metas() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    install(&store, "example.com/a", b"a").unwrap();
+    let index_path = store.dir().join(index::INDEX_FILE);
+    let good = fs::read(&index_path).unwrap();
+    let root = crate::trust::secure::enforced();
+
+    // Missing (e.g. a crash after the writer removed it before a switch).
+    let lock = store.lock().unwrap();
+    store.invalidate_index(&lock).unwrap();
+    drop(lock);
+    assert!(!index::is_current(&store));
+    let s = surface(&store);
+    assert!(!s.from_index);
+    assert_eq!(names(&s), ["example.com/a"]);
+    // As root the reader writes the rebuilt index back (no writer holds the lock).
+    assert_eq!(index::is_current(&store), root);
+    if root {
+        assert_eq!(fs::read(&index_path).unwrap(), good);
+    }
+
+    // Stale: a meta added behind the store's back.
+    let mut m = store.get("example.com/a").unwrap();
+    m.manifest.name = "example.com/added".into();
+    fs::write(
+        store.meta_path("example.com/added"),
+        serde_json::to_vec(&m).unwrap(),
+    )
+    .unwrap();
+    assert!(!index::is_current(&store));
+    assert_eq!(
+        names(&surface(&store)),
+        ["example.com/a", "example.com/added"]
+    );
+
+    // Corrupt: garbage, a truncated file, a meta line that does not match.
+    // (A writer brings the index up to date first.)
+    drop(store.lock().unwrap());
+    assert!(index::is_current(&store));
+    let current = fs::read_to_string(&index_path).unwrap();
+    let header_end = current.find('\n').unwrap();
+    for bad in [
+        "garbage".to_owned(),
+        current[..current.len() / 2].to_owned(),
+        format!("{}\n{{}}\n{{}}\n", &current[..header_end]),
+    ] {
+        fs::write(&index_path, &bad).unwrap();
+        let s = surface(&store);
+        assert!(!s.from_index, "{bad}");
+        assert_eq!(names(&s), ["example.com/a", "example.com/added"]);
+        assert_eq!(s.metas, store.list().unwrap());
+    }
+}
+
+#[test]
+fn an_index_naming_a_plugin_without_a_meta_is_not_used() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    install(&store, "example.com/a", b"a").unwrap();
+    let index_path = store.dir().join(index::INDEX_FILE);
+    // Same stamp and count, but plugin "a" renamed everywhere in the index.
+    let forged = fs::read_to_string(&index_path)
+        .unwrap()
+        .replace("example.com/a", "example.com/ghost");
+    fs::write(&index_path, forged).unwrap();
+    let s = surface(&store);
+    assert!(!s.from_index);
+    assert_eq!(names(&s), ["example.com/a"]);
+    // Asking for no meta at all still never offers the ghost.
+    fs::write(
+        &index_path,
+        fs::read_to_string(&index_path)
+            .unwrap()
+            .replace("example.com/a", "example.com/ghost"),
+    )
+    .unwrap();
+    let s = store.cli_surface(|_, _| false).unwrap();
+    assert!(!s.from_index);
+    assert_eq!(names(&s), ["example.com/a"]);
+}

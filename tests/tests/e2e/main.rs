@@ -19,6 +19,7 @@ mod loader;
 mod package;
 mod plugin;
 mod plugin_faults;
+mod plugin_index;
 mod registry;
 mod reproducible;
 mod sif;

@@ -92,7 +92,7 @@ fn root_plugin_names_cannot_collide_with_store_files_or_look_alike() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     top.sort();
-    assert_eq!(top, [".lock", ".store", "metas", "names"]);
+    assert_eq!(top, [".index", ".lock", ".store", "metas", "names"]);
     assert!(root.plugin_meta("example.com/cli-plugin").is_file());
     assert!(root
         .plugin_files("example.com/minimal")
