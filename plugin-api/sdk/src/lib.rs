@@ -83,6 +83,7 @@ mod container;
 pub mod export;
 pub mod host;
 pub mod log;
+mod process;
 mod sdk;
 mod spec;
 
@@ -90,6 +91,7 @@ mod spec;
 pub use export as __export;
 
 pub use container::{Bind, ConfigMut, ConfigView, Driver, Mount, Registrar, Signals};
+pub use process::{Pid, Signal, WaitStatus};
 pub use sdk::{BoxError, CallError, Invocation, OutputWriter, Plugin, PreRun, Result};
 pub use spec::{Arg, Command, Flag};
 pub use vessel_plugin_abi::Namespaces;

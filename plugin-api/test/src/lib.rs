@@ -63,7 +63,7 @@ use vessel_plugin_abi::{
 use vessel_plugin_api::__export::capture_stdout;
 use vessel_plugin_api::log::LogLevel;
 pub use vessel_plugin_api::CallError;
-use vessel_plugin_api::{Bind, Mount, Namespaces, Plugin};
+use vessel_plugin_api::{Bind, Mount, Namespaces, Pid, Plugin, Signal, WaitStatus};
 
 mod manifest;
 pub use manifest::{manifest, AddedFlag, ArgInfo, CommandInfo, FlagInfo, Manifest};
@@ -155,11 +155,11 @@ pub fn run_engine_config(plugin: &Plugin, config: &mut FakeEngineConfig) -> Resu
 pub fn run_post_start_process(
     plugin: &Plugin,
     config: &FakeEngineConfig,
-    pid: i32,
+    pid: Pid,
 ) -> Result<(), CallError> {
     plugin
         .calls()
-        .post_start_process(EngineConfig_TO::from_ptr(config, TD_Opaque), pid)
+        .post_start_process(EngineConfig_TO::from_ptr(config, TD_Opaque), pid.as_raw())
         .into_result()
         .map_err(CallError::from)
 }
@@ -168,17 +168,18 @@ pub fn run_post_start_process(
 pub fn run_monitor_container(
     plugin: &Plugin,
     config: &FakeEngineConfig,
-    pid: i32,
+    pid: Pid,
     signals: &mut FakeSignals,
-) -> Result<i32, CallError> {
+) -> Result<WaitStatus, CallError> {
     plugin
         .calls()
         .monitor_container(
             EngineConfig_TO::from_ptr(config, TD_Opaque),
-            pid,
+            pid.as_raw(),
             SignalSource_TO::from_ptr(signals, TD_Opaque),
         )
         .into_result()
+        .map(WaitStatus::from_raw)
         .map_err(CallError::from)
 }
 
@@ -395,13 +396,13 @@ impl DriverRegistrar for FakeDriverRegistrar {
 /// returns none (a timeout) when empty.
 #[derive(Debug, Clone, Default)]
 pub struct FakeSignals {
-    /// Pending signal numbers.
-    pub queue: VecDeque<i32>,
+    /// Pending signals.
+    pub queue: VecDeque<Signal>,
 }
 
 impl FakeSignals {
     /// A source that will deliver `signals` in order.
-    pub fn new(signals: &[i32]) -> Self {
+    pub fn new(signals: &[Signal]) -> Self {
         Self {
             queue: signals.iter().copied().collect(),
         }
@@ -410,6 +411,6 @@ impl FakeSignals {
 
 impl SignalSource for FakeSignals {
     fn next(&mut self, _timeout_ms: i64) -> ROption<i32> {
-        self.queue.pop_front().into()
+        self.queue.pop_front().map(Signal::as_raw).into()
     }
 }

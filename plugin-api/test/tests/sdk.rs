@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vessel_plugin_api::log::{self, LogLevel};
-use vessel_plugin_api::{Arg, Bind, Command, Driver, Flag, Mount, Namespaces, Plugin};
+use vessel_plugin_api::{
+    Arg, Bind, Command, Driver, Flag, Mount, Namespaces, Pid, Plugin, Signal, WaitStatus,
+};
 use vessel_plugin_test::{self as testing, FakeDriverRegistrar, FakeEngineConfig, FakeSignals};
 
 struct LoopDriver {
@@ -71,13 +73,13 @@ fn build(mounts: Arc<AtomicUsize>) -> Plugin {
             Ok(())
         })
         .monitor_container(|c, pid, signals| {
-            let mut forwarded = 0;
+            let mut forwarded = 0u8;
             while let Some(sig) = signals.next(Some(Duration::from_millis(10))) {
                 log::debug(format!("forward {sig} to {pid}"));
                 forwarded += 1;
             }
             assert_eq!(c.hostname().as_deref(), Some("box"));
-            Ok(forwarded << 8)
+            Ok(WaitStatus::exited(forwarded))
         })
         .post_start_process(|c, pid| {
             if c.annotation("fail").is_some() {
@@ -185,15 +187,20 @@ fn monitor_sees_signals_and_returns_a_wait_status() {
         hostname: Some("box".into()),
         ..FakeEngineConfig::default()
     };
-    let status =
-        testing::run_monitor_container(&p, &c, 42, &mut FakeSignals::new(&[15, 2])).unwrap();
-    assert_eq!(status, 2 << 8);
+    let status = testing::run_monitor_container(
+        &p,
+        &c,
+        Pid::from_raw(42),
+        &mut FakeSignals::new(&[Signal::TERM, Signal::INT]),
+    )
+    .unwrap();
+    assert_eq!(status.exit_code(), Some(2));
     assert_eq!(testing::take_logs().len(), 2);
     // The assert inside the callback fails without the hostname: contained.
     let e = testing::run_monitor_container(
         &p,
         &FakeEngineConfig::default(),
-        1,
+        Pid::from_raw(1),
         &mut FakeSignals::default(),
     )
     .unwrap_err();
@@ -203,10 +210,10 @@ fn monitor_sees_signals_and_returns_a_wait_status() {
 #[test]
 fn post_start_can_fail() {
     let p = build(Arc::default());
-    testing::run_post_start_process(&p, &FakeEngineConfig::default(), 7).unwrap();
+    testing::run_post_start_process(&p, &FakeEngineConfig::default(), Pid::from_raw(7)).unwrap();
     let mut c = FakeEngineConfig::default();
     c.annotations.insert("fail".into(), String::new());
-    let e = testing::run_post_start_process(&p, &c, 7).unwrap_err();
+    let e = testing::run_post_start_process(&p, &c, Pid::from_raw(7)).unwrap_err();
     assert_eq!(e.message.as_str(), "refusing pid 7");
 }
 

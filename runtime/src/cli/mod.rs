@@ -41,6 +41,15 @@ pub enum Error {
     /// Command output could not be written (`vessel plugin list | head -0`).
     #[error("<stdout>")]
     Stdout(#[source] std::io::Error),
+    /// What was asked for comes from a disabled plugin.
+    #[error(transparent)]
+    Disabled(Box<disabled::DisabledError>),
+}
+
+impl From<disabled::DisabledError> for Error {
+    fn from(e: disabled::DisabledError) -> Self {
+        Error::Disabled(Box::new(e))
+    }
 }
 
 /// `?` on a module's error in a command handler: through the library's
@@ -80,6 +89,7 @@ pub(crate) fn print_completion(
 }
 
 mod clash;
+mod disabled;
 pub mod dynamic;
 pub mod engine;
 pub mod key;

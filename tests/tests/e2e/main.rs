@@ -17,6 +17,7 @@ mod keys;
 mod loader;
 mod plugin;
 mod plugin_faults;
+mod plugin_sdk;
 mod registry;
 mod reproducible;
 mod sif;
