@@ -47,7 +47,11 @@ fn build(mounts: Arc<AtomicUsize>) -> Plugin {
                 .flag(Flag::value("greeting").short('g')),
             |inv| {
                 let greeting = inv.flag("greeting").unwrap_or("hello");
-                writeln!(inv.stdout(), "{greeting} {}", inv.args()[0])?;
+                let who = inv.arg("who").unwrap_or_default();
+                if who == "crash" {
+                    panic!("asked to crash");
+                }
+                writeln!(inv.stdout(), "{greeting} {who}")?;
                 Ok(3)
             },
         )
@@ -123,15 +127,44 @@ fn command_gets_args_and_flags() {
 #[test]
 fn panics_become_errors_naming_the_plugin() {
     let p = build(Arc::default());
-    // `greet` indexes args[0]: no args panics.
-    let e = testing::run_command(&p, "greet", &[], &[]).unwrap_err();
+    let e = testing::run_command(&p, "greet", &["crash"], &[]).unwrap_err();
     assert!(e.panicked);
-    assert!(
-        e.message
-            .starts_with("plugin \"example.com/all\" panicked: index out of bounds"),
-        "{}",
-        e.message
+    assert_eq!(
+        e.message,
+        "plugin \"example.com/all\" panicked: asked to crash"
     );
+}
+
+#[test]
+fn the_fake_refuses_what_the_runtimes_parser_would() {
+    let p = build(Arc::default());
+    for (args, flags, want) in [
+        (
+            &[][..],
+            &[][..],
+            "command \"greet\": missing required argument who",
+        ),
+        (
+            &["a", "b"],
+            &[],
+            "command \"greet\": unexpected argument \"b\"",
+        ),
+        (
+            &["a"],
+            &[("nope", None)],
+            "command \"greet\": unexpected flag --nope",
+        ),
+        (
+            &["a"],
+            &[("greeting", None)],
+            "command \"greet\": flag --greeting needs a value",
+        ),
+    ] {
+        let e = testing::run_command(&p, "greet", args, flags).unwrap_err();
+        assert_eq!((e.message.as_str(), e.panicked), (want, false));
+    }
+    let e = testing::run_flag_pre_run(&p, "exec", &[], &[("gpu", None)]).unwrap_err();
+    assert_eq!(e.message, "command \"exec\": unexpected flag --gpu");
 }
 
 #[test]
@@ -303,4 +336,40 @@ fn tempfile_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("vessel-sdk-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[test]
+fn the_fake_environment_behaves_like_the_runtimes() {
+    let p = Plugin::new("example.com/env").engine_config(|c| {
+        // References expand against the environment so far.
+        c.set_env("LD_LIBRARY_PATH", "/gpu/lib:$LD_LIBRARY_PATH");
+        let path = c.env("PATH").unwrap_or_default();
+        c.set_env("SEEN_PATH", &path);
+        Ok(())
+    });
+    let host = [
+        ("PATH", "/host/bin"),
+        ("LD_LIBRARY_PATH", "/host/lib"),
+        ("SECRET", "x"),
+        ("VESSELENV_APPEND_PATH", "/extra"),
+    ];
+    let mut c = FakeEngineConfig::from_host(host, false);
+    testing::run_engine_config(&p, &mut c).unwrap();
+    let env = c.effective_env();
+    assert_eq!(env["LD_LIBRARY_PATH"], "/gpu/lib:/host/lib");
+    // Never the host's PATH; the host's edit applies on top.
+    let path = format!("{}:/extra", testing::DEFAULT_PATH);
+    assert_eq!(
+        (env["PATH"].as_str(), env["SEEN_PATH"].as_str()),
+        (path.as_str(), path.as_str())
+    );
+    assert_eq!(env["SECRET"], "x");
+
+    // --cleanenv: the host's variables are gone, LANG=C.
+    let mut c = FakeEngineConfig::from_host(host, true);
+    testing::run_engine_config(&p, &mut c).unwrap();
+    let env = c.effective_env();
+    assert_eq!(env["LD_LIBRARY_PATH"], "/gpu/lib:");
+    assert!(!env.contains_key("SECRET"));
+    assert_eq!(env["LANG"], "C");
 }
