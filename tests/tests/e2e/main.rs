@@ -19,6 +19,7 @@ mod plugin;
 mod plugin_faults;
 mod plugin_sdk;
 mod registry;
+mod registry_token;
 mod reproducible;
 mod sif;
 mod sign;
