@@ -4,6 +4,9 @@
 # blob from the same registry (what the transfer costs without vessel's
 # manifest checks, streaming digest and atomic rename), and the peak RSS of
 # that pull (/usr/bin/time -v), which must not grow with the image size.
+# vessel fsyncs the file before renaming it into place (durable when it
+# appears); curl leaves it in the page cache, so a third row, curl then
+# `sync FILE`, shows the cost of that durability on this disk.
 # One hyperfine run; medians and the ratio to curl.
 #
 # Usage: bench/registry.sh [RUNS]   (needs docker-registry, hyperfine, curl,
@@ -58,7 +61,8 @@ blob_url="http://$host/v2/bench/image/blobs/$digest"
 
 hyperfine --runs "$runs" --warmup 1 --export-json "$work/h.json" \
     -n "vessel pull (${size_mib} MiB)" "$vessel -q pull --insecure --force $work/pulled.sif $ref" \
-    -n "curl blob (${size_mib} MiB)" "curl -sf -o $work/curl.sif $blob_url" >/dev/null
+    -n "curl blob (${size_mib} MiB)" "curl -sf -o $work/curl.sif $blob_url" \
+    -n "curl blob + fsync (${size_mib} MiB)" "curl -sf -o $work/curl.sif $blob_url && sync $work/curl.sif" >/dev/null
 
 /usr/bin/time -v "$vessel" -q pull --insecure --force "$work/pulled.sif" "$ref" 2>"$work/time.txt" >/dev/null
 cmp -s "$work/pulled.sif" "$work/image.sif" || { echo "error: pulled bytes differ" >&2; exit 1; }
@@ -68,9 +72,9 @@ python3 - "$work/h.json" "$rss_kib" "$size_mib" <<'EOP'
 import json, sys
 rows = json.load(open(sys.argv[1]))["results"]
 base = rows[1]["median"]
-print(f"{'what':<28} {'median':>10} {'MiB/s':>8} {'ratio':>6}")
+print(f"{'what':<36} {'median':>10} {'MiB/s':>8} {'ratio':>6}")
 for r in rows:
     m = r["median"]
-    print(f"{r['command']:<28} {m*1000:>8.0f}ms {int(sys.argv[3])/m:>8.0f} {m/base:>6.2f}")
+    print(f"{r['command']:<36} {m*1000:>8.0f}ms {int(sys.argv[3])/m:>8.0f} {m/base:>6.2f}")
 print(f"peak RSS of vessel pull: {int(sys.argv[2])/1024:.1f} MiB")
 EOP

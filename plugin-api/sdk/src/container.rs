@@ -14,6 +14,7 @@ use crate::abi::{
     ImageDriver_TO, MountRequest, Namespaces, SignalSourceMut,
 };
 use crate::invocation::{ContainerCommand, ContainerInvocation, Device};
+use crate::process::Signal;
 use crate::sdk::{guard, Result};
 
 /// A bind mount.
@@ -266,13 +267,14 @@ pub struct Signals<'a> {
 
 impl Signals<'_> {
     /// Waits up to `timeout` (none: forever) for the next signal the runtime
-    /// received; returns its number, or none on timeout. `SIGCHLD` (17 on
-    /// Linux) means a child changed state: time to call waitpid. Signals the
-    /// terminal generated already reached the container and are not reported;
-    /// forward the others to the container.
-    pub fn next(&mut self, timeout: Option<Duration>) -> Option<i32> {
+    /// received; returns it, or none on timeout. [`Signal::CHLD`] means a
+    /// child changed state: time for [`Pid::try_wait`](crate::Pid::try_wait).
+    /// Signals the terminal generated already reached the container and are
+    /// not reported; forward the others to the container
+    /// ([`Pid::signal`](crate::Pid::signal)).
+    pub fn next(&mut self, timeout: Option<Duration>) -> Option<Signal> {
         let ms = timeout.map_or(-1, |t| i64::try_from(t.as_millis()).unwrap_or(i64::MAX));
-        self.inner.next(ms).into_option()
+        self.inner.next(ms).into_option().map(Signal::from_raw)
     }
 }
 

@@ -90,6 +90,7 @@ pub mod export;
 pub mod host;
 mod invocation;
 pub mod log;
+mod process;
 mod sdk;
 mod spec;
 
@@ -98,6 +99,7 @@ pub use export as __export;
 
 pub use container::{Bind, ConfigMut, ConfigView, Driver, Mount, Registrar, Signals};
 pub use invocation::{ContainerCommand, ContainerInvocation, Device, ImageKind};
+pub use process::{Pid, Signal, WaitStatus};
 pub use sdk::{BoxError, CallError, Invocation, OutputWriter, Plugin, PreRun, Result};
 pub use spec::{Arg, Command, Flag};
 pub use vessel_plugin_abi::Namespaces;

@@ -16,6 +16,7 @@ use crate::abi::{
 use crate::callbacks::{Calls, Handlers};
 use crate::container::{ConfigMut, ConfigView, Registrar, Signals};
 use crate::invocation::ContainerInvocation;
+use crate::process::{Pid, WaitStatus};
 use crate::spec::{Command, Flag};
 
 /// The error type plugin callbacks return: anything that converts into a
@@ -160,12 +161,12 @@ impl Plugin {
         self
     }
 
-    /// Sets the MonitorContainer callback: waits for the container with the
-    /// given pid, handles the signals the runtime receives, and returns the
-    /// container's raw wait status.
+    /// Sets the MonitorContainer callback: waits for the container process
+    /// [`Pid`], handles the signals the runtime receives, and returns the
+    /// container's [`WaitStatus`] (see [`Pid::try_wait`], [`Pid::signal`]).
     pub fn monitor_container<F>(mut self, callback: F) -> Self
     where
-        F: Fn(&ConfigView<'_>, i32, &mut Signals<'_>) -> Result<i32> + Send + Sync + 'static,
+        F: Fn(&ConfigView<'_>, Pid, &mut Signals<'_>) -> Result<WaitStatus> + Send + Sync + 'static,
     {
         self.handlers.monitor_container = Some(Box::new(
             move |_: &Plugin,
@@ -174,23 +175,24 @@ impl Plugin {
                   signals: SignalSourceMut<'_>| {
                 callback(
                     &ConfigView { inner: config },
-                    pid,
+                    Pid::from_raw(pid),
                     &mut Signals { inner: signals },
                 )
+                .map(WaitStatus::as_raw)
             },
         ));
         self
     }
 
     /// Sets the PostStartProcess callback: acts on the started container's
-    /// pid; an error stops the container.
+    /// process; an error stops the container.
     pub fn post_start_process<F>(mut self, callback: F) -> Self
     where
-        F: Fn(&ConfigView<'_>, i32) -> Result<()> + Send + Sync + 'static,
+        F: Fn(&ConfigView<'_>, Pid) -> Result<()> + Send + Sync + 'static,
     {
         self.handlers.post_start_process = Some(Box::new(
             move |_: &Plugin, config: EngineConfigRef<'_>, pid: i32| {
-                callback(&ConfigView { inner: config }, pid)
+                callback(&ConfigView { inner: config }, Pid::from_raw(pid))
             },
         ));
         self
@@ -263,12 +265,12 @@ impl Plugin {
     }
 
     fn run_command(&self, inv: &CommandInvocation) -> Result<i32> {
-        let (_, run) = self
+        let (spec, run) = self
             .commands
             .iter()
             .find(|(c, _)| c.name == inv.command.as_str())
             .ok_or_else(|| format!("no command {:?}", inv.command.as_str()))?;
-        let inv = Invocation::from_abi(inv);
+        let inv = Invocation::from_abi(inv).with_slots(spec);
         let status = run(&inv);
         inv.flush();
         status
@@ -396,10 +398,20 @@ impl Write for OutputWriter<'_> {
 
 /// A parsed command invocation: a plugin command, or a built-in command
 /// whose plugin-added flags were given.
+///
+/// The runtime passes the values of a plugin command's arguments in the
+/// order the command declares them, leaving out absent ones. Install refuses
+/// a required argument after an optional one and a multi-value argument that
+/// is not the last, so the parser fills the slots strictly left to right and
+/// the values map back to their arguments by the spec: [`arg`](Self::arg)
+/// and [`arg_values`](Self::arg_values) look them up by name, and an absent
+/// optional argument never shifts the next one.
 #[derive(Debug)]
 pub struct Invocation {
     command: String,
     args: Vec<String>,
+    // Which values belong to which declared argument (plugin commands only).
+    slots: Vec<(String, std::ops::Range<usize>)>,
     flags: Vec<(String, Option<String>)>,
     out: Output,
 }
@@ -419,8 +431,25 @@ impl Invocation {
                     )
                 })
                 .collect(),
+            slots: Vec::new(),
             out: Output::current(),
         }
+    }
+
+    /// Assigns the values to the arguments `spec` declares, in order: a
+    /// single argument takes one value, a multi-value one the rest.
+    fn with_slots(mut self, spec: &Command) -> Self {
+        let mut next = 0;
+        for a in spec.args() {
+            let n = if a.multiple {
+                self.args.len().saturating_sub(next)
+            } else {
+                usize::from(next < self.args.len())
+            };
+            self.slots.push((a.name.clone(), next..next + n));
+            next += n;
+        }
+        self
     }
 
     /// The command name.
@@ -428,17 +457,43 @@ impl Invocation {
         &self.command
     }
 
-    /// Positional arguments, in order.
+    /// Positional arguments, in order: for a plugin command the values of
+    /// its declared arguments (absent ones left out); for a built-in command
+    /// the words after the command name.
     pub fn args(&self) -> &[String] {
         &self.args
     }
 
-    /// The value of flag `--name`, if it was given with a value.
-    pub fn flag(&self, name: &str) -> Option<&str> {
-        self.flags
+    /// The value of the argument the command declares as `name` (the first
+    /// one for a multi-value argument); none when it was not given or the
+    /// command declares no such argument.
+    pub fn arg(&self, name: &str) -> Option<&str> {
+        self.arg_values(name).first().map(String::as_str)
+    }
+
+    /// All values of the argument the command declares as `name`, in order
+    /// (empty when it was not given).
+    pub fn arg_values(&self, name: &str) -> &[String] {
+        self.slots
             .iter()
             .find(|(n, _)| n == name)
-            .and_then(|(_, v)| v.as_deref())
+            .map_or(&[], |(_, r)| &self.args[r.clone()])
+    }
+
+    /// The value of flag `--name`, if it was given with a value; when it was
+    /// given several times, the last one (as most command lines do).
+    pub fn flag(&self, name: &str) -> Option<&str> {
+        self.flag_values(name).last().copied()
+    }
+
+    /// Every value of flag `--name`, in the order given (a value flag may
+    /// repeat: `--tag a --tag b`); empty when it was not given.
+    pub fn flag_values(&self, name: &str) -> Vec<&str> {
+        self.flags
+            .iter()
+            .filter(|(n, _)| n == name)
+            .filter_map(|(_, v)| v.as_deref())
+            .collect()
     }
 
     /// True when flag or switch `--name` was given.

@@ -36,6 +36,10 @@ impl Command {
         self.flags.push(flag);
         self
     }
+    /// The declared positional arguments, in order.
+    pub(crate) fn args(&self) -> &[Arg] {
+        &self.args
+    }
     pub(crate) fn to_abi(&self) -> abi::CommandSpec {
         abi::CommandSpec {
             name: self.name.as_str().into(),
@@ -49,10 +53,10 @@ impl Command {
 /// A positional argument spec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Arg {
-    name: String,
+    pub(crate) name: String,
     help: String,
     required: bool,
-    multiple: bool,
+    pub(crate) multiple: bool,
 }
 
 impl Arg {

@@ -16,12 +16,12 @@
 //!
 //! ```
 //! use std::io::Write;
-//! use vessel_plugin_api::{log, Command, Flag, Plugin};
+//! use vessel_plugin_api::{log, Arg, Command, Flag, Plugin};
 //!
 //! fn build() -> Plugin {
 //!     Plugin::new("example.com/hello")
-//!         .command(Command::new("hello"), |inv| {
-//!             writeln!(inv.stdout(), "hello {}", inv.args().join(" "))?;
+//!         .command(Command::new("hello").arg(Arg::new("names").multiple()), |inv| {
+//!             writeln!(inv.stdout(), "hello {}", inv.arg_values("names").join(" "))?;
 //!             Ok(0)
 //!         })
 //!         .flag("version", Flag::switch("shout"), |inv| {
@@ -92,9 +92,13 @@ use vessel_plugin_abi::{
 use vessel_plugin_api::__export::capture_stdout;
 use vessel_plugin_api::log::LogLevel;
 pub use vessel_plugin_api::CallError;
-use vessel_plugin_api::{Bind, ContainerInvocation, Device, ImageKind, Mount, Namespaces, Plugin};
+use vessel_plugin_api::{
+    Bind, ContainerInvocation, Device, ImageKind, Mount, Namespaces, Pid, Plugin, Signal, WaitStatus,
+};
 
+mod env;
 mod manifest;
+pub use env::{PathEdits, DEFAULT_PATH};
 pub use manifest::{manifest, AddedFlag, ArgInfo, CommandInfo, FlagInfo, Manifest};
 
 /// What a command printed and returned.
@@ -120,14 +124,74 @@ fn invocation(command: &str, args: &[&str], flags: &[(&str, Option<&str>)]) -> C
     }
 }
 
+fn usage(message: String) -> CallError {
+    CallError {
+        message,
+        panicked: false,
+    }
+}
+
+/// Refuses what the runtime's parser would refuse before the plugin runs:
+/// a flag the command does not declare, a switch with a value, a value
+/// flag without one, a missing required argument, more values than the
+/// arguments take.
+fn check_flags(
+    what: &str,
+    declared: &[FlagInfo],
+    flags: &[(&str, Option<&str>)],
+) -> Result<(), CallError> {
+    for (name, value) in flags {
+        let f = declared
+            .iter()
+            .find(|f| f.name == *name)
+            .ok_or_else(|| usage(format!("{what}: unexpected flag --{name}")))?;
+        match (f.takes_value, value) {
+            (true, None) => return Err(usage(format!("{what}: flag --{name} needs a value"))),
+            (false, Some(_)) => return Err(usage(format!("{what}: flag --{name} takes no value"))),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn check_command(
+    cmd: &CommandInfo,
+    args: &[&str],
+    flags: &[(&str, Option<&str>)],
+) -> Result<(), CallError> {
+    let what = format!("command {:?}", cmd.name);
+    check_flags(&what, &cmd.flags, flags)?;
+    if let Some(missing) = cmd.args.iter().filter(|a| a.required).nth(args.len()) {
+        return Err(usage(format!(
+            "{what}: missing required argument {}",
+            missing.name
+        )));
+    }
+    if !cmd.args.iter().any(|a| a.multiple) && args.len() > cmd.args.len() {
+        return Err(usage(format!(
+            "{what}: unexpected argument {:?}",
+            args[cmd.args.len()]
+        )));
+    }
+    Ok(())
+}
+
 /// Runs the plugin command `command` with positional `args` and the given
-/// flags (`(name, Some(value))`, or `(name, None)` for a switch).
+/// flags (`(name, Some(value))`, or `(name, None)` for a switch; a value
+/// flag may repeat).
+///
+/// As in the runtime, the invocation must fit the command's spec: a flag it
+/// does not declare, a missing required argument or an extra value is an
+/// error before the plugin runs (the runtime's parser refuses them).
 pub fn run_command(
     plugin: &Plugin,
     command: &str,
     args: &[&str],
     flags: &[(&str, Option<&str>)],
 ) -> Result<CommandRun, CallError> {
+    if let Some(cmd) = manifest(plugin).commands.iter().find(|c| c.name == command) {
+        check_command(cmd, args, flags)?;
+    }
     let inv = invocation(command, args, flags);
     let (status, stdout) = capture_stdout(|| plugin.calls().run_command(&inv).into_result());
     Ok(CommandRun {
@@ -138,12 +202,21 @@ pub fn run_command(
 
 /// Runs the pre-run hooks of the flags the plugin added to the built-in
 /// `command`, as if it were run with `flags`; returns what they printed.
+/// Flags the plugin did not add to `command` are refused, as the runtime's
+/// parser would.
 pub fn run_flag_pre_run(
     plugin: &Plugin,
     command: &str,
     args: &[&str],
     flags: &[(&str, Option<&str>)],
 ) -> Result<String, CallError> {
+    let added: Vec<FlagInfo> = manifest(plugin)
+        .flags
+        .into_iter()
+        .filter(|f| f.command == command)
+        .map(|f| f.flag)
+        .collect();
+    check_flags(&format!("command {command:?}"), &added, flags)?;
     let inv = invocation(command, args, flags);
     let (result, stdout) = capture_stdout(|| plugin.calls().flag_pre_run(&inv).into_result());
     result?;
@@ -332,11 +405,11 @@ impl ContainerSetup for FakeSetup {
 pub fn run_post_start_process(
     plugin: &Plugin,
     config: &FakeEngineConfig,
-    pid: i32,
+    pid: Pid,
 ) -> Result<(), CallError> {
     plugin
         .calls()
-        .post_start_process(EngineConfig_TO::from_ptr(config, TD_Opaque), pid)
+        .post_start_process(EngineConfig_TO::from_ptr(config, TD_Opaque), pid.as_raw())
         .into_result()
         .map_err(CallError::from)
 }
@@ -345,17 +418,18 @@ pub fn run_post_start_process(
 pub fn run_monitor_container(
     plugin: &Plugin,
     config: &FakeEngineConfig,
-    pid: i32,
+    pid: Pid,
     signals: &mut FakeSignals,
-) -> Result<i32, CallError> {
+) -> Result<WaitStatus, CallError> {
     plugin
         .calls()
         .monitor_container(
             EngineConfig_TO::from_ptr(config, TD_Opaque),
-            pid,
+            pid.as_raw(),
             SignalSource_TO::from_ptr(signals, TD_Opaque),
         )
         .into_result()
+        .map(WaitStatus::from_raw)
         .map_err(CallError::from)
 }
 
@@ -410,12 +484,21 @@ pub fn take_logs() -> Vec<(LogLevel, String)> {
 }
 
 /// An in-memory engine config.
+///
+/// Its environment behaves like the runtime's: [`from_host`](Self::from_host)
+/// starts it as the runtime starts a container's (the default `PATH`, never
+/// the host's; `--cleanenv`; the `VESSELENV_` family), a value a plugin
+/// sets expands `$NAME` / `${NAME}` against the environment so far, and
+/// reads see the `PATH` edits (`VESSELENV_PREPEND_PATH`...) applied after
+/// every change, as the container will.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FakeEngineConfig {
     /// Bind mounts.
     pub binds: Vec<Bind>,
-    /// Environment.
+    /// Environment, before the `PATH` edits.
     pub env: BTreeMap<String, String>,
+    /// The host's `PATH` edits, applied when the environment is read.
+    pub path_edits: PathEdits,
     /// Contained mode.
     pub contain: bool,
     /// Hostname.
@@ -434,6 +517,28 @@ pub struct FakeEngineConfig {
     pub capabilities_added: Vec<String>,
     /// Capabilities dropped (canonical `CAP_*` names).
     pub capabilities_dropped: Vec<String>,
+}
+
+impl FakeEngineConfig {
+    /// A config whose environment is the one the runtime starts a container
+    /// with when its own environment is `host` (with `--cleanenv` when
+    /// `cleanenv`).
+    pub fn from_host<'a>(
+        host: impl IntoIterator<Item = (&'a str, &'a str)>,
+        cleanenv: bool,
+    ) -> Self {
+        let (env, path_edits) = env::initial(host, cleanenv);
+        Self {
+            env,
+            path_edits,
+            ..Self::default()
+        }
+    }
+
+    /// The environment the container sees (the `PATH` edits applied).
+    pub fn effective_env(&self) -> BTreeMap<String, String> {
+        env::effective(&self.env, &self.path_edits)
+    }
 }
 
 fn to_kvs(m: &BTreeMap<String, String>) -> RVec<KeyValue> {
@@ -467,19 +572,20 @@ impl EngineConfig for FakeEngineConfig {
             .collect();
     }
     fn env_get(&self, key: RStr<'_>) -> ROption<RString> {
-        self.env
+        self.effective_env()
             .get(key.as_str())
             .map(|v| RString::from(v.as_str()))
             .into()
     }
     fn env_set(&mut self, key: RStr<'_>, value: RStr<'_>) {
-        self.env.insert(key.to_string(), value.to_string());
+        let value = env::expand(value.as_str(), &self.env);
+        self.env.insert(key.to_string(), value);
     }
     fn env_unset(&mut self, key: RStr<'_>) {
         self.env.remove(key.as_str());
     }
     fn env_list(&self) -> RVec<KeyValue> {
-        to_kvs(&self.env)
+        to_kvs(&self.effective_env())
     }
     fn contain(&self) -> bool {
         self.contain
@@ -592,13 +698,13 @@ impl DriverRegistrar for FakeDriverRegistrar {
 /// returns none (a timeout) when empty.
 #[derive(Debug, Clone, Default)]
 pub struct FakeSignals {
-    /// Pending signal numbers.
-    pub queue: VecDeque<i32>,
+    /// Pending signals.
+    pub queue: VecDeque<Signal>,
 }
 
 impl FakeSignals {
     /// A source that will deliver `signals` in order.
-    pub fn new(signals: &[i32]) -> Self {
+    pub fn new(signals: &[Signal]) -> Self {
         Self {
             queue: signals.iter().copied().collect(),
         }
@@ -607,6 +713,6 @@ impl FakeSignals {
 
 impl SignalSource for FakeSignals {
     fn next(&mut self, _timeout_ms: i64) -> ROption<i32> {
-        self.queue.pop_front().into()
+        self.queue.pop_front().map(Signal::as_raw).into()
     }
 }

@@ -8,7 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use vessel_plugin_api::log::{self, LogLevel};
-use vessel_plugin_api::{Arg, Bind, Command, Driver, Flag, Mount, Namespaces, Plugin};
+use vessel_plugin_api::{
+    Arg, Bind, Command, Driver, Flag, Mount, Namespaces, Pid, Plugin, Signal, WaitStatus,
+};
 use vessel_plugin_test::{self as testing, FakeDriverRegistrar, FakeEngineConfig, FakeSignals};
 
 struct LoopDriver {
@@ -45,7 +47,11 @@ fn build(mounts: Arc<AtomicUsize>) -> Plugin {
                 .flag(Flag::value("greeting").short('g')),
             |inv| {
                 let greeting = inv.flag("greeting").unwrap_or("hello");
-                writeln!(inv.stdout(), "{greeting} {}", inv.args()[0])?;
+                let who = inv.arg("who").unwrap_or_default();
+                if who == "crash" {
+                    panic!("asked to crash");
+                }
+                writeln!(inv.stdout(), "{greeting} {who}")?;
                 Ok(3)
             },
         )
@@ -71,13 +77,13 @@ fn build(mounts: Arc<AtomicUsize>) -> Plugin {
             Ok(())
         })
         .monitor_container(|c, pid, signals| {
-            let mut forwarded = 0;
+            let mut forwarded = 0u8;
             while let Some(sig) = signals.next(Some(Duration::from_millis(10))) {
                 log::debug(format!("forward {sig} to {pid}"));
                 forwarded += 1;
             }
             assert_eq!(c.hostname().as_deref(), Some("box"));
-            Ok(forwarded << 8)
+            Ok(WaitStatus::exited(forwarded))
         })
         .post_start_process(|c, pid| {
             if c.annotation("fail").is_some() {
@@ -121,15 +127,44 @@ fn command_gets_args_and_flags() {
 #[test]
 fn panics_become_errors_naming_the_plugin() {
     let p = build(Arc::default());
-    // `greet` indexes args[0]: no args panics.
-    let e = testing::run_command(&p, "greet", &[], &[]).unwrap_err();
+    let e = testing::run_command(&p, "greet", &["crash"], &[]).unwrap_err();
     assert!(e.panicked);
-    assert!(
-        e.message
-            .starts_with("plugin \"example.com/all\" panicked: index out of bounds"),
-        "{}",
-        e.message
+    assert_eq!(
+        e.message,
+        "plugin \"example.com/all\" panicked: asked to crash"
     );
+}
+
+#[test]
+fn the_fake_refuses_what_the_runtimes_parser_would() {
+    let p = build(Arc::default());
+    for (args, flags, want) in [
+        (
+            &[][..],
+            &[][..],
+            "command \"greet\": missing required argument who",
+        ),
+        (
+            &["a", "b"],
+            &[],
+            "command \"greet\": unexpected argument \"b\"",
+        ),
+        (
+            &["a"],
+            &[("nope", None)],
+            "command \"greet\": unexpected flag --nope",
+        ),
+        (
+            &["a"],
+            &[("greeting", None)],
+            "command \"greet\": flag --greeting needs a value",
+        ),
+    ] {
+        let e = testing::run_command(&p, "greet", args, flags).unwrap_err();
+        assert_eq!((e.message.as_str(), e.panicked), (want, false));
+    }
+    let e = testing::run_flag_pre_run(&p, "exec", &[], &[("gpu", None)]).unwrap_err();
+    assert_eq!(e.message, "command \"exec\": unexpected flag --gpu");
 }
 
 #[test]
@@ -185,15 +220,20 @@ fn monitor_sees_signals_and_returns_a_wait_status() {
         hostname: Some("box".into()),
         ..FakeEngineConfig::default()
     };
-    let status =
-        testing::run_monitor_container(&p, &c, 42, &mut FakeSignals::new(&[15, 2])).unwrap();
-    assert_eq!(status, 2 << 8);
+    let status = testing::run_monitor_container(
+        &p,
+        &c,
+        Pid::from_raw(42),
+        &mut FakeSignals::new(&[Signal::TERM, Signal::INT]),
+    )
+    .unwrap();
+    assert_eq!(status.exit_code(), Some(2));
     assert_eq!(testing::take_logs().len(), 2);
     // The assert inside the callback fails without the hostname: contained.
     let e = testing::run_monitor_container(
         &p,
         &FakeEngineConfig::default(),
-        1,
+        Pid::from_raw(1),
         &mut FakeSignals::default(),
     )
     .unwrap_err();
@@ -203,10 +243,10 @@ fn monitor_sees_signals_and_returns_a_wait_status() {
 #[test]
 fn post_start_can_fail() {
     let p = build(Arc::default());
-    testing::run_post_start_process(&p, &FakeEngineConfig::default(), 7).unwrap();
+    testing::run_post_start_process(&p, &FakeEngineConfig::default(), Pid::from_raw(7)).unwrap();
     let mut c = FakeEngineConfig::default();
     c.annotations.insert("fail".into(), String::new());
-    let e = testing::run_post_start_process(&p, &c, 7).unwrap_err();
+    let e = testing::run_post_start_process(&p, &c, Pid::from_raw(7)).unwrap_err();
     assert_eq!(e.message.as_str(), "refusing pid 7");
 }
 
@@ -296,4 +336,40 @@ fn tempfile_dir(tag: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("vessel-sdk-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     dir
+}
+
+#[test]
+fn the_fake_environment_behaves_like_the_runtimes() {
+    let p = Plugin::new("example.com/env").engine_config(|c| {
+        // References expand against the environment so far.
+        c.set_env("LD_LIBRARY_PATH", "/gpu/lib:$LD_LIBRARY_PATH");
+        let path = c.env("PATH").unwrap_or_default();
+        c.set_env("SEEN_PATH", &path);
+        Ok(())
+    });
+    let host = [
+        ("PATH", "/host/bin"),
+        ("LD_LIBRARY_PATH", "/host/lib"),
+        ("SECRET", "x"),
+        ("VESSELENV_APPEND_PATH", "/extra"),
+    ];
+    let mut c = FakeEngineConfig::from_host(host, false);
+    testing::run_engine_config(&p, &mut c).unwrap();
+    let env = c.effective_env();
+    assert_eq!(env["LD_LIBRARY_PATH"], "/gpu/lib:/host/lib");
+    // Never the host's PATH; the host's edit applies on top.
+    let path = format!("{}:/extra", testing::DEFAULT_PATH);
+    assert_eq!(
+        (env["PATH"].as_str(), env["SEEN_PATH"].as_str()),
+        (path.as_str(), path.as_str())
+    );
+    assert_eq!(env["SECRET"], "x");
+
+    // --cleanenv: the host's variables are gone, LANG=C.
+    let mut c = FakeEngineConfig::from_host(host, true);
+    testing::run_engine_config(&p, &mut c).unwrap();
+    let env = c.effective_env();
+    assert_eq!(env["LD_LIBRARY_PATH"], "/gpu/lib:");
+    assert!(!env.contains_key("SECRET"));
+    assert_eq!(env["LANG"], "C");
 }

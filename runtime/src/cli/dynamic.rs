@@ -34,8 +34,9 @@ fn flag_arg(id: String, f: &FlagSpec) -> Arg {
     if let Some(s) = f.short {
         a = a.short(s);
     }
+    // A value flag may repeat (`--tag a --tag b`): the plugin gets each value.
     if f.takes_value {
-        a.action(ArgAction::Set).value_name("VALUE")
+        a.action(ArgAction::Append).value_name("VALUE")
     } else {
         a.action(ArgAction::SetTrue)
     }
@@ -214,15 +215,29 @@ fn invocation(meta: &Meta, name: &str, m: &ArgMatches) -> Invocation {
             if m.value_source(&f.name) != Some(ValueSource::CommandLine) {
                 continue;
             }
-            let v = if f.takes_value {
-                m.get_one::<String>(&f.name).cloned()
-            } else {
-                None
-            };
-            inv.flags.push((f.name.clone(), v));
+            inv.flags
+                .extend(given_values(m, &f.name, &f.name, f.takes_value));
         }
     }
     inv
+}
+
+/// Flag `name` (clap id `id`) as given: one entry per value of a value
+/// flag, in command-line order, or one valueless entry for a switch.
+fn given_values(
+    m: &ArgMatches,
+    id: &str,
+    name: &str,
+    takes_value: bool,
+) -> Vec<(String, Option<String>)> {
+    if !takes_value {
+        return vec![(name.to_owned(), None)];
+    }
+    m.get_many::<String>(id)
+        .into_iter()
+        .flatten()
+        .map(|v| (name.to_owned(), Some(v.clone())))
+        .collect()
 }
 
 /// Flags given on the command line: name and value (None for a switch).
@@ -243,12 +258,7 @@ fn used_added_flags<'a>(
             if m.value_source(&id) != Some(ValueSource::CommandLine) {
                 continue;
             }
-            let v = if af.flag.takes_value {
-                m.get_one::<String>(&id).cloned()
-            } else {
-                None
-            };
-            given.push((af.flag.name.clone(), v));
+            given.extend(given_values(m, &id, &af.flag.name, af.flag.takes_value));
         }
         if !given.is_empty() {
             out.push((meta, given));
@@ -286,7 +296,10 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
         .collect();
     let matches = match merge(builtins, &metas).try_get_matches_from(args) {
         Ok(m) => m,
-        Err(e) => e.exit(),
+        Err(e) => match super::disabled::explain_parse_error(&e, &metas, &argv_tail) {
+            Some(named) => return Err(named.into()),
+            None => e.exit(),
+        },
     };
     let global = GlobalArgs::from_arg_matches(&matches).map_err(|e| Error::Usage(e.to_string()))?;
     if let Some(init) = init_tracing.take() {
@@ -407,6 +420,16 @@ mod tests {
                 flags: vec![("loud".into(), None), ("times".into(), Some("3".into()))],
             }
         );
+        // A value flag may repeat: every value reaches the plugin, in order.
+        let m = parse(&metas, &["hello", "ann", "--times", "1", "--times", "2"]);
+        let (sub, sub_m) = m.subcommand().expect("a subcommand");
+        assert_eq!(
+            invocation(&metas[0], sub, sub_m).flags,
+            vec![
+                ("times".to_owned(), Some("1".to_owned())),
+                ("times".to_owned(), Some("2".to_owned()))
+            ]
+        );
         // Flags not given are not passed, not even as defaults.
         let m = parse(&metas, &["hello", "ann"]);
         let (sub, sub_m) = m.subcommand().expect("a subcommand");
@@ -462,6 +485,17 @@ mod tests {
         assert_eq!(used.len(), 1);
         assert_eq!(used[0].0.manifest.name, "example.com/a");
         assert_eq!(used[0].1, vec![("tag".to_owned(), Some("x".to_owned()))]);
+
+        let m = parse(metas, &["version", "--tag", "x", "--shout", "--tag", "y"]);
+        let (sub, sub_m) = m.subcommand().expect("a subcommand");
+        assert_eq!(
+            used_added_flags(metas, sub, sub_m)[0].1,
+            vec![
+                ("shout".to_owned(), None),
+                ("tag".to_owned(), Some("x".to_owned())),
+                ("tag".to_owned(), Some("y".to_owned()))
+            ]
+        );
 
         let m = parse(metas, &["version"]);
         let (sub, sub_m) = m.subcommand().expect("a subcommand");

@@ -218,11 +218,24 @@ pub fn run_container(cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Er
     }
 }
 
+/// An image driver that is not registered may come from a disabled plugin:
+/// the error names it.
+fn named_driver(r: Result<i32, Error>, ctx: &Runtime) -> Result<i32, Error> {
+    match r {
+        Err(Error::Vessel(e)) => {
+            let metas = ctx.installed.as_deref().unwrap_or_default();
+            Err(super::disabled::explain_driver_error(e, metas)
+                .map_or_else(Error::from, Error::from))
+        }
+        r => r,
+    }
+}
+
 /// Runs `vessel exec`.
 pub fn run_exec(a: &ExecArgs, ctx: &Runtime) -> Result<i32, Error> {
     let mut cfg = engine_config(&a.opts, a.image.clone(), a.command.clone(), ctx)?;
     cfg.launch.command = "exec".into();
-    run_container(cfg, &mut PluginHooks::new(ctx)?)
+    named_driver(run_container(cfg, &mut PluginHooks::new(ctx)?), ctx)
 }
 
 /// Runs `vessel run`.
@@ -238,14 +251,14 @@ pub fn run_run(a: &RunArgs, ctx: &Runtime) -> Result<i32, Error> {
         path: RUNSCRIPT.into(),
         args: a.args.clone(),
     });
-    run_container(cfg, &mut PluginHooks::new(ctx)?)
+    named_driver(run_container(cfg, &mut PluginHooks::new(ctx)?), ctx)
 }
 
 /// Runs `vessel shell`.
 pub fn run_shell(a: &ShellArgs, ctx: &Runtime) -> Result<i32, Error> {
     let mut cfg = engine_config(&a.opts, a.image.clone(), vec!["/bin/sh".to_owned()], ctx)?;
     cfg.launch.command = "shell".into();
-    run_container(cfg, &mut PluginHooks::new(ctx)?)
+    named_driver(run_container(cfg, &mut PluginHooks::new(ctx)?), ctx)
 }
 
 /// Runs `vessel build`.

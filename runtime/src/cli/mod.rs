@@ -15,6 +15,25 @@ macro_rules! outln {
     }};
 }
 
+/// Set from `-q/--quiet` before a command runs: the command shows no
+/// progress bars and prints no informational lines (results a script asked
+/// for, warnings and errors still print).
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether `-q/--quiet` was given.
+pub(crate) fn quiet() -> bool {
+    QUIET.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// [`outln!`] for informational lines, which `-q` silences.
+macro_rules! infoln {
+    ($($arg:tt)*) => {{
+        if !$crate::cli::quiet() {
+            let _ = outln!($($arg)*);
+        }
+    }};
+}
+
 /// `print!` counterpart of [`outln!`].
 macro_rules! out {
     ($($arg:tt)*) => {{
@@ -41,6 +60,15 @@ pub enum Error {
     /// Command output could not be written (`vessel plugin list | head -0`).
     #[error("<stdout>")]
     Stdout(#[source] std::io::Error),
+    /// What was asked for comes from a disabled plugin.
+    #[error(transparent)]
+    Disabled(Box<disabled::DisabledError>),
+}
+
+impl From<disabled::DisabledError> for Error {
+    fn from(e: disabled::DisabledError) -> Self {
+        Error::Disabled(Box::new(e))
+    }
 }
 
 /// `?` on a module's error in a command handler: through the library's
@@ -82,6 +110,7 @@ pub(crate) fn print_completion(
 mod clash;
 pub mod complete;
 pub mod docs;
+mod disabled;
 pub mod dynamic;
 pub mod engine;
 pub mod key;
@@ -157,6 +186,7 @@ pub enum Command {
 
 /// Runs a parsed command and returns the process exit status.
 pub fn dispatch(cli: &Cli, ctx: &Runtime) -> Result<i32, Error> {
+    QUIET.store(cli.global.quiet, std::sync::atomic::Ordering::Relaxed);
     match &cli.command {
         Command::Sif(a) => sif::run(a, ctx),
         Command::Key(a) => key::run(a, ctx),

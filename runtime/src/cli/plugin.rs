@@ -144,7 +144,7 @@ pub enum PluginCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
-        /// Wide form: add the VERSION, CALLBACKS and SIGNED BY columns.
+        /// Wide form: add the VERSION, CALLBACKS, SIGNED BY and ORIGIN columns.
         #[arg(short = 'l', long = "long")]
         long: bool,
         /// Only enabled plugins.
@@ -378,18 +378,26 @@ pub fn render_list(metas: &[Meta], json: bool, long: bool) -> String {
             .unwrap_or(0)
             .max(7);
         let cwidth = metas.iter().map(|m| cbs(m).len()).max().unwrap_or(0).max(9);
+        let signer = |m: &Meta| inert(m.signer.as_deref().unwrap_or("-")).into_owned();
+        let swidth = metas
+            .iter()
+            .map(|m| signer(m).len())
+            .max()
+            .unwrap_or(0)
+            .max(9);
         out.push_str(&format!(
-            "ENABLED  {:<width$}  {:<vwidth$}  {:<cwidth$}  SIGNED BY\n",
-            "NAME", "VERSION", "CALLBACKS"
+            "ENABLED  {:<width$}  {:<vwidth$}  {:<cwidth$}  {:<swidth$}  ORIGIN\n",
+            "NAME", "VERSION", "CALLBACKS", "SIGNED BY"
         ));
         for m in metas {
             out.push_str(&format!(
-                "{:>7}  {:<width$}  {:<vwidth$}  {:<cwidth$}  {}\n",
+                "{:>7}  {:<width$}  {:<vwidth$}  {:<cwidth$}  {:<swidth$}  {}\n",
                 yes_no(m.enabled),
                 inert(&m.manifest.name),
                 inert(&m.manifest.version),
                 cbs(m),
-                m.signer.as_deref().unwrap_or("-")
+                signer(m),
+                origin(m),
             ));
         }
     } else {
@@ -400,6 +408,16 @@ pub fn render_list(metas: &[Meta], json: bool, long: bool) -> String {
         }
     }
     out
+}
+
+/// Where a plugin was installed from: the `oras://` reference pinned to the
+/// manifest digest it had (`-` for a local file).
+fn origin(m: &Meta) -> String {
+    match &m.origin {
+        None => "-".to_owned(),
+        Some(o) if o.reference.contains('@') => inert(&o.reference).into_owned(),
+        Some(o) => format!("{}@{}", inert(&o.reference), inert(&o.digest)),
+    }
 }
 
 fn yes_no(b: bool) -> &'static str {

@@ -15,7 +15,7 @@ use vessel_sif::text::inert;
 pub fn push(file: &Path, reference: &str, opts: &Options) -> Result<i32, Error> {
     let r = Reference::parse(reference)?;
     let pushed = remote::push(file, &r, opts)?;
-    let _ = outln!("Pushed {} to {r} ({}).", file.display(), pushed.digest);
+    infoln!("Pushed {} to {r} ({}).", file.display(), pushed.digest);
     Ok(0)
 }
 

@@ -29,7 +29,7 @@ impl RegistryFlags {
             insecure: self.insecure,
             insecure_registries: ctx.config.insecure_registries.clone(),
             docker_config: DockerConfig::from_env(),
-            progress: true,
+            progress: !super::quiet(),
         }
     }
 }
@@ -100,7 +100,7 @@ pub fn run_push(a: &PushArgs, ctx: &Runtime) -> Result<i32, Error> {
     let opts = a.registry.options(ctx);
     let pushed =
         registry::push(&a.image, &r, Default::default(), &opts).map_err(vessel::Error::from)?;
-    let _ = outln!("Pushed {} to {r} ({}).", a.image.display(), pushed.digest);
+    infoln!("Pushed {} to {r} ({}).", a.image.display(), pushed.digest);
     Ok(0)
 }
 
@@ -123,7 +123,7 @@ pub fn run_pull(a: &PullArgs, ctx: &Runtime) -> Result<i32, Error> {
         PullOutcome::Written => "Pulled",
         PullOutcome::AlreadyThere => "Already pulled",
     };
-    let _ = outln!("{how} {r} to {} ({}).", out.display(), pulled.digest);
+    infoln!("{how} {r} to {} ({}).", out.display(), pulled.digest);
     Ok(0)
 }
 
@@ -167,7 +167,7 @@ pub fn run(a: &RegistryArgs, ctx: &Runtime) -> Result<i32, Error> {
             let creds = Credentials { username, password };
             let opts = flags.options(ctx);
             registry::login(host, &creds, &opts).map_err(vessel::Error::from)?;
-            let _ = outln!(
+            infoln!(
                 "Login succeeded; credentials for {host} stored in {}.",
                 opts.docker_config.path().display()
             );
@@ -180,9 +180,9 @@ pub fn run(a: &RegistryArgs, ctx: &Runtime) -> Result<i32, Error> {
                 ..Default::default()
             };
             if registry::logout(host, &cfg).map_err(vessel::Error::from)? {
-                let _ = outln!("Removed the credentials for {host}.");
+                infoln!("Removed the credentials for {host}.");
             } else {
-                let _ = outln!("No credentials stored for {host}.");
+                infoln!("No credentials stored for {host}.");
             }
             Ok(0)
         }

@@ -271,15 +271,12 @@ pub fn pull(
         }
         // O_EXCL, 0600, random name, in the destination's directory so the
         // final rename is atomic; removed on every early return.
-        let mut tmp = tempfile::Builder::new()
+        let tmp = tempfile::Builder::new()
             .prefix(".vessel-pull-")
             .tempfile_in(&dir)
             .map_err(io_err(&dir))?;
-        let mut stream = session
-            .client
-            .pull_blob_stream(&session.oci, &layer)
-            .await
-            .map_err(|e| session.error("cannot download the image", e))?;
+        let mut stream = blob_stream(&session, &layer).await?;
+        let mut sink = Sink::new(tmp.as_file());
         let mut h = Sha256::new();
         let mut written = 0u64;
         let mut bar = Progress::new(progress, size, "pulling");
@@ -311,9 +308,10 @@ pub fn pull(
                 return Err(size_err(written));
             }
             h.update(&chunk);
-            tmp.write_all(&chunk).map_err(io_err(tmp.path()))?;
+            sink.write(&chunk).map_err(io_err(tmp.path()))?;
             bar.inc(chunk.len() as u64);
         }
+        sink.flush().map_err(io_err(tmp.path()))?;
         bar.finish();
         let actual = format!("sha256:{}", hex(&h.clone().finalize()));
         if let Some(e) = stream_error {
@@ -333,6 +331,8 @@ pub fn pull(
         if actual != layer.digest {
             return Err(digest_err(actual));
         }
+        // Durable before it is visible: one fsync of the whole file, which
+        // finds little left to write (the sink started write-back as it went).
         let f = tmp.as_file();
         f.set_permissions(std::fs::Permissions::from_mode(0o644))
             .and_then(|()| f.sync_all())
@@ -371,6 +371,84 @@ pub fn pull(
             outcome,
         })
     })?
+}
+
+/// The layer's bytes. A full download through `pull_blob_stream` is hashed
+/// by the client as well as by us; asked as the range `bytes=0-`, a registry
+/// that honours ranges answers 206 and the client leaves the one check to
+/// us (size and digest, before the rename). One that answers 200 gets the
+/// client's check too.
+async fn blob_stream(
+    session: &Session,
+    layer: &OciDescriptor,
+) -> Result<oci_client::client::SizedStream, RegistryError> {
+    use oci_client::client::BlobResponse;
+    let response = session
+        .client
+        .pull_blob_stream_partial(&session.oci, layer, 0, None)
+        .await
+        .map_err(|e| session.error("cannot download the image", e))?;
+    Ok(match response {
+        BlobResponse::Full(s) | BlobResponse::Partial(s) => s,
+    })
+}
+
+/// Where pulled bytes go: gathered into large writes (the HTTP body comes
+/// in small pieces), with write-back of what is written started every few
+/// MiB so that the disk works while the network does and the final fsync
+/// is short. Durability still comes from that one fsync.
+struct Sink<'f> {
+    file: &'f File,
+    buf: Vec<u8>,
+    // Bytes handed to the kernel, and where write-back was last started.
+    written: u64,
+    synced: u64,
+}
+
+/// Size of the writes, and how much is written between write-back starts.
+const WRITE_BACK: u64 = 8 << 20;
+
+impl<'f> Sink<'f> {
+    fn new(file: &'f File) -> Self {
+        Self {
+            file,
+            buf: Vec::with_capacity(CHUNK),
+            written: 0,
+            synced: 0,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.buf.extend_from_slice(bytes);
+        if self.buf.len() >= CHUNK {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        let mut f = self.file;
+        f.write_all(&self.buf)?;
+        self.written += self.buf.len() as u64;
+        self.buf.clear();
+        if self.written - self.synced >= WRITE_BACK {
+            // Start (not wait for) write-back of the new range; a failure
+            // only costs speed, the fsync at the end still guarantees it.
+            use std::os::fd::AsRawFd as _;
+            let (off, len) = (self.synced, self.written - self.synced);
+            // SAFETY: plain syscall on a descriptor we own.
+            let _ = unsafe {
+                libc::sync_file_range(
+                    f.as_raw_fd(),
+                    off as libc::off64_t,
+                    len as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                )
+            };
+            self.synced = self.written;
+        }
+        Ok(())
+    }
 }
 
 /// The digest of an existing regular file, opened without following a

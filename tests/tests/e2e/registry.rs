@@ -7,7 +7,8 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 use vessel_tests::{
-    assert_error, compiled_plugin, ok, require_root, signed_copy, stdout, TestRegistry, TestRoot,
+    assert_error, compiled_plugin, ok, require_root, signed_copy, stderr, stdout, TestRegistry,
+    TestRoot,
 };
 
 const CLI_PLUGIN: &str = "examples/plugins/cli-plugin";
@@ -369,6 +370,11 @@ fn root_plugin_by_reference_inspect_install_signed_refuse_unsigned_and_pin() {
         .as_str()
         .unwrap()
         .ends_with("plugins/cli:1"));
+    // The wide listing shows the origin: reference pinned to the digest.
+    let long = ok(&root.run(&["plugin", "list", "-l"]));
+    assert!(long.lines().next().unwrap().ends_with("  ORIGIN"), "{long}");
+    let row = long.lines().find(|l| l.contains(&name)).expect("a row");
+    assert!(row.ends_with(&format!("plugins/cli:1@{digest}")), "{long}");
     let shown = ok(&root.run(&["plugin", "inspect", &name]));
     assert!(
         shown.contains("Origin:") && shown.contains(&digest),
@@ -639,4 +645,32 @@ fn a_large_image_round_trips_with_memory_independent_of_its_size() {
         push_rss < bound_kib && pull_rss < bound_kib,
         "peak RSS above a trivial run: push {push_rss} KiB, pull {pull_rss} KiB for a 192 MiB image"
     );
+}
+
+#[test]
+fn quiet_push_and_pull_print_nothing_and_still_transfer() {
+    let reg = TestRegistry::start();
+    let root = TestRoot::new();
+    let work = tempfile::tempdir().unwrap();
+    let img = random_file(work.path(), "q.sif", 1 << 20);
+    let r = reg.reference("lab/quiet:v1");
+    // -q before the command and after it: the same global flag.
+    let o = reg.vessel(
+        &root,
+        &["-q", "push", "--insecure", img.to_str().unwrap(), &r],
+    );
+    assert_eq!((ok(&o).as_str(), stderr(&o).as_str()), ("", ""));
+    let out = work.path().join("out.sif");
+    let o = reg.vessel(
+        &root,
+        &["pull", "--quiet", "--insecure", out.to_str().unwrap(), &r],
+    );
+    assert_eq!((ok(&o).as_str(), stderr(&o).as_str()), ("", ""));
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&img).unwrap());
+    // Without -q the informational line is there.
+    let o = reg.vessel(
+        &root,
+        &["pull", "--insecure", "--force", out.to_str().unwrap(), &r],
+    );
+    assert!(ok(&o).starts_with("Pulled "), "{}", stdout(&o));
 }
