@@ -191,6 +191,9 @@ pub struct EngineConfig {
     pub annotations: BTreeMap<String, String>,
     /// Name of the image driver to use (`image_driver` in vessel.toml).
     pub image_driver: Option<String>,
+    /// Where extracted images are kept between runs (`None`: extract
+    /// into each run's work dir).
+    pub cache: Option<crate::cache::Cache>,
     /// The invoking user's home directory (bound unless `contain`).
     pub home: Option<PathBuf>,
     /// Run this script instead of `command` when it exists in the image.
@@ -222,6 +225,7 @@ impl EngineConfig {
             privileges: super::privs::Privileges::Default,
             annotations: BTreeMap::new(),
             image_driver: None,
+            cache: None,
             home: std::env::var_os("HOME").map(PathBuf::from),
             runscript: None,
             writable_tmpfs: false,
