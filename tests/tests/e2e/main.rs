@@ -23,3 +23,4 @@ mod sif;
 mod sign;
 mod store;
 mod trust_files;
+mod unpriv_sif;
