@@ -181,8 +181,16 @@ impl Cache {
 
     /// `<root>/<kind>`, created 0700 (with the root) when missing and
     /// checked to be the caller's real directory.
-    fn kind_dir(&self, kind: &str) -> Result<PathBuf, CacheError> {
+    pub fn kind_dir(&self, kind: &str) -> Result<PathBuf, CacheError> {
         check_name(kind)?;
+        self.ensure_root()?;
+        let dir = self.root.join(kind);
+        ensure_private_dir(&dir)?;
+        Ok(dir)
+    }
+
+    /// The root, created 0700 (with missing parents) and checked.
+    fn ensure_root(&self) -> Result<(), CacheError> {
         if let Some(parent) = self.root.parent() {
             if !parent.exists() {
                 std::fs::DirBuilder::new()
@@ -192,16 +200,13 @@ impl Cache {
                     .map_err(|e| io_err(parent, &e))?;
             }
         }
-        ensure_private_dir(&self.root)?;
-        let dir = self.root.join(kind);
-        ensure_private_dir(&dir)?;
-        Ok(dir)
+        ensure_private_dir(&self.root)
     }
 
     /// A private directory of the cache's own (`.name`, e.g. memos).
     pub fn private_dir(&self, name: &str) -> Result<PathBuf, CacheError> {
         check_name(name)?;
-        self.kind_dir(SANDBOXES)?;
+        self.ensure_root()?;
         let dir = self.root.join(format!(".{name}"));
         ensure_private_dir(&dir)?;
         Ok(dir)

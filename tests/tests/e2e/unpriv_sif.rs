@@ -174,25 +174,35 @@ fn root_fuse_mounts_the_sif_for_nobody_without_extracting() {
     let node_dir = w.dir.path().join("dev");
     std::fs::create_dir(&node_dir).unwrap();
     let script = r#"set -e
-mknod "$1/fuse" c 10 229
+[ -e "$1/fuse" ] || mknod "$1/fuse" c 10 229
 chmod 666 "$1/fuse"
 mount --bind "$1/fuse" /dev/fuse
 shift
 exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@""#;
-    let o = Command::new("unshare")
-        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
-        .arg(&node_dir)
-        .arg("env")
-        .arg(format!("VESSEL_ROOT={}", w.run.root.path().display()))
-        .arg(format!("TMPDIR={}", w.run.tmp.path().display()))
-        .arg(format!("XDG_CACHE_HOME={}", w.xdg().display()))
-        .arg(format!("PATH={}", w.path_env()))
-        .arg("HOME=/nonexistent")
-        .arg(vessel_tests::vessel_bin())
-        .args(["-v", "exec", p(&img), "sh", "-c"])
-        .arg("cat /etc/hn; grep ' / / ' /proc/self/mountinfo; id -u")
-        .output()
-        .unwrap();
+    // vessel as nobody in a private mount namespace where /dev/fuse opens.
+    let in_fuse_ns = |args: &[&str]| {
+        Command::new("unshare")
+            .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
+            .arg(&node_dir)
+            .arg("env")
+            .arg(format!("VESSEL_ROOT={}", w.run.root.path().display()))
+            .arg(format!("TMPDIR={}", w.run.tmp.path().display()))
+            .arg(format!("XDG_CACHE_HOME={}", w.xdg().display()))
+            .arg(format!("PATH={}", w.path_env()))
+            .arg("HOME=/nonexistent")
+            .arg(vessel_tests::vessel_bin())
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let o = in_fuse_ns(&[
+        "-v",
+        "exec",
+        p(&img),
+        "sh",
+        "-c",
+        "cat /etc/hn; grep ' / / ' /proc/self/mountinfo; id -u",
+    ]);
     let out = ok(&o);
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "image file", "{out}");
@@ -206,6 +216,21 @@ exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@""#;
     assert!(!log.contains("cache"), "{log}");
     assert_eq!(w.extractions(), 0, "unsquashfs ran");
     assert!(!w.sandboxes().exists(), "a cache entry was created");
+    // A writable layer over the FUSE root: with --fakeroot the image's
+    // root-owned files are the namespace root's.
+    let o = in_fuse_ns(&[
+        "-v",
+        "exec",
+        "--fakeroot",
+        "--writable-tmpfs",
+        p(&img),
+        "sh",
+        "-c",
+        "id -u; echo new > /etc/hn; cat /etc/hn",
+    ]);
+    assert_eq!(ok(&o), "0\nnew\n");
+    assert!(stderr(&o).contains("fuse mount with"), "{}", stderr(&o));
+    assert_eq!(w.extractions(), 0, "unsquashfs ran");
     // The daemon went with the container.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     loop {
