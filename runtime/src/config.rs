@@ -58,9 +58,20 @@ pub struct Config {
     /// Seconds every plugin callback may take before vessel gives up on it
     /// (MonitorContainer is exempt while the container runs); default 10.
     pub plugin_timeout: Option<f64>,
+    /// Cap on each user's cache of extracted images (`cache_max_size`, bytes
+    /// or a size like `"10G"`); least recently used entries go first.
+    pub cache_max_size: Option<toml::Value>,
 }
 
 impl Config {
+    /// The cache's size cap in bytes (default 10 GiB).
+    pub fn cache_max_size(&self) -> u64 {
+        self.cache_max_size
+            .as_ref()
+            .and_then(parse_cache_size)
+            .unwrap_or(crate::cache::DEFAULT_MAX_SIZE)
+    }
+
     /// The deadline of a plugin callback.
     pub fn plugin_timeout(&self) -> std::time::Duration {
         self.plugin_timeout
@@ -98,7 +109,25 @@ impl Config {
                 });
             }
         }
+        if let Some(v) = &config.cache_max_size {
+            if parse_cache_size(v).is_none() {
+                return Err(ConfigError::Parse {
+                    path: path.to_owned(),
+                    message: format!(
+                        "cache_max_size = {v}: expected a number of bytes or a size like \"10G\""
+                    ),
+                });
+            }
+        }
         Ok(config)
+    }
+}
+
+fn parse_cache_size(v: &toml::Value) -> Option<u64> {
+    match v {
+        toml::Value::Integer(n) => u64::try_from(*n).ok(),
+        toml::Value::String(s) => crate::cache::parse_size(s),
+        _ => None,
     }
 }
 
@@ -128,6 +157,13 @@ mod tests {
         std::fs::write(&f, "insecure_registries = [\"127.0.0.1:5000\"]\n").unwrap();
         let c = Config::load(&f).unwrap();
         assert_eq!(c.insecure_registries, ["127.0.0.1:5000"]);
+        std::fs::write(&f, "cache_max_size = \"2G\"\n").unwrap();
+        assert_eq!(Config::load(&f).unwrap().cache_max_size(), 2 << 30);
+        std::fs::write(&f, "cache_max_size = 4096\n").unwrap();
+        assert_eq!(Config::load(&f).unwrap().cache_max_size(), 4096);
+        std::fs::write(&f, "cache_max_size = \"lots\"\n").unwrap();
+        let e = Config::load(&f).unwrap_err().to_string();
+        assert!(e.contains("cache_max_size"), "{e}");
         std::fs::write(&f, "bogus = 1\n").unwrap();
         let e = Config::load(&f).unwrap_err().to_string();
         assert!(e.starts_with("config "), "{e}");

@@ -3,6 +3,9 @@
 /// Everything that can go wrong in vessel, by module.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// The per-user cache.
+    #[error(transparent)]
+    Cache(#[from] crate::cache::CacheError),
     /// Reading `vessel.toml`.
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),

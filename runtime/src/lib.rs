@@ -6,6 +6,7 @@
 //! is a leaf: each command is a thin adapter that parses flags into a
 //! validated config and calls into this library.
 
+pub mod cache;
 pub mod config;
 pub mod engine;
 pub mod error;

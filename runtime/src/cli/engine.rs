@@ -201,6 +201,14 @@ pub fn engine_config(
         vessel::engine::privs::Privileges::Default
     };
     cfg.image_driver = ctx.config.image_driver.clone();
+    cfg.cache =
+        match vessel::cache::Cache::for_caller(ctx.paths.root(), ctx.config.cache_max_size()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                tracing::debug!("{e}: images are extracted for each run");
+                None
+            }
+        };
     cfg.writable_tmpfs = o.writable_tmpfs;
     cfg.overlay = o.overlay.clone();
     Ok(cfg)

@@ -107,6 +107,7 @@ pub(crate) fn print_completion(
     Ok(0)
 }
 
+pub mod cache;
 mod clash;
 pub mod complete;
 pub mod docs;
@@ -174,6 +175,8 @@ pub enum Command {
     Pull(registry::PullArgs),
     /// Log in to and out of OCI registries.
     Registry(registry::RegistryArgs),
+    /// List and clean the cache of extracted images.
+    Cache(cache::CacheArgs),
     /// Print the vessel version.
     Version,
     /// Print a shell completion script (includes plugins' commands).
@@ -200,6 +203,7 @@ pub fn dispatch(cli: &Cli, ctx: &Runtime) -> Result<i32, Error> {
         Command::Push(a) => registry::run_push(a, ctx),
         Command::Pull(a) => registry::run_pull(a, ctx),
         Command::Registry(a) => registry::run(a, ctx),
+        Command::Cache(a) => cache::run(a, ctx),
         Command::Version => {
             outln!("vessel version {}", env!("CARGO_PKG_VERSION"))?;
             Ok(0)

@@ -232,6 +232,9 @@ pub struct EngineConfig {
     pub annotations: BTreeMap<String, String>,
     /// Name of the image driver to use (`image_driver` in vessel.toml).
     pub image_driver: Option<String>,
+    /// Where extracted images are kept between runs (`None`: extract
+    /// into each run's work dir).
+    pub cache: Option<crate::cache::Cache>,
     /// The home directory inside the container (`$HOME`): the invoking
     /// user's, or `--home`'s DST (see [`EngineConfig::home_mount`]).
     pub home: Option<PathBuf>,
@@ -279,6 +282,7 @@ impl EngineConfig {
             privileges: super::privs::Privileges::Default,
             annotations: BTreeMap::new(),
             image_driver: None,
+            cache: None,
             home: std::env::var_os("HOME").map(PathBuf::from),
             home_source: None,
             mount_home: true,

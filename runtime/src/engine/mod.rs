@@ -168,7 +168,7 @@ pub fn run(mut cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Error> {
     let image = Image::open(&cfg.image.path)?;
     let unprivileged = cfg.namespaces.user;
 
-    let mut registry = Registry::with_builtins();
+    let mut registry = Registry::with_cache(cfg.cache.clone());
     // Only an image that needs a driver loads the plugins that register
     // drivers: a sandbox dir runs without opening their libraries.
     if matches!(image, Image::Squashfs { .. }) {

@@ -8,12 +8,12 @@
 //! more drivers into the [`Registry`] before the image is mounted.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use nix::mount::MsFlags;
 
 use super::loopdev::LoopDevice;
 use super::ImageError;
+use crate::cache::{Cache, Held, Outcome, SANDBOXES};
 use crate::engine::sys::{RealSyscalls, Syscalls};
 
 /// What a driver can do, shown to users and used to pick a builtin.
@@ -93,12 +93,22 @@ pub const KERNEL_SQUASHFS: &str = "squashfs";
 pub const EXTRACT: &str = "extract";
 
 impl Registry {
-    /// A registry with the builtin drivers.
+    /// A registry with the builtin drivers (extraction without a cache).
     pub fn with_builtins() -> Self {
+        Self::with_cache(None)
+    }
+
+    /// A registry with the builtin drivers; extraction keeps its trees in
+    /// `cache` when there is one.
+    pub fn with_cache(cache: Option<Cache>) -> Self {
         Self {
             drivers: vec![
                 Box::new(KernelSquashfs::default()),
-                Box::new(Extract::default()),
+                Box::new(super::fuse::Fuse::default()),
+                Box::new(Extract {
+                    cache,
+                    ..Extract::default()
+                }),
             ],
         }
     }
@@ -119,17 +129,24 @@ impl Registry {
     }
 
     /// The driver to use: the configured one, else the kernel mount when
-    /// privileged and extraction when not.
+    /// privileged, FUSE when not and the caller can use it, else (cached)
+    /// extraction.
     pub fn select(
         &mut self,
         configured: Option<&str>,
         unprivileged: bool,
     ) -> Result<&mut dyn ImageDriver, ImageError> {
-        let name = configured.unwrap_or(if unprivileged {
-            EXTRACT
-        } else {
-            KERNEL_SQUASHFS
-        });
+        let name = match configured {
+            Some(name) => name,
+            None if !unprivileged => KERNEL_SQUASHFS,
+            None => match super::fuse::unavailable() {
+                None => super::fuse::FUSE,
+                Some(why) => {
+                    tracing::debug!("no fuse mount ({why}): extracting instead");
+                    EXTRACT
+                }
+            },
+        };
         let known = self.names().join(", ");
         match self.drivers.iter_mut().find(|d| d.name() == name) {
             Some(d) => Ok(d.as_mut()),
@@ -162,7 +179,13 @@ impl ImageDriver for KernelSquashfs {
         if req.unprivileged {
             return Err(self.fail("kernel squashfs mounts need root outside a user namespace"));
         }
-        self.dev = Some(LoopDevice::attach(&req.image, req.offset, req.size)?);
+        let dev = LoopDevice::attach(&req.image, req.offset, req.size)?;
+        tracing::info!(
+            "image {}: root loop mount through {}",
+            req.image.display(),
+            dev.path().display()
+        );
+        self.dev = Some(dev);
         Ok(())
     }
     fn mount(&mut self, req: &MountRequest, target: &Path) -> Result<(), ImageError> {
@@ -207,17 +230,24 @@ impl KernelSquashfs {
     }
 }
 
-/// Extraction with `unsquashfs` into the private work dir, bound as the root.
+/// Extraction with `unsquashfs`, bound as the root: into the per-user
+/// cache (extracted once per image digest, reused read-only) when there is
+/// one, else into the run's private work dir.
 #[derive(Debug, Default)]
 pub struct Extract {
     dir: Option<PathBuf>,
+    cache: Option<Cache>,
+    held: Option<Held>,
 }
 
 impl Extract {
     /// The driver as if `start` had extracted the image to `dir`.
     #[cfg(test)]
     pub(crate) fn with_extracted(dir: PathBuf) -> Self {
-        Self { dir: Some(dir) }
+        Self {
+            dir: Some(dir),
+            ..Self::default()
+        }
     }
 }
 
@@ -233,24 +263,31 @@ impl ImageDriver for Extract {
         }
     }
     fn start(&mut self, req: &MountRequest) -> Result<(), ImageError> {
-        let dest = req.workdir.join("rootfs");
-        let fail = |reason: String| ImageError::Driver {
-            driver: EXTRACT.into(),
-            reason,
-        };
-        let out = Command::new("unsquashfs")
-            .args(["-n", "-q", "-no-xattrs", "-o"])
-            .arg(req.offset.to_string())
-            .arg("-d")
-            .arg(&dest)
-            .arg(&req.image)
-            .stdin(std::process::Stdio::null())
-            .output()
-            .map_err(|e| fail(format!("running unsquashfs: {}", super::io_reason(&e))))?;
-        if !out.status.success() {
-            let last = super::last_stderr_line(&out.stderr);
-            return Err(fail(format!("unsquashfs failed: {last}")));
+        let image = req.image.display();
+        if let Some(cache) = &self.cache {
+            match super::cached::prepare(cache, req) {
+                Ok((held, outcome, key)) => {
+                    match outcome {
+                        Outcome::Hit => {
+                            tracing::info!("image {image}: cache hit {SANDBOXES}/{key}")
+                        }
+                        Outcome::Built => {
+                            tracing::info!("image {image}: cache build {SANDBOXES}/{key}")
+                        }
+                        Outcome::Rebuilt => {
+                            tracing::info!("image {image}: cache rebuild {SANDBOXES}/{key}")
+                        }
+                    }
+                    self.dir = Some(super::cached::rootfs(held.path()));
+                    self.held = Some(held);
+                    return Ok(());
+                }
+                Err(e) => tracing::warn!("{e}; extracting for this run only"),
+            }
         }
+        tracing::info!("image {image}: extracting into the run's work dir (no cache)");
+        let dest = req.workdir.join("rootfs");
+        super::cached::unsquashfs(req, &dest)?;
         self.dir = Some(dest);
         Ok(())
     }
@@ -281,7 +318,12 @@ impl ImageDriver for Extract {
             reason: format!("binding {}: {}", dir.display(), e.desc().to_lowercase()),
         })
     }
-    // The extracted tree lives in the work dir, which the runtime removes.
+    fn stop(&mut self, _req: &MountRequest) -> Result<(), ImageError> {
+        // A cached tree becomes evictable again; one in the work dir goes
+        // with it.
+        self.held = None;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -306,11 +348,16 @@ mod tests {
     fn selects_builtins_and_registered_drivers() {
         let mut r = Registry::with_builtins();
         assert_eq!(r.select(None, false).unwrap().name(), KERNEL_SQUASHFS);
-        assert_eq!(r.select(None, true).unwrap().name(), EXTRACT);
+        let unprivileged = if super::super::fuse::unavailable().is_none() {
+            super::super::fuse::FUSE
+        } else {
+            EXTRACT
+        };
+        assert_eq!(r.select(None, true).unwrap().name(), unprivileged);
         let e = r.select(Some("fake"), false).unwrap_err().to_string();
         assert_eq!(
             e,
-            "image driver \"fake\" is not registered (known: squashfs, extract)"
+            "image driver \"fake\" is not registered (known: squashfs, fuse, extract)"
         );
         r.register(Box::new(Fake)).unwrap();
         assert_eq!(r.select(Some("fake"), true).unwrap().name(), "fake");

@@ -8,7 +8,9 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 pub mod build;
+pub mod cached;
 pub mod driver;
+pub mod fuse;
 pub mod loopdev;
 pub mod plugin_driver;
 pub mod sif;

@@ -29,3 +29,4 @@ mod sign;
 mod site_plugins;
 mod store;
 mod trust_files;
+mod unpriv_sif;
