@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 
 pub mod build;
 pub mod driver;
+pub mod inspect;
 pub mod loopdev;
+pub mod oci;
 pub mod plugin_driver;
 pub mod sif;
 
