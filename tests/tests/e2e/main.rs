@@ -15,6 +15,7 @@ mod fifo;
 mod hostile_text;
 mod keys;
 mod loader;
+mod oci;
 mod plugin;
 mod plugin_faults;
 mod registry;
