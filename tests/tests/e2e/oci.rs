@@ -617,3 +617,39 @@ fn bad_sources_fail_with_one_line() {
     assert_error(&o, 255, &["platform"]);
     assert!(!sif.exists());
 }
+
+#[test]
+#[ignore = "needs root"]
+fn root_concurrent_runs_of_one_image_build_it_once() {
+    require_root();
+    let env = RunEnv::new("vessel-oci-");
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            env.cmd(&["-v", "exec", &oci_ref("v3"), "cat", "/opq/fresh"])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut builds = 0;
+    for c in children {
+        let o = c.wait_with_output().unwrap();
+        assert_eq!(ok(&o), "fresh\n");
+        builds += stderr(&o).matches("into the cache").count();
+    }
+    assert_eq!(builds, 1);
+    let images = env.root.path().join("var/cache/vessel/images");
+    let entries: Vec<String> = std::fs::read_dir(&images)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.ends_with(".lock"))
+        .collect();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(
+        env.work_dirs_left().is_empty(),
+        "{:?}",
+        env.work_dirs_left()
+    );
+}

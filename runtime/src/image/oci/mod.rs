@@ -595,6 +595,7 @@ pub fn cached_image(source: &Source, opts: &Options) -> Result<PathBuf, OciError
         None => resolve(source, opts)?,
     };
     let images = cache.kind_dir(cache::IMAGES)?;
+    tracing::info!("building {source} ({key}) into the cache");
     assemble(&resolved, &path, None, true, &images, opts.progress)?;
     Ok(path)
 }
@@ -622,4 +623,88 @@ pub fn sif_object(path: &Path, name: &str) -> Option<Vec<u8>> {
 /// working directory), from the image config stored in it.
 pub fn image_workdir(path: &Path) -> Option<String> {
     semantics::workdir(&sif_object(path, CONFIG_OBJECT)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_parse() {
+        assert_eq!(
+            Source::parse("oci:/x/layout:v1").unwrap(),
+            Source::Layout {
+                dir: "/x/layout".into(),
+                tag: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            Source::parse("oci:rel").unwrap(),
+            Source::Layout {
+                dir: "rel".into(),
+                tag: None
+            }
+        );
+        let Source::Docker(r) = Source::parse("docker://alpine").unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.to_string(), "docker.io/library/alpine:latest");
+        let Source::Docker(r) = Source::parse("docker://127.0.0.1:5000/a/b:t").unwrap() else {
+            panic!()
+        };
+        assert_eq!(r.to_string(), "127.0.0.1:5000/a/b:t");
+        assert!(Source::parse("docker://").is_err());
+        assert!(Source::parse("oci:").is_err());
+        assert!(Source::parse("nothing").is_err());
+    }
+
+    #[test]
+    fn the_platform_is_picked_from_an_index() {
+        let m_arm = br#"{"schemaVersion":2,"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:1111111111111111111111111111111111111111111111111111111111111111","size":1},"layers":[]}"#.to_vec();
+        // Another manifest (another config digest), so the digests differ.
+        let m_amd = String::from_utf8_lossy(&m_arm)
+            .replace("1111", "2222")
+            .into_bytes();
+        let (da, dm) = (sha256(&m_arm), sha256(&m_amd));
+        let index = format!(
+            r#"{{"schemaVersion":2,"manifests":[
+            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{da}","size":1,"platform":{{"os":"linux","architecture":"arm64"}}}},
+            {{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"{dm}","size":1,"platform":{{"os":"linux","architecture":"amd64"}}}}]}}"#
+        );
+        let mut fetch = |d: &str| -> Result<Vec<u8>, OciError> {
+            Ok(if d == da {
+                m_arm.clone()
+            } else {
+                m_amd.clone()
+            })
+        };
+        let amd = Platform::parse("linux/amd64").unwrap();
+        let (_, got) = pick_manifest(
+            "t",
+            index.clone().into_bytes(),
+            "x".into(),
+            &amd,
+            &mut fetch,
+        )
+        .unwrap();
+        assert_eq!(got, dm);
+        let arm = Platform::parse("linux/arm64").unwrap();
+        let (_, got) = pick_manifest(
+            "t",
+            index.clone().into_bytes(),
+            "x".into(),
+            &arm,
+            &mut fetch,
+        )
+        .unwrap();
+        assert_eq!(got, da);
+        let s390 = Platform::parse("linux/s390x").unwrap();
+        let e = pick_manifest("t", index.into_bytes(), "x".into(), &s390, &mut fetch)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("no manifest for linux/s390x (has: linux/arm64, linux/amd64)"),
+            "{e}"
+        );
+    }
 }

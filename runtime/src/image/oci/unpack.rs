@@ -677,6 +677,34 @@ mod tests {
     }
 
     #[test]
+    fn gzip_and_zstd_layers_are_detected_and_their_blob_digest_checked() {
+        use std::io::Write;
+        let (plain, _) = layer(|b| file(b, "z/file", b"compressed"));
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::stream::encode_all(plain.as_slice(), 3).unwrap();
+        for blob in [gz, zst] {
+            let d = tempfile::tempdir().unwrap();
+            let root = Rootfs::open(d.path()).unwrap();
+            let digest = format!("sha256:{}", hex(&Sha256::digest(&blob)));
+            root.apply_layer(blob.as_slice(), &digest).unwrap();
+            assert_eq!(
+                std::fs::read(d.path().join("z/file")).unwrap(),
+                b"compressed"
+            );
+            // The digest is of the compressed blob, not of the tar.
+            let tar_digest = format!("sha256:{}", hex(&Sha256::digest(&plain)));
+            let d2 = tempfile::tempdir().unwrap();
+            let e = Rootfs::open(d2.path())
+                .unwrap()
+                .apply_layer(blob.as_slice(), &tar_digest)
+                .unwrap_err();
+            assert!(matches!(e, OciError::Digest { .. }), "{e}");
+        }
+    }
+
+    #[test]
     fn a_wrong_digest_is_refused() {
         let d = tempfile::tempdir().unwrap();
         let root = Rootfs::open(d.path()).unwrap();
