@@ -31,6 +31,7 @@ pub fn options(
             .transpose()
             .map_err(vessel::Error::from)?
             .unwrap_or_default(),
+        strict_platform: platform.is_some(),
         registry: registry.options(ctx),
         cache: Cache::for_caller(&ctx.paths),
         progress: true,

@@ -653,3 +653,20 @@ fn root_concurrent_runs_of_one_image_build_it_once() {
         env.work_dirs_left()
     );
 }
+
+#[test]
+fn another_platform_is_refused_when_asked_for() {
+    let env = RunEnv::new("vessel-oci-");
+    let out = scratch("vessel-oci-out-");
+    let sif = out.path().join("arm.sif");
+    let o = env.run(&[
+        "build",
+        "--platform",
+        "linux/arm64",
+        path_str(&sif),
+        &oci_ref("v3"),
+    ]);
+    assert_error(&o, 255, &["is linux/amd64, not linux/arm64"]);
+    assert!(!sif.exists());
+    assert!(env.work_dirs_left().is_empty());
+}

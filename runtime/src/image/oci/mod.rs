@@ -64,14 +64,14 @@ pub enum OciError {
         /// Why, on one line.
         reason: String,
     },
-    /// An I/O error on a local file.
-    #[error("{path}: {}", crate::image::io_reason(source))]
+    /// An I/O error on a local file (rendered here, lowercase, without
+    /// the "(os error N)" suffix, so it is not a `#[source]`).
+    #[error("{path}: {}", crate::image::io_reason(error))]
     Io {
         /// The file.
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
     /// Talking to the registry failed.
     #[error(transparent)]
@@ -92,9 +92,9 @@ pub(crate) fn io_reason(e: &std::io::Error) -> String {
 }
 
 pub(crate) fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> OciError + '_ {
-    move |source| OciError::Io {
+    move |error| OciError::Io {
         path: path.to_owned(),
-        source,
+        error,
     }
 }
 
@@ -274,6 +274,9 @@ impl std::fmt::Display for Platform {
 pub struct Options {
     /// The platform to pick from an index.
     pub platform: Platform,
+    /// The platform was asked for (`--platform`): an image of another one
+    /// is refused even when it has no index to pick from.
+    pub strict_platform: bool,
     /// How to reach registries.
     pub registry: crate::registry::Options,
     /// The cache (blobs by digest, built SIFs by manifest digest).
@@ -486,6 +489,21 @@ pub fn resolve_layout(
 /// Resolves any source to local, digest-named blobs (a registry's are
 /// downloaded into the cache).
 pub fn resolve(source: &Source, opts: &Options) -> Result<Resolved, OciError> {
+    let resolved = resolve_any(source, opts)?;
+    let (os, arch) = (
+        resolved.config.os().to_string(),
+        resolved.config.architecture().to_string(),
+    );
+    if opts.strict_platform && (os != opts.platform.os || arch != opts.platform.arch) {
+        return Err(OciError::Image {
+            image: source.to_string(),
+            reason: format!("the image is {os}/{arch}, not {}", opts.platform),
+        });
+    }
+    Ok(resolved)
+}
+
+fn resolve_any(source: &Source, opts: &Options) -> Result<Resolved, OciError> {
     match source {
         Source::Layout { dir, tag } => resolve_layout(dir, tag.as_deref(), &opts.platform),
         Source::Docker(r) => remote::resolve(r, opts),

@@ -192,7 +192,7 @@ async fn fetch_blob(
         .pull_blob_stream(&session.oci, digest.as_str())
         .await
         .map_err(|e| session.error("cannot download a blob", e))?;
-    let bar = super::semantics::bar(progress, size, &digest[7..19]);
+    let bar = super::semantics::bar(progress, size, digest.get(7..19).unwrap_or("blob"));
     let mut hasher = sha2::Sha256::default();
     let mut written = 0u64;
     let too_big = |n| OciError::Image {

@@ -63,7 +63,7 @@ impl Rootfs {
         )
         .map_err(|e| OciError::Io {
             path: path.to_owned(),
-            source: e.into(),
+            error: e.into(),
         })?;
         // SAFETY: open returned a fresh descriptor that nothing else owns.
         let fd = unsafe { OwnedFd::from_raw_fd(fd) };
@@ -72,7 +72,7 @@ impl Rootfs {
         nix::sys::stat::fchmod(fd.as_raw_fd(), Mode::from_bits_truncate(0o755)).map_err(|e| {
             OciError::Io {
                 path: path.to_owned(),
-                source: e.into(),
+                error: e.into(),
             }
         })?;
         Ok(Self {
@@ -342,7 +342,7 @@ impl Rootfs {
         use std::io::Write;
         let err = |reason: String| OciError::Io {
             path: Path::new("/").join(rel),
-            source: std::io::Error::other(reason),
+            error: std::io::Error::other(reason),
         };
         let rel = clean(rel).map_err(|r| err(r.into()))?;
         let (parent, name) = match (rel.parent(), rel.file_name()) {
@@ -371,13 +371,13 @@ impl Rootfs {
     pub fn ensure_dir(&self, rel: &Path) -> Result<(), OciError> {
         let rel = clean(rel).map_err(|r| OciError::Io {
             path: Path::new("/").join(rel),
-            source: std::io::Error::other(r),
+            error: std::io::Error::other(r),
         })?;
         self.resolve(&rel, true)
             .map(drop)
             .map_err(|e| OciError::Io {
                 path: Path::new("/").join(&rel),
-                source: e.into(),
+                error: e.into(),
             })
     }
 
