@@ -24,10 +24,20 @@ pub enum Error {
     /// Images and image drivers.
     #[error(transparent)]
     Image(#[from] crate::image::ImageError),
+    /// OCI/Docker images to SIF.
+    #[error(transparent)]
+    Oci(Box<crate::image::oci::OciError>),
     /// Pushing and pulling through OCI registries.
     #[error(transparent)]
     Registry(#[from] crate::registry::RegistryError),
     /// Building and running containers.
     #[error(transparent)]
     Engine(#[from] crate::engine::EngineError),
+}
+
+impl From<crate::image::oci::OciError> for Error {
+    /// Boxed: the OCI error is large and every command returns this type.
+    fn from(e: crate::image::oci::OciError) -> Self {
+        Error::Oci(Box::new(e))
+    }
 }

@@ -120,8 +120,15 @@ pub struct ShellArgs {
 pub struct BuildArgs {
     /// The SIF image to write.
     pub output: PathBuf,
-    /// The sandbox directory to pack.
+    /// The sandbox directory to pack, or an OCI/Docker image:
+    /// docker://REF, oci:DIR[:TAG], docker-archive:FILE.
     pub sandbox: PathBuf,
+    /// OCI/Docker source options.
+    #[command(flatten)]
+    pub oci: super::oci::OciFlags,
+    /// Registry options (docker:// sources).
+    #[command(flatten)]
+    pub registry: super::registry::RegistryFlags,
     /// Sign the image with this ed25519 private key (PEM).
     #[arg(long, value_name = "KEY")]
     pub sign_key: Option<PathBuf>,
@@ -241,7 +248,8 @@ fn named_driver(r: Result<i32, Error>, ctx: &Runtime) -> Result<i32, Error> {
 
 /// Runs `vessel exec`.
 pub fn run_exec(a: &ExecArgs, ctx: &Runtime) -> Result<i32, Error> {
-    let mut cfg = engine_config(&a.opts, a.image.clone(), a.command.clone(), ctx)?;
+    let image = super::oci::image_path(&a.image, ctx)?;
+    let mut cfg = engine_config(&a.opts, image, a.command.clone(), ctx)?;
     cfg.launch.command = "exec".into();
     named_driver(run_container(cfg, &mut PluginHooks::new(ctx)?), ctx)
 }
@@ -253,24 +261,46 @@ pub fn run_run(a: &RunArgs, ctx: &Runtime) -> Result<i32, Error> {
     } else {
         a.args.clone()
     };
-    let mut cfg = engine_config(&a.opts, a.image.clone(), command, ctx)?;
+    let image = super::oci::image_path(&a.image, ctx)?;
+    let mut cfg = engine_config(&a.opts, image.clone(), command, ctx)?;
     cfg.launch.command = "run".into();
     cfg.runscript = Some(Runscript {
         path: RUNSCRIPT.into(),
         args: a.args.clone(),
     });
+    // An image built from an OCI image starts `run` in its WORKDIR (kept in
+    // the SIF's image config) unless --pwd says otherwise.
+    if cfg.cwd.is_none() {
+        cfg.cwd = vessel::image::oci::image_workdir(&image).map(PathBuf::from);
+    }
     named_driver(run_container(cfg, &mut PluginHooks::new(ctx)?), ctx)
 }
 
 /// Runs `vessel shell`.
 pub fn run_shell(a: &ShellArgs, ctx: &Runtime) -> Result<i32, Error> {
-    let mut cfg = engine_config(&a.opts, a.image.clone(), vec!["/bin/sh".to_owned()], ctx)?;
+    let image = super::oci::image_path(&a.image, ctx)?;
+    let mut cfg = engine_config(&a.opts, image, vec!["/bin/sh".to_owned()], ctx)?;
     cfg.launch.command = "shell".into();
     named_driver(run_container(cfg, &mut PluginHooks::new(ctx)?), ctx)
 }
 
 /// Runs `vessel build`.
-pub fn run_build(a: &BuildArgs, _ctx: &Runtime) -> Result<i32, Error> {
+pub fn run_build(a: &BuildArgs, ctx: &Runtime) -> Result<i32, Error> {
+    if let Some(src) = a
+        .sandbox
+        .to_str()
+        .filter(|s| vessel::image::oci::Source::is_source(s))
+    {
+        return super::oci::build(
+            &a.output,
+            src,
+            a.sign_key.as_deref(),
+            a.force,
+            &a.oci,
+            &a.registry,
+            ctx,
+        );
+    }
     vessel::image::build::build_sif(&a.output, &a.sandbox, a.sign_key.as_deref(), a.force)?;
     let _ = outln!("built {}", a.output.display());
     Ok(0)

@@ -92,6 +92,7 @@ from_via_vessel!(
     vessel::image::ImageError,
     vessel::engine::EngineError,
     vessel::registry::RegistryError,
+    vessel::image::oci::OciError,
 );
 
 /// Prints a shell completion script for `cmd` (generated into memory first:
@@ -115,6 +116,7 @@ mod disabled;
 pub mod dynamic;
 pub mod engine;
 pub mod key;
+pub mod oci;
 pub mod plugin;
 pub mod plugin_build;
 pub mod plugin_remote;
@@ -167,11 +169,15 @@ pub enum Command {
     Run(engine::RunArgs),
     /// Start an interactive shell in a container.
     Shell(engine::ShellArgs),
-    /// Build a SIF image from a sandbox directory.
+    /// Build a SIF image from a sandbox directory or an OCI/Docker image
+    /// (docker://REF, oci:DIR[:TAG], docker-archive:FILE).
     Build(engine::BuildArgs),
+    /// Show an image's labels, runscript and environment.
+    Inspect(oci::InspectArgs),
     /// Push a SIF image to an OCI registry (oras://HOST/REPO:TAG).
     Push(registry::PushArgs),
-    /// Pull a SIF image from an OCI registry (oras://HOST/REPO[:TAG|@sha256:…]).
+    /// Pull a SIF image from an OCI registry (oras://HOST/REPO[:TAG|@sha256:…]),
+    /// or build one from an OCI/Docker image (docker://, oci:, docker-archive:).
     Pull(registry::PullArgs),
     /// Log in to and out of OCI registries.
     Registry(registry::RegistryArgs),
@@ -200,6 +206,7 @@ pub fn dispatch(cli: &Cli, ctx: &Runtime) -> Result<i32, Error> {
         Command::Run(a) => engine::run_run(a, ctx),
         Command::Shell(a) => engine::run_shell(a, ctx),
         Command::Build(a) => engine::run_build(a, ctx),
+        Command::Inspect(a) => oci::run_inspect(a, ctx),
         Command::Push(a) => registry::run_push(a, ctx),
         Command::Pull(a) => registry::run_pull(a, ctx),
         Command::Registry(a) => registry::run(a, ctx),

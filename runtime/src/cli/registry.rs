@@ -55,6 +55,9 @@ pub struct PullArgs {
     /// Replace an existing output file.
     #[arg(long)]
     pub force: bool,
+    /// OCI/Docker source options.
+    #[command(flatten)]
+    pub oci: super::oci::OciFlags,
     /// [OUT] oras://HOST[:PORT]/REPO[:TAG|@sha256:HEX]; OUT is a file or a
     /// directory (default: REPO's last segment and the tag, in the current
     /// directory).
@@ -111,6 +114,9 @@ pub fn run_pull(a: &PullArgs, ctx: &Runtime) -> Result<i32, Error> {
         [o, r] => (Some(PathBuf::from(o)), r),
         _ => return Err(Error::Usage("pull takes [OUT] REF".into())),
     };
+    if vessel::image::oci::Source::is_source(reference) {
+        return super::oci::pull(out, reference, a.force, &a.oci, &a.registry, ctx);
+    }
     let r = Reference::parse(reference).map_err(vessel::Error::from)?;
     let out = match out {
         None => PathBuf::from(r.default_file_name()),

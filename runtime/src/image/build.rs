@@ -14,6 +14,22 @@ use crate::Error;
 /// key at `key` when given. `out` appears only when everything succeeded;
 /// an existing `out` is replaced only with `force`.
 pub fn build_sif(out: &Path, sandbox: &Path, key: Option<&Path>, force: bool) -> Result<(), Error> {
+    build_sif_with(out, sandbox, key, force, &[])
+}
+
+/// A JSON.Generic object stored beside the rootfs (name, bytes), e.g. the
+/// labels of an image built from an OCI image.
+pub type JsonObject = (String, Vec<u8>);
+
+/// [`build_sif`] that also stores `json` objects (JSON.Generic, group 1,
+/// after the rootfs partition).
+pub fn build_sif_with(
+    out: &Path,
+    sandbox: &Path,
+    key: Option<&Path>,
+    force: bool,
+    json: &[JsonObject],
+) -> Result<(), Error> {
     let fail = |reason: String| ImageError::Build {
         out: out.to_owned(),
         reason,
@@ -63,7 +79,7 @@ pub fn build_sif(out: &Path, sandbox: &Path, key: Option<&Path>, force: bool) ->
             .map_err(|e| fail(format!("creating a temp dir: {}", super::io_reason(&e))))?
     };
     let staged = stage_dir.path().join("image.sif");
-    write_sif(&staged, &squash)?;
+    write_sif(&staged, &squash, json)?;
     if let Some(k) = &signing_key {
         vessel_sif::sign_image(&staged, k)?;
     }
@@ -86,7 +102,7 @@ fn mksquashfs(sandbox: &Path, squash: &Path) -> Result<(), String> {
     Ok(())
 }
 
-fn write_sif(path: &Path, squash: &Path) -> Result<(), Error> {
+fn write_sif(path: &Path, squash: &Path, json: &[JsonObject]) -> Result<(), Error> {
     let f = std::fs::File::open(squash).map_err(|e| ImageError::Build {
         out: path.to_owned(),
         reason: format!("opening {}: {}", squash.display(), super::io_reason(&e)),
@@ -96,6 +112,9 @@ fn write_sif(path: &Path, squash: &Path) -> Result<(), Error> {
         ObjectInput::partition(FsType::Squashfs, PartType::PrimSys, Arch::host(), f)
             .name("rootfs.squashfs"),
     )?;
+    for (name, bytes) in json {
+        w.add(ObjectInput::generic_json(bytes.as_slice()).name(name.clone()))?;
+    }
     w.finish()?;
     Ok(())
 }

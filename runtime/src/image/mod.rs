@@ -11,7 +11,9 @@ pub mod build;
 pub mod cached;
 pub mod driver;
 pub mod fuse;
+pub mod inspect;
 pub mod loopdev;
+pub mod oci;
 pub mod plugin_driver;
 pub mod sif;
 

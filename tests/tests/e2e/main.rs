@@ -17,6 +17,7 @@ mod hostile_text;
 mod keys;
 mod loader;
 mod package;
+mod oci;
 mod plugin;
 mod plugin_faults;
 mod plugin_index;
