@@ -1,0 +1,57 @@
+//! Bench helper for `bench/plugins.sh`: the time one plugin load takes in a
+//! fresh process, printed in microseconds on one line.
+//!
+//! - `plugin_load bare LIB`: what any loader must at least do: read the file,
+//!   sha256 it, dlopen it (RTLD_NOW).
+//! - `plugin_load vessel LIB SHA256 [PLUGIN_DIR NAME]`: vessel's loader with
+//!   every check (ownership, digest, ELF, sealed memfd, API version, layouts,
+//!   the plugin's init), as `dispatch::load_installed` calls it.
+
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use vessel::plugin::loader::{self, LoadSpec};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let usage = || -> ! {
+        eprintln!("usage: plugin_load bare LIB | vessel LIB SHA256 [PLUGIN_DIR NAME]");
+        std::process::exit(2)
+    };
+    let (mode, lib) = match (args.first(), args.get(1)) {
+        (Some(m), Some(l)) => (m.as_str(), l.as_str()),
+        _ => usage(),
+    };
+    let t = Instant::now();
+    match mode {
+        "bare" => {
+            let bytes = std::fs::read(lib).unwrap_or_else(|e| fail(lib, &e.to_string()));
+            let digest = Sha256::digest(&bytes);
+            std::hint::black_box(digest);
+            let c = std::ffi::CString::new(lib).unwrap_or_else(|_| usage());
+            // SAFETY: loading a plugin library the caller named; it is never unloaded.
+            let h = unsafe { libc::dlopen(c.as_ptr(), libc::RTLD_NOW | libc::RTLD_LOCAL) };
+            if h.is_null() {
+                fail(lib, "dlopen failed");
+            }
+        }
+        "vessel" => {
+            let Some(sha) = args.get(2) else { usage() };
+            let mut spec = LoadSpec::new(lib).sha256(sha.clone());
+            if let (Some(dir), Some(name)) = (args.get(3), args.get(4)) {
+                spec = spec
+                    .plugin_root(dir)
+                    .name(name.clone())
+                    .install_dir(std::path::Path::new(lib).parent().unwrap_or(dir.as_ref()));
+            }
+            loader::load(&spec).unwrap_or_else(|e| fail(lib, &e.to_string()));
+        }
+        _ => usage(),
+    }
+    println!("{}", t.elapsed().as_micros());
+}
+
+fn fail(lib: &str, why: &str) -> ! {
+    eprintln!("error: {lib}: {why}");
+    std::process::exit(1)
+}
