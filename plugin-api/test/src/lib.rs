@@ -93,7 +93,8 @@ use vessel_plugin_api::__export::capture_stdout;
 use vessel_plugin_api::log::LogLevel;
 pub use vessel_plugin_api::CallError;
 use vessel_plugin_api::{
-    Bind, ContainerInvocation, Device, ImageKind, Mount, Namespaces, Pid, Plugin, Signal, WaitStatus,
+    Bind, ContainerInvocation, Device, ImageKind, Mount, Namespaces, Pid, Plugin, Signal,
+    WaitStatus,
 };
 
 mod env;

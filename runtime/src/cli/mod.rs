@@ -111,8 +111,8 @@ pub(crate) fn print_completion(
 pub mod cache;
 mod clash;
 pub mod complete;
-pub mod docs;
 mod disabled;
+pub mod docs;
 pub mod dynamic;
 pub mod engine;
 pub mod key;
