@@ -26,7 +26,12 @@ vessel="${CARGO_TARGET_DIR:-$here/target}/release/vessel"
 work=$(mktemp -d /tmp/vessel-bench-XXXXXX)
 reg_pid=""
 cleanup() {
-    [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null
+    # Under set -e a failing step here (wait returns the killed registry's
+    # 143) would end the trap before the rm and leave GiBs in /tmp.
+    if [ -n "$reg_pid" ]; then
+        kill "$reg_pid" 2>/dev/null || true
+        wait "$reg_pid" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
