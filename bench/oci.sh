@@ -22,7 +22,13 @@ vessel="${CARGO_TARGET_DIR:-$here/target}/release/vessel"
 work=$(mktemp -d /tmp/vessel-bench-XXXXXX)
 reg_pid=""
 cleanup() {
-    [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null
+    # `wait` returns the killed registry's 143: under set -e that would end
+    # the trap before the rm (leaving the work dir in /tmp) and the script
+    # with 143.
+    if [ -n "$reg_pid" ]; then
+        kill "$reg_pid" 2>/dev/null || true
+        wait "$reg_pid" 2>/dev/null || true
+    fi
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
