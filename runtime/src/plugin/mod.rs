@@ -21,6 +21,7 @@ pub mod audit;
 pub mod build;
 pub mod disclose;
 pub mod dispatch;
+mod elf;
 pub mod engine_hooks;
 pub mod guard;
 pub mod host;
