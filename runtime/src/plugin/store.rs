@@ -40,8 +40,10 @@ pub use super::name::NameError;
 
 pub mod index;
 mod scratch;
+mod staging;
 pub use index::{CliSurface, Summary};
 pub use scratch::Scratch;
+pub use staging::Staging;
 
 /// File names inside an installed plugin's dir.
 pub const PLUGIN_SO: &str = "plugin.so";
@@ -801,54 +803,6 @@ fn open_dir_nofollow(dir: &Path) -> io::Result<File> {
         .read(true)
         .custom_flags(libc::O_DIRECTORY | libc::O_NOFOLLOW)
         .open(dir)
-}
-
-/// A staging dir for the files of an install, inside the plugin dir so the
-/// final move is a rename. Removed by the next writer if left behind.
-#[derive(Debug)]
-pub struct Staging {
-    dir: PathBuf,
-}
-
-impl Staging {
-    /// Writes one file into the staging dir and fsyncs it.
-    pub fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
-        let (mut f, p) = self.create(name)?;
-        f.write_all(bytes).map_err(io_err(&p))?;
-        self.finish(f, &p, mode)
-    }
-
-    /// Copies file `src` into the staging dir as `name` and fsyncs it.
-    pub fn copy_from(&self, name: &str, src: &Path, mode: u32) -> Result<(), StoreError> {
-        let mut from = File::open(src).map_err(io_err(src))?;
-        let (mut to, p) = self.create(name)?;
-        io::copy(&mut from, &mut to).map_err(io_err(&p))?;
-        self.finish(to, &p, mode)
-    }
-
-    /// A new private file (O_EXCL|O_NOFOLLOW, 0600 until complete: with a
-    /// loose umask the default mode would let others open it for writing).
-    fn create(&self, name: &str) -> Result<(File, PathBuf), StoreError> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let p = self.dir.join(name);
-        let f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .custom_flags(libc::O_NOFOLLOW)
-            .open(&p)
-            .map_err(io_err(&p))?;
-        Ok((f, p))
-    }
-
-    fn finish(&self, f: File, p: &Path, mode: u32) -> Result<(), StoreError> {
-        use std::os::unix::fs::PermissionsExt;
-        f.sync_all().map_err(io_err(p))?;
-        // Exact, on the descriptor: umask may have narrowed it, and the
-        // loader wants it exact.
-        f.set_permissions(fs::Permissions::from_mode(mode))
-            .map_err(io_err(p))
-    }
 }
 
 fn set_mode(p: &Path, mode: u32) -> Result<(), StoreError> {
