@@ -296,10 +296,25 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
         .collect();
     let matches = match merge(builtins, &metas).try_get_matches_from(args) {
         Ok(m) => m,
-        Err(e) => match super::disabled::explain_parse_error(&e, &metas, &argv_tail) {
-            Some(named) => return Err(named.into()),
-            None => e.exit(),
-        },
+        Err(e) => {
+            // Only the plugins this command needs were merged, and only
+            // enabled ones: a word a disabled plugin adds is looked up in
+            // every installed meta (the error path only, so start-up stays
+            // flat).
+            let explained =
+                super::disabled::explain_parse_error(&e, &metas, &argv_tail).or_else(|| {
+                    let (all, _) = installed_metas(&ctx);
+                    super::disabled::explain_parse_error(
+                        &e,
+                        all.as_deref().unwrap_or_default(),
+                        &argv_tail,
+                    )
+                });
+            match explained {
+                Some(named) => return Err(named.into()),
+                None => e.exit(),
+            }
+        }
     };
     let global = GlobalArgs::from_arg_matches(&matches).map_err(|e| Error::Usage(e.to_string()))?;
     if let Some(init) = init_tracing.take() {

@@ -238,7 +238,16 @@ pub fn run_container(cfg: EngineConfig, hooks: &mut dyn Hooks) -> Result<i32, Er
 fn named_driver(r: Result<i32, Error>, ctx: &Runtime) -> Result<i32, Error> {
     match r {
         Err(Error::Vessel(e)) => {
-            let metas = ctx.installed.as_deref().unwrap_or_default();
+            // Start-up reads only the plugins a command needs (not the
+            // disabled ones): on this error path, read every installed meta.
+            let read;
+            let metas = match ctx.installed.as_deref() {
+                Some(m) => m,
+                None => {
+                    read = ctx.store().list_all().map(|(m, _)| m).unwrap_or_default();
+                    &read
+                }
+            };
             Err(super::disabled::explain_driver_error(e, metas)
                 .map_or_else(Error::from, Error::from))
         }

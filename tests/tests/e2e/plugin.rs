@@ -242,7 +242,15 @@ fn root_cli_plugin_commands_and_flags() {
     // A disabled plugin's commands disappear.
     ok(&root.run(&["plugin", "disable", "example.com/cli-plugin"]));
     assert!(!ok(&root.run(&["--help"])).contains("test-cmd"));
-    assert_eq!(root.run(&["test-cmd"]).status.code(), Some(2));
+    // Its command is no longer parsed; the error names the disabled plugin.
+    assert_error(
+        &root.run(&["test-cmd"]),
+        255,
+        &[
+            "command \"test-cmd\" comes from plugin \"example.com/cli-plugin\", which is disabled",
+            "vessel plugin enable example.com/cli-plugin",
+        ],
+    );
 }
 
 /// Writes `n` installed-looking plugins whose libraries are not even ELF

@@ -195,9 +195,13 @@ exec setpriv --reuid=65534 --regid=65534 --clear-groups "$@""#;
             .output()
             .unwrap()
     };
+    // --no-mount cwd: the test's cwd, absent from the image, would put an
+    // underlay over / and hide the image's own root mount.
     let o = in_fuse_ns(&[
         "-v",
         "exec",
+        "--no-mount",
+        "cwd",
         p(&img),
         "sh",
         "-c",
