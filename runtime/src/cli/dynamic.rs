@@ -17,7 +17,7 @@ use super::Error;
 use super::{dispatch, Cli, GlobalArgs};
 use vessel::plugin::dispatch::{self as plugin_dispatch, Invocation};
 use vessel::plugin::manifest::FlagSpec;
-use vessel::plugin::store::{Meta, Store, Summary};
+use vessel::plugin::store::{Meta, Scope, Store, Summary};
 use vessel::Runtime;
 use vessel_sif::text::inert;
 
@@ -52,11 +52,7 @@ fn merge(mut cmd: clap::Command, metas: &[Meta]) -> clap::Command {
     for m in metas.iter().filter(|m| m.enabled) {
         let plugin = &m.manifest.name;
         for c in &m.manifest.commands {
-            let mut sub = clap::Command::new(c.name.clone()).about(
-                format!("{} [plugin {plugin}]", inert(&c.about))
-                    .trim()
-                    .to_owned(),
-            );
+            let mut sub = clap::Command::new(c.name.clone()).about(plugin_about(&c.about, plugin));
             for a in &c.args {
                 let mut arg = Arg::new(a.name.clone())
                     .value_name(a.name.to_uppercase())
@@ -83,6 +79,26 @@ fn merge(mut cmd: clap::Command, metas: &[Meta]) -> clap::Command {
     cmd
 }
 
+/// `cmd` plus, for the top-level help, a bare entry (name and about) for
+/// each command an enabled plugin of `listed` adds: what that help shows of
+/// them, as [`merge`] would show it, without reading their metas.
+fn list(mut cmd: clap::Command, listed: &[Summary]) -> clap::Command {
+    for p in listed.iter().filter(|p| p.enabled) {
+        for (name, about) in p.commands.iter().zip(&p.abouts) {
+            cmd = cmd
+                .subcommand(clap::Command::new(name.clone()).about(plugin_about(about, &p.name)));
+        }
+    }
+    cmd
+}
+
+/// How a plugin command is described in help.
+fn plugin_about(about: &str, plugin: &str) -> String {
+    format!("{} [plugin {plugin}]", inert(about))
+        .trim()
+        .to_owned()
+}
+
 /// Which plugins the command line needs, from the first word that is not a
 /// global switch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -96,7 +112,11 @@ enum Need {
     /// global pre-run hook; every plugin when no enabled one adds it (so an
     /// unknown command gets clap's full error and suggestions).
     Command(String),
-    /// Help, version, completion, no command: every plugin.
+    /// The top-level help (`vessel`, `--help`, `-h`, `help`) or version:
+    /// every plugin's commands, listed from the index's summaries (their
+    /// arguments and flags do not show there).
+    Listing,
+    /// Help on a command, completion, an unknown switch: every plugin.
     Everything,
 }
 
@@ -108,7 +128,21 @@ impl Need {
                     !f.is_empty() && f.chars().all(|c| matches!(c, 'd' | 'v' | 'q'))
                 })
         };
-        for word in args.iter().skip(1) {
+        let words: Vec<&OsString> = args.iter().skip(1).collect();
+        let listing = ["--help", "-h", "help", "--version", "-V"];
+        if words.iter().all(|w| w.to_str().is_some_and(global_switch))
+            || words
+                .iter()
+                .filter(|w| !w.to_str().is_some_and(global_switch))
+                .count()
+                == 1
+                && words
+                    .iter()
+                    .any(|w| listing.iter().any(|l| w.as_os_str() == *l))
+        {
+            return Need::Listing;
+        }
+        for word in words {
             let Some(w) = word.to_str() else {
                 return Need::Everything;
             };
@@ -131,6 +165,7 @@ impl Need {
         let adds = |p: &Summary, c: &String| p.enabled && p.commands.contains(c);
         match self {
             Need::Everything => true,
+            Need::Listing => false,
             Need::Admin => s.enabled && s.flags_on.iter().any(|c| c == "plugin"),
             Need::Builtin(c) => s.enabled && (s.global_pre_run || s.flags_on.contains(c)),
             Need::Command(c) if all.iter().any(|p| adds(p, c)) => {
@@ -141,11 +176,12 @@ impl Need {
     }
 }
 
-/// The metas of the plugins the command line needs, and warnings to log
-/// once logging is set up: a broken plugin dir or meta only costs a
-/// warning so that `vessel plugin ...` always works. Sets `ctx.installed`
-/// when every meta was read.
-fn needed_metas(ctx: &mut Runtime, need: &Need) -> (Vec<Meta>, Vec<String>) {
+/// The metas of the plugins the command line needs, the summaries of every
+/// plugin for a [`Need::Listing`], and warnings to log once logging is set
+/// up: a broken plugin dir or meta only costs a warning so that
+/// `vessel plugin ...` always works. Sets `ctx.installed` when every meta
+/// was read.
+fn needed_metas(ctx: &mut Runtime, need: &Need) -> (Vec<Meta>, Vec<Summary>, Vec<String>) {
     if *need == Need::Admin {
         // The admin commands act on what the metas say, not the index.
         let (installed, warnings) = installed_metas(ctx);
@@ -158,9 +194,15 @@ fn needed_metas(ctx: &mut Runtime, need: &Need) -> (Vec<Meta>, Vec<String>) {
             .map(|(m, _)| m.clone())
             .collect();
         ctx.installed = installed;
-        return (metas, warnings);
+        return (metas, Vec::new(), warnings);
     }
-    match ctx.store().cli_surface(|all, s| need.wants(all, s)) {
+    // A built-in command needs only the plugins that add flags to it or
+    // run a global pre-run hook: the index's first line has those.
+    let scope = match need {
+        Need::Builtin(_) => Scope::Active,
+        _ => Scope::All,
+    };
+    match ctx.store().cli_surface(scope, |all, s| need.wants(all, s)) {
         Ok(surface) => {
             let warnings = surface
                 .unreadable
@@ -170,9 +212,16 @@ fn needed_metas(ctx: &mut Runtime, need: &Need) -> (Vec<Meta>, Vec<String>) {
             if *need == Need::Everything {
                 ctx.installed = Some(surface.metas.clone());
             }
-            (surface.metas, warnings)
+            if *need == Need::Listing {
+                return (surface.metas, surface.plugins, warnings);
+            }
+            (surface.metas, Vec::new(), warnings)
         }
-        Err(e) => (Vec::new(), vec![format!("ignoring installed plugins: {e}")]),
+        Err(e) => (
+            Vec::new(),
+            Vec::new(),
+            vec![format!("ignoring installed plugins: {e}")],
+        ),
     }
 }
 
@@ -267,6 +316,18 @@ fn used_added_flags<'a>(
     out
 }
 
+/// Whether clap's "error" is the help or version it was asked for (not a
+/// parse error a disabled plugin could explain).
+fn is_display(e: &clap::Error) -> bool {
+    use clap::error::ErrorKind;
+    matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    )
+}
+
 /// Parses `args` against the merged tree, sets up tracing through
 /// `init_tracing`, runs hooks and the command, and returns the exit status.
 pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Result<i32, Error> {
@@ -281,7 +342,7 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
     let mut ctx = Runtime::from_env()?;
     let builtins = Cli::command();
     let need = Need::of(&args, &builtins);
-    let (metas, warnings) = needed_metas(&mut ctx, &need);
+    let (metas, listed, warnings) = needed_metas(&mut ctx, &need);
     tracing::debug!(
         ?need,
         plugins = metas.len(),
@@ -294,8 +355,9 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let matches = match merge(builtins, &metas).try_get_matches_from(args) {
+    let matches = match list(merge(builtins, &metas), &listed).try_get_matches_from(args) {
         Ok(m) => m,
+        Err(e) if is_display(&e) => e.exit(),
         Err(e) => {
             // Only the plugins this command needs were merged, and only
             // enabled ones: a word a disabled plugin adds is looked up in
@@ -467,11 +529,19 @@ mod tests {
         );
         assert_eq!(need(&["hello", "x"]), Need::Command("hello".into()));
         assert_eq!(need(&["plugin", "list"]), Need::Admin);
-        for everything in [
+        for listing in [
             &[][..],
             &["--help"],
+            &["-h", "-d"],
+            &["--verbose", "help"],
             &["-V"],
-            &["help", "x"],
+        ] {
+            assert_eq!(need(listing), Need::Listing, "{listing:?}");
+        }
+        for everything in [
+            &["help", "x"][..],
+            &["--help", "exec"],
+            &["--bogus"],
             &["completion", "bash"],
         ] {
             assert_eq!(need(everything), Need::Everything, "{everything:?}");
@@ -489,6 +559,20 @@ mod tests {
         // An unknown word gets every plugin, for clap's full error.
         assert_eq!(wanted(&Need::Command("nope".into())), [true, true]);
         assert_eq!(wanted(&Need::Everything), [true, true]);
+        assert_eq!(wanted(&Need::Listing), [false, false]);
+    }
+
+    #[test]
+    fn the_top_level_help_lists_plugin_commands_as_the_full_tree_does() {
+        let metas = [
+            plugin("example.com/p", true),
+            plugin("example.com/off", false),
+        ];
+        let summaries: Vec<Summary> = metas.iter().map(Summary::of).collect();
+        let full = build_command(&metas).render_help().to_string();
+        let listed = list(Cli::command(), &summaries).render_help().to_string();
+        assert!(full.contains("say hello [plugin example.com/p]"), "{full}");
+        assert_eq!(listed, full);
     }
 
     #[test]

@@ -79,10 +79,10 @@ impl<'a> PluginHooks<'a> {
     /// before anything runs: at most one MonitorContainer plugin.
     pub fn new(ctx: &'a Runtime) -> Result<Self, Error> {
         // Fail closed: a meta that cannot be read (or, as root, an insecure
-        // store) must not silently drop that plugin's policy. The metas
-        // decide, never the CLI index (nor what the command line read).
-        let all = Store::new(ctx.paths.plugin_dir()).list_complete()?;
-        let enabled: Vec<Meta> = all.into_iter().filter(|m| m.enabled).collect();
+        // store) must not silently drop that plugin's policy. What runs is
+        // what the metas say (a current index only narrows which metas are
+        // read: those of plugins with runtime callbacks).
+        let enabled = Store::new(ctx.paths.plugin_dir()).runtime_metas()?;
         let monitors: Vec<&Meta> = enabled
             .iter()
             .filter(|m| m.manifest.has(CallbackKind::MonitorContainer))

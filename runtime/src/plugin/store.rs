@@ -41,7 +41,7 @@ pub use super::name::NameError;
 pub mod index;
 mod scratch;
 mod staging;
-pub use index::{CliSurface, Summary};
+pub use index::{CliSurface, Scope, Summary};
 pub use scratch::Scratch;
 pub use staging::Staging;
 

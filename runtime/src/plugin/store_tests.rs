@@ -253,7 +253,7 @@ fn writers_sweep_dead_scratch_dirs_but_never_a_live_one() {
 
 /// The index's view, asking for every plugin's meta.
 fn surface(store: &Store) -> CliSurface {
-    store.cli_surface(|_, _| true).unwrap()
+    store.cli_surface(Scope::All, |_, _| true).unwrap()
 }
 
 fn names(s: &CliSurface) -> Vec<&str> {
@@ -285,7 +285,7 @@ fn every_store_write_keeps_the_index_current() {
     assert!(!s.plugins[0].enabled);
 
     // Only the metas asked for are read from it.
-    let s = store.cli_surface(|_, p| p.enabled).unwrap();
+    let s = store.cli_surface(Scope::All, |_, p| p.enabled).unwrap();
     assert!(s.from_index && s.metas.is_empty() && s.plugins.len() == 1);
 }
 
@@ -309,7 +309,10 @@ fn a_missing_stale_or_corrupt_index_is_rebuilt_from_the_metas() {
     // As root the reader writes the rebuilt index back (no writer holds the lock).
     assert_eq!(index::is_current(&store), root);
     if root {
-        assert_eq!(fs::read(&index_path).unwrap(), good);
+        // The same index but for its stamp (the writer marks the metas dir).
+        let body = |t: &str| t.split_once('\n').unwrap().1.to_owned();
+        let now = fs::read_to_string(&index_path).unwrap();
+        assert_eq!(body(&now), body(&String::from_utf8(good).unwrap()));
     }
 
     // Stale: a meta added behind the store's back.
@@ -359,15 +362,91 @@ fn an_index_naming_a_plugin_without_a_meta_is_not_used() {
     let s = surface(&store);
     assert!(!s.from_index);
     assert_eq!(names(&s), ["example.com/a"]);
-    // Asking for no meta at all still never offers the ghost.
-    fs::write(
-        &index_path,
-        fs::read_to_string(&index_path)
-            .unwrap()
-            .replace("example.com/a", "example.com/ghost"),
+    // Nor when only the engine's plugins are asked for.
+    install_with(&store, "example.com/cfg", vec![CallbackKind::EngineConfig]);
+    let forged = fs::read_to_string(&index_path)
+        .unwrap()
+        .replace("example.com/cfg", "example.com/ghost");
+    fs::write(&index_path, forged).unwrap();
+    let s = store.cli_surface(Scope::Active, |_, _| true).unwrap();
+    assert!(!s.from_index);
+    assert_eq!(names(&s), ["example.com/cfg"]);
+}
+
+/// Installs `name` with `callbacks`.
+fn install_with(store: &Store, name: &str, callbacks: Vec<CallbackKind>) {
+    let lock = store.lock().unwrap();
+    let mut m = manifest(name);
+    m.callbacks = callbacks;
+    let meta = new_meta(m, true, None);
+    let st = store.new_staging(&lock, &meta).unwrap();
+    st.write(PLUGIN_SO, b"so", 0o644).unwrap();
+    store.commit_install(&lock, st, &meta, |_| Ok(())).unwrap();
+}
+
+#[test]
+fn a_builtin_command_reads_only_the_active_plugins_from_the_index() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    install_with(&store, "example.com/cmd", vec![CallbackKind::Command]);
+    install_with(&store, "example.com/cfg", vec![CallbackKind::EngineConfig]);
+    let s = store.cli_surface(Scope::Active, |_, _| true).unwrap();
+    assert!(s.from_index);
+    assert_eq!(names(&s), ["example.com/cfg"]);
+    assert_eq!(s.metas, vec![store.get("example.com/cfg").unwrap()]);
+    // The engine gets the runtime plugins from their metas.
+    assert_eq!(
+        store.runtime_metas().unwrap(),
+        vec![store.get("example.com/cfg").unwrap()]
+    );
+    // Disabled, it is no longer active.
+    let lock = store.lock().unwrap();
+    let mut cfg = store.get("example.com/cfg").unwrap();
+    cfg.enabled = false;
+    store.put_meta(&lock, &cfg).unwrap();
+    drop(lock);
+    assert!(names(&store.cli_surface(Scope::Active, |_, _| true).unwrap()).is_empty());
+    assert!(store.runtime_metas().unwrap().is_empty());
+}
+
+#[test]
+fn a_meta_switched_behind_the_stores_back_makes_the_index_stale_at_once() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    install_with(&store, "example.com/cfg", vec![CallbackKind::EngineConfig]);
+    assert!(index::is_current(&store));
+    // Disabled by hand, right after the index was written (same clock tick):
+    // the index must not keep offering it.
+    let mut m = store.get("example.com/cfg").unwrap();
+    m.enabled = false;
+    write_atomic(
+        &store.meta_path("example.com/cfg"),
+        &serde_json::to_vec(&m).unwrap(),
+        0o644,
     )
     .unwrap();
-    let s = store.cli_surface(|_, _| false).unwrap();
-    assert!(!s.from_index);
-    assert_eq!(names(&s), ["example.com/a"]);
+    assert!(!index::is_current(&store));
+    assert!(store.runtime_metas().unwrap().is_empty());
+    let s = store.cli_surface(Scope::Active, |_, _| true).unwrap();
+    assert!(s.plugins.is_empty());
+}
+
+#[test]
+fn the_engine_fails_closed_on_an_unreadable_runtime_meta_even_with_a_current_index() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    install_with(&store, "example.com/cmd", vec![CallbackKind::Command]);
+    install_with(&store, "example.com/cfg", vec![CallbackKind::EngineConfig]);
+    assert!(index::is_current(&store));
+    // Corrupted in place: the dir does not change, the index stays current,
+    // but the engine reads the meta itself and refuses to run without it.
+    fs::write(store.meta_path("example.com/cfg"), b"{").unwrap();
+    assert!(index::is_current(&store));
+    assert!(store.runtime_metas().is_err());
+    // An unreadable meta listed by the index (a rebuilt one) fails too.
+    let lock = store.lock().unwrap();
+    store.invalidate_index(&lock).unwrap();
+    store.write_index(&lock).unwrap();
+    drop(lock);
+    assert!(store.runtime_metas().is_err());
 }
