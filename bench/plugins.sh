@@ -1,6 +1,7 @@
 #!/bin/sh
 # What installed plugins cost, each row as a ratio to a baseline measured in
-# the same run (medians of one hyperfine run; goals from issue 13):
+# the same run (medians of interleaved runs, bench/interleave.py; goals
+# from issue 13):
 #
 #   vessel --help, 100 plugins vs 0                          goal <= 1.3x
 #   vessel version, 100 command-only plugins vs 0            goal <= 1.1x
@@ -18,12 +19,12 @@
 # read. The load row times one load per fresh process (plugin_load, a helper
 # in runtime/examples), alternating the two kinds, and compares medians.
 #
-# Usage: sudo bench/plugins.sh [RUNS]   (needs hyperfine, python3, busybox)
+# Usage: sudo bench/plugins.sh [RUNS]   (needs python3, busybox)
 set -eu
 runs=${1:-40}
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "error: run as root (plugin install is root-only)" >&2; exit 1; }
-for t in hyperfine python3 busybox; do
+for t in python3 busybox; do
     command -v "$t" >/dev/null || { echo "error: $t is not installed" >&2; exit 1; }
 done
 
@@ -98,18 +99,20 @@ for r in "$r0" "$r100" "$rcfg"; do
         { echo "error: exec fails under $r" >&2; exit 1; }
 done
 
-hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/h.json" \
-    -n "help-0" "env VESSEL_ROOT=$r0 $vessel --help" \
-    -n "help-100" "env VESSEL_ROOT=$r100 $vessel --help" \
-    -n "version-0" "env VESSEL_ROOT=$r0 $vessel version" \
-    -n "version-100" "env VESSEL_ROOT=$r100 $vessel version" \
-    -n "exec-0" "env VESSEL_ROOT=$r0 $vessel exec $rootfs /bin/true" \
-    -n "exec-100" "env VESSEL_ROOT=$r100 $vessel exec $rootfs /bin/true" \
-    -n "exec-cfg" "env VESSEL_ROOT=$rcfg $vessel exec $rootfs /bin/true" \
-    -n "list-0" "env VESSEL_ROOT=$r0 $vessel plugin list" \
-    -n "list-10" "env VESSEL_ROOT=$r10 $vessel plugin list" \
-    -n "list-100" "env VESSEL_ROOT=$r100 $vessel plugin list" \
-    >/dev/null
+# Interleaved (each round runs every command once): on a small VM the
+# machine drifts more between hyperfine's back-to-back blocks than these
+# ratios are wide.
+python3 "$here/bench/interleave.py" "$runs" 5 "$work/h.json" \
+    "help-0=VESSEL_ROOT=$r0 $vessel --help" \
+    "help-100=VESSEL_ROOT=$r100 $vessel --help" \
+    "version-0=VESSEL_ROOT=$r0 $vessel version" \
+    "version-100=VESSEL_ROOT=$r100 $vessel version" \
+    "exec-0=VESSEL_ROOT=$r0 $vessel exec $rootfs /bin/true" \
+    "exec-100=VESSEL_ROOT=$r100 $vessel exec $rootfs /bin/true" \
+    "exec-cfg=VESSEL_ROOT=$rcfg $vessel exec $rootfs /bin/true" \
+    "list-0=VESSEL_ROOT=$r0 $vessel plugin list" \
+    "list-10=VESSEL_ROOT=$r10 $vessel plugin list" \
+    "list-100=VESSEL_ROOT=$r100 $vessel plugin list"
 
 # One load per fresh process, the two kinds interleaved so load changes on
 # the machine hit both alike.

@@ -26,6 +26,16 @@ fn index(root: &TestRoot) -> std::path::PathBuf {
     root.plugin_dir().join(".index")
 }
 
+/// The index but for the stamp in its first line (each writer stamps the
+/// metas dir afresh): what it says about the plugins.
+fn contents(index: &[u8]) -> String {
+    let text = String::from_utf8(index.to_vec()).expect("the index is UTF-8");
+    match (text.find("\"stamp\":"), text.find(",\"precise\":")) {
+        (Some(a), Some(b)) if a < b => format!("{}{}", &text[..a], &text[b..]),
+        _ => text,
+    }
+}
+
 #[test]
 #[ignore = "needs root"]
 fn root_a_deleted_or_corrupt_index_is_rebuilt_and_commands_still_work() {
@@ -43,7 +53,10 @@ fn root_a_deleted_or_corrupt_index_is_rebuilt_and_commands_still_work() {
     assert!(!index(&root).exists(), "a non-root reader wrote the index");
     // Root rebuilds it, the same as a writer writes it.
     assert_eq!(ok(&root.run(&["test-cmd", "b"])), "test-cmd: b\n");
-    assert_eq!(std::fs::read(index(&root)).unwrap(), good);
+    assert_eq!(
+        contents(&std::fs::read(index(&root)).unwrap()),
+        contents(&good)
+    );
 
     // Corrupt in several ways: every command still sees the metas.
     let text = String::from_utf8(good.clone()).unwrap();
@@ -61,7 +74,10 @@ fn root_a_deleted_or_corrupt_index_is_rebuilt_and_commands_still_work() {
         std::fs::write(index(&root), &bad).unwrap();
         assert!(ok(&root.run(&["version", "--test", "x"])).contains("test: x"));
     }
-    assert_eq!(std::fs::read(index(&root)).unwrap(), good);
+    assert_eq!(
+        contents(&std::fs::read(index(&root)).unwrap()),
+        contents(&good)
+    );
 
     // A disable by the admin is seen at once, through the rewritten index.
     ok(&root.run(&["plugin", "disable", "example.com/cli-plugin"]));

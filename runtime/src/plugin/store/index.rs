@@ -365,8 +365,8 @@ impl Store {
     /// The index's contents for the store as it is now (reads every meta),
     /// under `stamp`.
     fn build_index(&self, stamp: Stamp, precise: bool) -> Result<Built, StoreError> {
-        // The stamp first: if the metas change while they are read, it no
-        // longer matches them and the next reader rebuilds.
+        // The caller took the stamp first: if the metas change while they
+        // are read, it no longer matches them and the next reader rebuilds.
         let files = self.meta_files()?;
         let (metas, unreadable) = self.list_all()?;
         let plugins: Vec<Summary> = metas.iter().map(Summary::of).collect();
@@ -394,7 +394,8 @@ impl Store {
         })
     }
 
-    fn write_index_file(&self, built: &Built) -> Result<(), StoreError> {
+    /// The index file's bytes for `built`.
+    fn render(&self, built: &Built) -> Result<Vec<u8>, StoreError> {
         let path = self.index_path();
         let mut out = json_line(&path, &built.head)?;
         for line in [
@@ -409,19 +410,30 @@ impl Store {
             out.extend(json_line(&path, m)?);
         }
         out.push(b'\n');
-        write_atomic(&path, &out, 0o644)
+        Ok(out)
     }
 
     /// Brings the index up to date from the metas (writers, under the
-    /// lock). A current index is left as it is, so a writer that changes
-    /// nothing leaves the store byte for byte as it was.
+    /// lock). A current index that says what the metas say is left as it
+    /// is, so a writer that changes nothing leaves the store byte for byte
+    /// as it was.
     pub(super) fn write_index(&self, lock: &WriteLock) -> Result<(), StoreError> {
         if self.read_index().is_some() {
-            return Ok(());
+            let now = self.build_index(Stamp::default(), false)?;
+            let rendered = self.render(&now)?;
+            let on_disk = fs::read(self.index_path()).unwrap_or_default();
+            if matches!((body(&rendered), body(&on_disk)), (Some(a), Some(b)) if a == b) {
+                return Ok(());
+            }
         }
+        self.rewrite_index(lock)
+    }
+
+    /// Writes the index from the metas, under a fresh mark of the metas dir.
+    fn rewrite_index(&self, lock: &WriteLock) -> Result<(), StoreError> {
         let (stamp, precise) = self.mark_metas_dir(lock)?;
         let built = self.build_index(stamp, precise)?;
-        self.write_index_file(&built)
+        write_atomic(&self.index_path(), &self.render(&built)?, 0o644)
     }
 
     /// Removes the index before a meta switch: a crash before the index is
@@ -563,7 +575,8 @@ impl Store {
             return;
         };
         let lock = WriteLock { _lock: held };
-        if let Err(e) = self.write_index(&lock) {
+        // It was found unusable: rewritten whatever its stamp says.
+        if let Err(e) = self.rewrite_index(&lock) {
             tracing::debug!("plugin index not written: {e}");
         }
     }
@@ -614,6 +627,17 @@ fn surface_from(
         unreadable: head.unreadable.clone(),
         from_index: true,
     })
+}
+
+/// An index's bytes after its first line, and its first line's contents
+/// but for the stamp: what must match for a current index to say what the
+/// metas say.
+fn body(index: &[u8]) -> Option<(Head, &[u8])> {
+    let nl = index.iter().position(|b| *b == b'\n')?;
+    let mut head: Head = serde_json::from_slice(&index[..nl]).ok()?;
+    head.stamp = Stamp::default();
+    head.precise = false;
+    Some((head, &index[nl..]))
 }
 
 /// One line of the index: compact JSON (which escapes every newline).
