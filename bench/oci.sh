@@ -21,38 +21,13 @@ vessel="${CARGO_TARGET_DIR:-$here/target}/release/vessel"
 
 work=$(mktemp -d /tmp/vessel-bench-XXXXXX)
 reg_pid=""
+. "$here/bench/lib.sh"
 cleanup() {
-    # `wait` returns the killed registry's 143: under set -e that would end
-    # the trap before the rm (leaving the work dir in /tmp) and the script
-    # with 143.
-    if [ -n "$reg_pid" ]; then
-        kill "$reg_pid" 2>/dev/null || true
-        wait "$reg_pid" 2>/dev/null || true
-    fi
+    stop_registry
     rm -rf "$work"
 }
 trap cleanup EXIT INT TERM
-
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-host="127.0.0.1:$port"
-cat >"$work/config.yml" <<EOC
-version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: $work/data
-http:
-  addr: $host
-EOC
-docker-registry serve "$work/config.yml" >"$work/registry.log" 2>&1 &
-reg_pid=$!
-i=0
-until curl -sf "http://$host/v2/" >/dev/null; do
-    i=$((i + 1))
-    [ "$i" -lt 100 ] || { echo "error: docker-registry did not start" >&2; exit 1; }
-    sleep 0.1
-done
+start_registry "$work"
 
 # The image: busybox, then three layers of files (half random, half text).
 img="$work/img"
