@@ -183,7 +183,7 @@ pub(crate) fn verify_trusting(
     if !meta.file_type().is_file() {
         return Err(LoadError::new(label, path, LoadErrorKind::NotRegularFile));
     }
-    let owned = check_ownership(spec, &label, &meta, trusted_owner);
+    let owned = check_ownership(spec, &label, &file, &meta, trusted_owner);
     let store_trusted = match owned {
         Ok(()) => spec.plugin_root.is_some(),
         // Only root's loads are guarded: an unprivileged user loading
@@ -364,6 +364,7 @@ impl Drop for SealedMap {
 fn check_ownership(
     spec: &LoadSpec,
     label: &str,
+    opened: &File,
     meta: &std::fs::Metadata,
     owner: u32,
 ) -> Result<(), LoadError> {
@@ -400,7 +401,9 @@ fn check_ownership(
         )
     };
     let root = root.canonicalize().map_err(|e| read_err(root, e))?;
-    let file = path.canonicalize().map_err(|e| read_err(path, e))?;
+    let file = opened_path(opened)
+        .map_or_else(|| path.canonicalize(), Ok)
+        .map_err(|e| read_err(path, e))?;
     if !file.starts_with(&root) || file == root {
         return Err(LoadError::new(
             label.to_string(),
@@ -442,6 +445,16 @@ fn check_ownership(
         }
     }
     Ok(())
+}
+
+/// Where the kernel says the opened file is: the resolved path of the very
+/// inode checked, in one readlink instead of one per path component. `None`
+/// when it cannot say plainly (no /proc, a file unlinked since it was
+/// opened): then the caller resolves the path itself.
+fn opened_path(opened: &File) -> Option<PathBuf> {
+    let p = std::fs::read_link(format!("/proc/self/fd/{}", opened.as_raw_fd())).ok()?;
+    let deleted = p.as_os_str().as_encoded_bytes().ends_with(b" (deleted)");
+    (p.is_absolute() && !deleted).then_some(p)
 }
 
 /// Loads a plugin: [`verify`], then dlopen exactly the verified bytes, check
