@@ -56,7 +56,8 @@ fn main() {
                     .plugin_root(dir)
                     .name(name.clone())
                     .install_dir(store.files_dir(&meta))
-                    .installed(meta.library);
+                    .installed(meta.library)
+                    .layouts_checked_by(meta.checked_by);
             }
             loader::load(&spec).unwrap_or_else(|e| fail(lib, &e.to_string()));
         }

@@ -50,7 +50,8 @@ pub fn load_installed(ctx: &Runtime, meta: &Meta) -> Result<&'static LoadedPlugi
             .sha256(meta.manifest.sha256.clone())
             .plugin_root(store.dir())
             .install_dir(store.files_dir(meta))
-            .installed(meta.library);
+            .installed(meta.library)
+            .layouts_checked_by(meta.checked_by);
         // Its config and state dirs hang off these paths (host services).
         registry::set_paths(name, &ctx.paths);
         tracing::debug!(plugin = name, "loading plugin library");

@@ -261,6 +261,8 @@ pub fn install_with_consent(
     // of the file while it stays unchanged.
     let written = staging.write(PLUGIN_SO, &library, 0o644)?;
     meta.library = Some(store::LibraryStamp::of(&written));
+    // The load above checked the layouts, in this process: this binary.
+    meta.checked_by = super::stamp::runtime();
     let manifest_json =
         serde_json::to_vec_pretty(&manifest).map_err(|e| io(file, std::io::Error::other(e)))?;
     staging.write(PLUGIN_MANIFEST, &manifest_json, 0o644)?;

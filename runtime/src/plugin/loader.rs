@@ -63,6 +63,11 @@ pub struct LoadSpec {
     /// `sha256` (installed plugins). With `sha256` and `plugin_root`, lets
     /// a load of the unchanged file skip the hash and ELF checks.
     pub installed: Option<LibraryStamp>,
+    /// The stamp of the vessel binary that checked this library's type
+    /// layouts at install. When it is the running binary's and the file is
+    /// unchanged since install (`installed`), abi_stable's layout check,
+    /// whose answer cannot differ, is skipped.
+    pub layouts_checked_by: Option<LibraryStamp>,
 }
 
 impl LoadSpec {
@@ -104,6 +109,13 @@ impl LoadSpec {
         self
     }
 
+    /// The stamp of the runtime binary that checked the layouts at
+    /// install, if the meta has one.
+    pub fn layouts_checked_by(mut self, runtime: Option<LibraryStamp>) -> Self {
+        self.layouts_checked_by = runtime;
+        self
+    }
+
     fn label(&self) -> String {
         self.name
             .clone()
@@ -120,6 +132,9 @@ pub struct VerifiedLibrary {
     memfd: File,
     sha256: String,
     checks: Checks,
+    /// The layouts were checked at install by this very runtime binary, on
+    /// these very bytes.
+    layouts_known: bool,
 }
 
 /// Which checks [`verify`] ran on the bytes.
@@ -141,6 +156,12 @@ impl VerifiedLibrary {
     /// Which checks ran on the bytes.
     pub fn checks(&self) -> Checks {
         self.checks
+    }
+
+    /// Whether abi_stable's layout check is skipped at dlopen: the bytes
+    /// are the install's and the install ran this runtime binary.
+    pub fn layouts_known(&self) -> bool {
+        self.layouts_known
     }
 }
 
@@ -215,12 +236,16 @@ pub(crate) fn verify_trusting(
         && file.metadata().is_ok_and(|m| LibraryStamp::of(&m) == stamp);
     if let (true, Some(sha256)) = (still_unchanged, &spec.sha256) {
         tracing::debug!(plugin = %label, "library unchanged since install: its sha256 and ELF checks stand");
+        let layouts_known = spec
+            .layouts_checked_by
+            .is_some_and(|by| super::stamp::runtime() == Some(by));
         return Ok(VerifiedLibrary {
             label,
             path,
             memfd,
             sha256: sha256.to_ascii_lowercase(),
             checks: Checks::VerifiedAtInstall,
+            layouts_known,
         });
     }
     if recorded.is_some() {
@@ -253,6 +278,7 @@ pub(crate) fn verify_trusting(
         memfd,
         sha256,
         checks: Checks::Full,
+        layouts_known: false,
     })
 }
 
@@ -587,33 +613,45 @@ fn open_verified(v: &VerifiedLibrary) -> Result<(Module, Init), LoadError> {
     // One arm per frozen layout: when an API minor changes a root-module
     // type, freeze the previous one in `abi::v1_N` and add its arm here.
     if theirs.minor == 0 {
-        let m = lib
-            .init_root_module::<v1_0::PluginMod_Ref>()
-            .map_err(|e| map_lib_err(v, e))?;
+        let m = root_module::<v1_0::PluginMod_Ref>(v, lib)?;
         let module = Module {
             manifest: m.manifest(),
             callbacks: m.callback_entries(),
         };
         Ok((module, Init::V1_0(m.init())))
     } else if theirs.minor == 1 {
-        let m = lib
-            .init_root_module::<v1_1::PluginMod_Ref>()
-            .map_err(|e| map_lib_err(v, e))?;
+        let m = root_module::<v1_1::PluginMod_Ref>(v, lib)?;
         let module = Module {
             manifest: m.manifest(),
             callbacks: m.callback_entries(),
         };
         Ok((module, Init::V1_1(m.init())))
     } else {
-        let m = lib
-            .init_root_module::<abi::PluginMod_Ref>()
-            .map_err(|e| map_lib_err(v, e))?;
+        let m = root_module::<abi::PluginMod_Ref>(v, lib)?;
         let module = Module {
             manifest: m.manifest(),
             callbacks: m.callback_entries(),
         };
         Ok((module, Init::Current(m.init())))
     }
+}
+
+/// The root module as `M`, its layout checked by abi_stable unless this
+/// runtime binary already checked it on these bytes at install.
+fn root_module<M: abi_stable::library::RootModule>(
+    v: &VerifiedLibrary,
+    lib: &abi_stable::library::LibHeader,
+) -> Result<M, LoadError> {
+    if v.layouts_known {
+        tracing::debug!(plugin = %v.label, "layouts checked at install by this runtime binary");
+        // SAFETY: the bytes are the ones whose layouts this same binary
+        // (the same expected layouts, compiled in) found compatible at
+        // install; the answer of a check cannot differ.
+        unsafe { lib.init_root_module_with_unchecked_layout::<M>() }
+    } else {
+        lib.init_root_module::<M>()
+    }
+    .map_err(|e| map_lib_err(v, e))
 }
 
 fn map_lib_err(v: &VerifiedLibrary, e: LibraryError) -> LoadError {
@@ -947,6 +985,40 @@ mod tests {
         assert_eq!(v.sha256(), sha256_hex(b"bytes verified at install"));
         // Still the sealed copy of the file's bytes that is loaded.
         assert_eq!(staged(&v), b"bytes verified at install");
+        // No record of which runtime checked the layouts: abi_stable checks.
+        assert!(!v.layouts_known());
+    }
+
+    #[test]
+    fn only_the_runtime_binary_that_checked_the_layouts_skips_that_check() {
+        let (_dir, spec, stamp) = installed_file(b"bytes verified at install");
+        let this = super::super::stamp::runtime().expect("/proc/self/exe");
+        let spec = spec.installed(Some(stamp));
+        let by = |runtime| verify_trusting(&spec.clone().layouts_checked_by(runtime), me());
+        assert!(by(Some(this)).unwrap().layouts_known());
+        // Another binary (an upgraded runtime) checks them again.
+        let other = LibraryStamp {
+            ctime_ns: this.ctime_ns + 1,
+            ..this
+        };
+        assert!(!by(Some(other)).unwrap().layouts_known());
+        assert!(!by(None).unwrap().layouts_known());
+        // Changed bytes: full checks, layouts included (refused here earlier).
+        let (_dir, spec, _) = installed_file(b"bytes verified at install");
+        let v = verify_trusting(
+            &spec
+                .clone()
+                .installed(Some(LibraryStamp { ino: 0, ..stamp }))
+                .layouts_checked_by(Some(this)),
+            me(),
+        );
+        assert!(matches!(
+            v,
+            Err(LoadError {
+                kind: LoadErrorKind::NotElf,
+                ..
+            })
+        ));
     }
 
     #[test]

@@ -11,8 +11,16 @@
 //! trusts a stamp of a file in a root-owned store (the meta that records
 //! it is root's), and compares it before and after it copies the bytes into
 //! its sealed memfd; any difference means today's full checks.
+//!
+//! The same kind of stamp of the vessel binary that ran the install says
+//! which runtime checked the library's type layouts: the layouts a runtime
+//! expects are compiled into it, so the same binary file (same stamp) with
+//! the same library bytes gets the same answer, and a load by it need not
+//! ask abi_stable again (abi_stable's `unchecked_layout` exists for such a
+//! cache). Another binary (an upgrade) checks them as before.
 
 use std::os::unix::fs::MetadataExt;
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
@@ -45,6 +53,18 @@ impl LibraryStamp {
             ctime_ns: ns(md.ctime(), md.ctime_nsec()),
         }
     }
+}
+
+/// The stamp of the running vessel binary (`/proc/self/exe`, which names
+/// the inode running even after it was replaced on disk); `None` when it
+/// cannot be read.
+pub fn runtime() -> Option<LibraryStamp> {
+    static RUNTIME: OnceLock<Option<LibraryStamp>> = OnceLock::new();
+    *RUNTIME.get_or_init(|| {
+        std::fs::metadata("/proc/self/exe")
+            .ok()
+            .map(|md| LibraryStamp::of(&md))
+    })
 }
 
 #[cfg(test)]

@@ -151,6 +151,11 @@ pub struct Meta {
     /// and their plugins load with the full checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub library: Option<LibraryStamp>,
+    /// The stamp of the vessel binary whose loader checked the library's
+    /// type layouts at install: that binary, loading the unchanged file,
+    /// skips the check (see [`super::stamp`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_by: Option<LibraryStamp>,
 }
 
 /// Where an installed plugin image came from.
@@ -836,6 +841,7 @@ pub fn new_meta(manifest: Manifest, enabled: bool, signer: Option<String>) -> Me
         install_id: new_install_id(),
         origin: None,
         library: None,
+        checked_by: None,
     }
 }
 
