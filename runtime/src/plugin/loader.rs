@@ -998,7 +998,7 @@ mod tests {
         assert!(by(Some(this)).unwrap().layouts_known());
         // Another binary (an upgraded runtime) checks them again.
         let other = LibraryStamp {
-            ctime_ns: this.ctime_ns + 1,
+            mtime_ns: this.mtime_ns + 1,
             ..this
         };
         assert!(!by(Some(other)).unwrap().layouts_known());

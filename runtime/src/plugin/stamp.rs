@@ -57,13 +57,20 @@ impl LibraryStamp {
 
 /// The stamp of the running vessel binary (`/proc/self/exe`, which names
 /// the inode running even after it was replaced on disk); `None` when it
-/// cannot be read.
+/// cannot be read. Its ctime is left out (0): every hard link to the binary
+/// changes it (cargo links its outputs, perf links what it profiles into
+/// its build-id cache), and a new build is a new inode or a new mtime; a
+/// change that kept both would need whoever owns the runtime binary, who
+/// controls everything it does anyway.
 pub fn runtime() -> Option<LibraryStamp> {
     static RUNTIME: OnceLock<Option<LibraryStamp>> = OnceLock::new();
     *RUNTIME.get_or_init(|| {
         std::fs::metadata("/proc/self/exe")
             .ok()
-            .map(|md| LibraryStamp::of(&md))
+            .map(|md| LibraryStamp {
+                ctime_ns: 0,
+                ..LibraryStamp::of(&md)
+            })
     })
 }
 
