@@ -8,7 +8,9 @@
 //!   the plugin's init). Given the store's dir and the plugin's name, as
 //!   `dispatch::load_installed` calls it: the meta is read first (the
 //!   caller has it), then the files are pinned and the library loaded with
-//!   the meta's install stamp, so an unchanged file skips its hash.
+//!   the meta's install stamp, so an unchanged file skips its hash. Its
+//!   layouts are still checked: this helper is not the binary that
+//!   installed the plugin (`vessel exec` by that binary skips that too).
 
 use std::time::Instant;
 
