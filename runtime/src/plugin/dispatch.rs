@@ -34,8 +34,9 @@ fn current_enabled(ctx: &Runtime, meta: &Meta) -> Result<Meta, Error> {
 }
 
 /// Loads the installed plugin `meta` (once per process) with every loader
-/// check: ownership and modes up to the plugin dir, sha256 against the meta,
-/// ELF checks, API version and layouts. `meta` must come from the store's
+/// check: ownership and modes up to the plugin dir, sha256 against the meta
+/// and ELF checks (or, for the file unchanged since install, its stamp),
+/// API version and layouts. `meta` must come from the store's
 /// metas (not from the CLI index).
 pub fn load_installed(ctx: &Runtime, meta: &Meta) -> Result<&'static LoadedPlugin, Error> {
     let name = meta.name();
@@ -48,7 +49,9 @@ pub fn load_installed(ctx: &Runtime, meta: &Meta) -> Result<&'static LoadedPlugi
             .name(name)
             .sha256(meta.manifest.sha256.clone())
             .plugin_root(store.dir())
-            .install_dir(store.files_dir(meta));
+            .install_dir(store.files_dir(meta))
+            .installed(meta.library)
+            .layouts_checked_by(meta.checked_by);
         // Its config and state dirs hang off these paths (host services).
         registry::set_paths(name, &ctx.paths);
         tracing::debug!(plugin = name, "loading plugin library");

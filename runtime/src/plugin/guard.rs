@@ -13,8 +13,8 @@
 //! action ends the process.
 
 use std::cell::UnsafeCell;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
-use std::sync::{mpsc, Once};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Once};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{SigSet, Signal};
@@ -66,11 +66,15 @@ fn within<T: Send + 'static>(
     callback: &'static str,
     f: impl FnOnce() -> Result<T, PluginError> + Send + 'static,
 ) -> Result<T, PluginError> {
-    let before = thread_count();
     let (tx, rx) = mpsc::channel();
+    // The helper's kernel thread id, so the wait below can watch that one
+    // thread leave (0 until it runs).
+    let tid = Arc::new(AtomicI32::new(0));
+    let helper_tid = Arc::clone(&tid);
     let handle = std::thread::Builder::new()
         .name("vessel-plugin".into())
         .spawn(move || {
+            helper_tid.store(nix::unistd::gettid().as_raw(), Ordering::SeqCst);
             ensure_alt_stack();
             let _ = tx.send(f());
         })
@@ -84,7 +88,7 @@ fn within<T: Send + 'static>(
         match rx.recv_timeout(left.min(POLL)) {
             Ok(r) => {
                 let _ = handle.join();
-                settle_threads(before);
+                settle_thread(tid.load(Ordering::SeqCst));
                 return r;
             }
             Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -137,23 +141,28 @@ fn take_stop_signal() -> Option<Signal> {
     (r > 0).then(|| Signal::try_from(r).ok()).flatten()
 }
 
-/// The number of threads of this process.
-fn thread_count() -> Option<usize> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("Threads:"))
-        .and_then(|n| n.trim().parse().ok())
-}
-
-/// Waits (briefly) until a joined helper thread is gone from the kernel's
-/// count too: a join returns slightly before the kernel releases the thread,
+/// Waits (briefly) until the joined helper thread `tid` is gone from the
+/// kernel too: a join returns slightly before the kernel releases the thread,
 /// and the engine refuses to clone the container from a threaded process.
-fn settle_threads(before: Option<usize>) {
-    let Some(before) = before else { return };
+/// The kernel unhashes the thread's id and drops it from the thread count
+/// together, so `/proc/self/task/<tid>` vanishing is the moment the count
+/// drops; one stat per look, instead of rendering `/proc/self/status`.
+fn settle_thread(tid: i32) {
+    if tid <= 0 {
+        return;
+    }
+    let path = format!("/proc/self/task/{tid}");
     let start = Instant::now();
-    while thread_count().is_some_and(|n| n > before) && start.elapsed() < Duration::from_secs(1) {
-        std::thread::sleep(Duration::from_millis(1));
+    let mut looks = 0u32;
+    while std::fs::symlink_metadata(&path).is_ok() && start.elapsed() < Duration::from_secs(1) {
+        // The thread is in its last steps of exit: give it the CPU first,
+        // then back off.
+        if looks < 100 {
+            std::thread::yield_now();
+        } else {
+            std::thread::sleep(Duration::from_micros(50));
+        }
+        looks += 1;
     }
 }
 
@@ -365,6 +374,24 @@ mod tests {
             within(DEFAULT_TIMEOUT, "example.com/fast", "Install", || Ok(7)).unwrap(),
             7
         );
+    }
+
+    #[test]
+    fn a_returned_callback_leaves_no_thread_behind() {
+        // The engine clones the container right after the callbacks and
+        // refuses to from a threaded process: the helper must be gone from
+        // the kernel, not only joined, when `within` returns.
+        for _ in 0..20 {
+            let tid = within(DEFAULT_TIMEOUT, "example.com/fast", "EngineConfig", || {
+                Ok(nix::unistd::gettid().as_raw())
+            })
+            .unwrap();
+            assert_ne!(tid, nix::unistd::gettid().as_raw());
+            assert!(
+                !std::path::Path::new(&format!("/proc/self/task/{tid}")).exists(),
+                "helper thread {tid} still exists"
+            );
+        }
     }
 
     #[test]

@@ -254,9 +254,15 @@ pub fn install_with_consent(
         return Err(PluginError::from(InstallError::Declined { plugin: name }).into());
     }
 
-    let meta = store::new_meta(manifest.clone(), enabled, signer);
+    let mut meta = store::new_meta(manifest.clone(), enabled, signer);
     let staging = store.new_staging(&lock, &meta)?;
-    staging.write(PLUGIN_SO, &library, 0o644)?;
+    // `library` is the very buffer whose sha256 and ELF the load above
+    // checked: the file's stamp now stands for those checks at every load
+    // of the file while it stays unchanged.
+    let written = staging.write(PLUGIN_SO, &library, 0o644)?;
+    meta.library = Some(store::LibraryStamp::of(&written));
+    // The load above checked the layouts, in this process: this binary.
+    meta.checked_by = super::stamp::runtime();
     let manifest_json =
         serde_json::to_vec_pretty(&manifest).map_err(|e| io(file, std::io::Error::other(e)))?;
     staging.write(PLUGIN_MANIFEST, &manifest_json, 0o644)?;

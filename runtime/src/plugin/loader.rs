@@ -12,6 +12,15 @@
 //! version the plugin was built with is checked, abi_stable checks every type
 //! layout of the root module, and the plugin gets the host services.
 //!
+//! An installed library whose bytes the install verified is not hashed
+//! again: the meta records its [`LibraryStamp`], and when the descriptor's
+//! `fstat` still equals it, before and after the copy into the sealed memfd,
+//! in a store owned by root, the copied bytes are the ones verified (see
+//! [`super::stamp`]). The sha256 and the ELF checks, which those bytes
+//! passed at install, are then skipped; the dlopen is still of the sealed
+//! memfd. Anything else (no stamp, another stamp, a store root does not
+//! own) takes the full checks.
+//!
 //! Libraries are never unloaded (unloading Rust cdylibs is unsound): a
 //! [`LoadedPlugin`] lives for the rest of the process.
 
@@ -29,6 +38,7 @@ use vessel_plugin_abi::{self as abi, v1_0, v1_1};
 pub use super::elf::{check_elf, HOST_MACHINE};
 pub use super::load_error::{LoadError, LoadErrorKind};
 use super::manifest::{AddedFlagSpec, ArgSpec, CallbackKind, CommandSpec, FlagSpec, Manifest};
+pub use super::stamp::LibraryStamp;
 use super::LoadedPlugin;
 use super::{host, registry};
 
@@ -49,6 +59,15 @@ pub struct LoadSpec {
     /// The plugin's install dir (installed plugins), handed to it through
     /// the host services; needs `name`.
     pub install_dir: Option<PathBuf>,
+    /// The stamp the install recorded for this file once its bytes matched
+    /// `sha256` (installed plugins). With `sha256` and `plugin_root`, lets
+    /// a load of the unchanged file skip the hash and ELF checks.
+    pub installed: Option<LibraryStamp>,
+    /// The stamp of the vessel binary that checked this library's type
+    /// layouts at install. When it is the running binary's and the file is
+    /// unchanged since install (`installed`), abi_stable's layout check,
+    /// whose answer cannot differ, is skipped.
+    pub layouts_checked_by: Option<LibraryStamp>,
 }
 
 impl LoadSpec {
@@ -84,6 +103,19 @@ impl LoadSpec {
         self
     }
 
+    /// The stamp recorded at install, if the meta has one.
+    pub fn installed(mut self, stamp: Option<LibraryStamp>) -> Self {
+        self.installed = stamp;
+        self
+    }
+
+    /// The stamp of the runtime binary that checked the layouts at
+    /// install, if the meta has one.
+    pub fn layouts_checked_by(mut self, runtime: Option<LibraryStamp>) -> Self {
+        self.layouts_checked_by = runtime;
+        self
+    }
+
     fn label(&self) -> String {
         self.name
             .clone()
@@ -99,6 +131,20 @@ pub struct VerifiedLibrary {
     path: PathBuf,
     memfd: File,
     sha256: String,
+    checks: Checks,
+    /// The layouts were checked at install by this very runtime binary, on
+    /// these very bytes.
+    layouts_known: bool,
+}
+
+/// Which checks [`verify`] ran on the bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Checks {
+    /// The sha256 and the ELF checks ran on the sealed bytes.
+    Full,
+    /// The file was unchanged since the install verified it (its stamp
+    /// matched before and after the copy): the install's checks stand.
+    VerifiedAtInstall,
 }
 
 impl VerifiedLibrary {
@@ -106,13 +152,34 @@ impl VerifiedLibrary {
     pub fn sha256(&self) -> &str {
         &self.sha256
     }
+
+    /// Which checks ran on the bytes.
+    pub fn checks(&self) -> Checks {
+        self.checks
+    }
+
+    /// Whether abi_stable's layout check is skipped at dlopen: the bytes
+    /// are the install's and the install ran this runtime binary.
+    pub fn layouts_known(&self) -> bool {
+        self.layouts_known
+    }
 }
 
 /// Runs every check that can run before dlopen: opens the file once, checks
 /// it (and, as root, its directories) on that descriptor, copies it into a
 /// memfd and seals it, then compares the sealed bytes' sha256 and checks
-/// their ELF header and dynamic symbols.
+/// their ELF header and dynamic symbols — unless the file is unchanged
+/// since the install verified it (see the module doc).
 pub fn verify(spec: &LoadSpec) -> Result<VerifiedLibrary, LoadError> {
+    verify_trusting(spec, 0)
+}
+
+/// [`verify`], taking a stamp as proof only for a file and directories owned
+/// by `trusted_owner` (root; tests pass their own uid).
+pub(crate) fn verify_trusting(
+    spec: &LoadSpec,
+    trusted_owner: u32,
+) -> Result<VerifiedLibrary, LoadError> {
     let label = spec.label();
     let path = spec.path.clone();
     // O_NONBLOCK: a FIFO (or device) there must be refused below, not
@@ -137,9 +204,23 @@ pub fn verify(spec: &LoadSpec) -> Result<VerifiedLibrary, LoadError> {
     if !meta.file_type().is_file() {
         return Err(LoadError::new(label, path, LoadErrorKind::NotRegularFile));
     }
-    check_permissions(spec, &label, &meta)?;
+    let owned = check_ownership(spec, &label, &file, &meta, trusted_owner);
+    let store_trusted = match owned {
+        Ok(()) => spec.plugin_root.is_some(),
+        // Only root's loads are guarded: an unprivileged user loading
+        // their own build (`plugin compile`) can only hurt themselves. They
+        // just get no shortcut from a stamp in a store root does not own.
+        Err(e) if nix::unistd::Uid::effective().is_root() => return Err(e),
+        Err(_) => false,
+    };
+    let stamp = LibraryStamp::of(&meta);
+    let recorded = match (&spec.installed, &spec.sha256) {
+        (Some(recorded), Some(_)) if store_trusted => Some(recorded),
+        _ => None,
+    };
+    let unchanged = recorded == Some(&stamp);
 
-    let memfd = sealed_copy(&mut file, meta.len()).map_err(|e| match e {
+    let (memfd, copied) = sealed_copy(&mut file, meta.len()).map_err(|e| match e {
         Staging::Read(source) => {
             LoadError::new(label.clone(), path.clone(), LoadErrorKind::Read { source })
         }
@@ -147,6 +228,31 @@ pub fn verify(spec: &LoadSpec) -> Result<VerifiedLibrary, LoadError> {
             LoadError::new(label.clone(), path.clone(), LoadErrorKind::Memfd { source })
         }
     })?;
+    // Again after the copy: a write that began before or during it has
+    // changed the file's times by now, so equal stamps on both sides mean
+    // the sealed bytes are the ones the install hashed.
+    let still_unchanged = unchanged
+        && copied == meta.len()
+        && file.metadata().is_ok_and(|m| LibraryStamp::of(&m) == stamp);
+    if let (true, Some(sha256)) = (still_unchanged, &spec.sha256) {
+        tracing::debug!(plugin = %label, "library unchanged since install: its sha256 and ELF checks stand");
+        let layouts_known = spec
+            .layouts_checked_by
+            .is_some_and(|by| super::stamp::runtime() == Some(by));
+        return Ok(VerifiedLibrary {
+            label,
+            path,
+            memfd,
+            sha256: sha256.to_ascii_lowercase(),
+            checks: Checks::VerifiedAtInstall,
+            layouts_known,
+        });
+    }
+    if recorded.is_some() {
+        tracing::debug!(plugin = %label, "library changed since install: checking its sha256");
+    } else {
+        tracing::debug!(plugin = %label, "no install stamp to rely on: checking the library's sha256");
+    }
     let map = SealedMap::new(&memfd).map_err(|source| {
         LoadError::new(label.clone(), path.clone(), LoadErrorKind::Memfd { source })
     })?;
@@ -171,6 +277,8 @@ pub fn verify(spec: &LoadSpec) -> Result<VerifiedLibrary, LoadError> {
         path,
         memfd,
         sha256,
+        checks: Checks::Full,
+        layouts_known: false,
     })
 }
 
@@ -185,7 +293,9 @@ enum Staging {
 /// Copies `len` bytes of `file` into a new memfd (in the kernel:
 /// `io::copy` between files uses copy_file_range/sendfile) and seals it:
 /// from then on nobody, this process included, can change its bytes.
-fn sealed_copy(file: &mut File, len: u64) -> Result<File, Staging> {
+/// Returns the memfd and how many bytes it holds (fewer than `len` when the
+/// file shrank meanwhile).
+fn sealed_copy(file: &mut File, len: u64) -> Result<(File, u64), Staging> {
     use std::io::Read as _;
     let name = CString::new("vessel-plugin").expect("no NUL in a literal");
     // SAFETY: plain syscall with a valid C string.
@@ -198,7 +308,7 @@ fn sealed_copy(file: &mut File, len: u64) -> Result<File, Staging> {
     let mut memfd = unsafe { File::from_raw_fd(fd) };
     // The file's size when it was checked; a file that changes meanwhile
     // gives other bytes, which the hash of the sealed copy then refuses.
-    std::io::copy(&mut file.take(len), &mut memfd).map_err(|e| {
+    let copied = std::io::copy(&mut file.take(len), &mut memfd).map_err(|e| {
         if e.kind() == std::io::ErrorKind::WriteZero || e.raw_os_error() == Some(libc::ENOSPC) {
             Staging::Memfd(e)
         } else {
@@ -206,7 +316,7 @@ fn sealed_copy(file: &mut File, len: u64) -> Result<File, Staging> {
         }
     })?;
     seal(&memfd).map_err(Staging::Memfd)?;
-    Ok(memfd)
+    Ok((memfd, copied))
 }
 
 /// Seals a memfd for good: no write (shared writable mappings included),
@@ -273,18 +383,19 @@ impl Drop for SealedMap {
     }
 }
 
-fn check_permissions(
+/// Fails unless the library (its descriptor's `meta`) and, with a plugin
+/// root, every directory up to it are owned by `owner` and not group- or
+/// world-writable. The caller decides what a failure means (as root: a
+/// refusal).
+fn check_ownership(
     spec: &LoadSpec,
     label: &str,
+    opened: &File,
     meta: &std::fs::Metadata,
+    owner: u32,
 ) -> Result<(), LoadError> {
     let path = &spec.path;
-    // Only root's loads are guarded: an unprivileged user loading their own
-    // build (`plugin compile`) can only hurt themselves.
-    if !nix::unistd::Uid::effective().is_root() {
-        return Ok(());
-    }
-    if meta.uid() != 0 {
+    if meta.uid() != owner {
         return Err(LoadError::new(
             label.to_string(),
             path.clone(),
@@ -316,7 +427,9 @@ fn check_permissions(
         )
     };
     let root = root.canonicalize().map_err(|e| read_err(root, e))?;
-    let file = path.canonicalize().map_err(|e| read_err(path, e))?;
+    let file = opened_path(opened)
+        .map_or_else(|| path.canonicalize(), Ok)
+        .map_err(|e| read_err(path, e))?;
     if !file.starts_with(&root) || file == root {
         return Err(LoadError::new(
             label.to_string(),
@@ -326,7 +439,7 @@ fn check_permissions(
     }
     for dir in file.ancestors().skip(1) {
         let m = std::fs::metadata(dir).map_err(|e| read_err(dir, e))?;
-        if m.uid() != 0 {
+        if m.uid() != owner {
             return Err(LoadError::new(
                 label.to_string(),
                 path.clone(),
@@ -358,6 +471,16 @@ fn check_permissions(
         }
     }
     Ok(())
+}
+
+/// Where the kernel says the opened file is: the resolved path of the very
+/// inode checked, in one readlink instead of one per path component. `None`
+/// when it cannot say plainly (no /proc, a file unlinked since it was
+/// opened): then the caller resolves the path itself.
+fn opened_path(opened: &File) -> Option<PathBuf> {
+    let p = std::fs::read_link(format!("/proc/self/fd/{}", opened.as_raw_fd())).ok()?;
+    let deleted = p.as_os_str().as_encoded_bytes().ends_with(b" (deleted)");
+    (p.is_absolute() && !deleted).then_some(p)
 }
 
 /// Loads a plugin: [`verify`], then dlopen exactly the verified bytes, check
@@ -490,33 +613,45 @@ fn open_verified(v: &VerifiedLibrary) -> Result<(Module, Init), LoadError> {
     // One arm per frozen layout: when an API minor changes a root-module
     // type, freeze the previous one in `abi::v1_N` and add its arm here.
     if theirs.minor == 0 {
-        let m = lib
-            .init_root_module::<v1_0::PluginMod_Ref>()
-            .map_err(|e| map_lib_err(v, e))?;
+        let m = root_module::<v1_0::PluginMod_Ref>(v, lib)?;
         let module = Module {
             manifest: m.manifest(),
             callbacks: m.callback_entries(),
         };
         Ok((module, Init::V1_0(m.init())))
     } else if theirs.minor == 1 {
-        let m = lib
-            .init_root_module::<v1_1::PluginMod_Ref>()
-            .map_err(|e| map_lib_err(v, e))?;
+        let m = root_module::<v1_1::PluginMod_Ref>(v, lib)?;
         let module = Module {
             manifest: m.manifest(),
             callbacks: m.callback_entries(),
         };
         Ok((module, Init::V1_1(m.init())))
     } else {
-        let m = lib
-            .init_root_module::<abi::PluginMod_Ref>()
-            .map_err(|e| map_lib_err(v, e))?;
+        let m = root_module::<abi::PluginMod_Ref>(v, lib)?;
         let module = Module {
             manifest: m.manifest(),
             callbacks: m.callback_entries(),
         };
         Ok((module, Init::Current(m.init())))
     }
+}
+
+/// The root module as `M`, its layout checked by abi_stable unless this
+/// runtime binary already checked it on these bytes at install.
+fn root_module<M: abi_stable::library::RootModule>(
+    v: &VerifiedLibrary,
+    lib: &abi_stable::library::LibHeader,
+) -> Result<M, LoadError> {
+    if v.layouts_known {
+        tracing::debug!(plugin = %v.label, "layouts checked at install by this runtime binary");
+        // SAFETY: the bytes are the ones whose layouts this same binary
+        // (the same expected layouts, compiled in) found compatible at
+        // install; the answer of a check cannot differ.
+        unsafe { lib.init_root_module_with_unchecked_layout::<M>() }
+    } else {
+        lib.init_root_module::<M>()
+    }
+    .map_err(|e| map_lib_err(v, e))
 }
 
 fn map_lib_err(v: &VerifiedLibrary, e: LibraryError) -> LoadError {
@@ -779,7 +914,8 @@ mod tests {
         std::fs::write(&src, b"verified bytes, and more").unwrap();
         let mut file = File::open(&src).unwrap();
         // Only the size that was checked is copied.
-        let f = sealed_copy(&mut file, 14).ok().unwrap();
+        let (f, copied) = sealed_copy(&mut file, 14).ok().unwrap();
+        assert_eq!(copied, 14);
         // Changing the file afterwards changes nothing staged.
         std::fs::write(&src, b"tampered").unwrap();
         let mut w = &f;
@@ -805,6 +941,150 @@ mod tests {
         let mut r = File::open(format!("/proc/self/fd/{}", f.as_raw_fd())).unwrap();
         r.read_to_end(&mut back).unwrap();
         assert_eq!(back, b"verified bytes");
+    }
+
+    /// A library file in its own plugin root, owned by this test's user,
+    /// whose mtime lies in the past (file times tick at the kernel's timer
+    /// resolution: a later write must change them whatever the clock).
+    /// Returns the dir, the spec with the file's digest, and its stamp.
+    fn installed_file(bytes: &[u8]) -> (tempfile::TempDir, LoadSpec, LibraryStamp) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let lib = dir.path().join("plugin.so");
+        std::fs::write(&lib, bytes).unwrap();
+        let f = File::options().write(true).open(&lib).unwrap();
+        f.set_permissions(std::fs::Permissions::from_mode(0o644))
+            .unwrap();
+        f.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(1))
+            .unwrap();
+        let stamp = LibraryStamp::of(&f.metadata().unwrap());
+        drop(f);
+        let spec = LoadSpec::new(&lib)
+            .name("example.com/p")
+            .sha256(sha256_hex(bytes))
+            .plugin_root(dir.path());
+        (dir, spec, stamp)
+    }
+
+    fn me() -> u32 {
+        nix::unistd::Uid::effective().as_raw()
+    }
+
+    fn staged(v: &VerifiedLibrary) -> Vec<u8> {
+        let map = SealedMap::new(&v.memfd).unwrap();
+        map.bytes().to_vec()
+    }
+
+    #[test]
+    fn an_unchanged_installed_file_skips_the_hash_and_elf_checks() {
+        // Not ELF: only a load that skips the ELF checks gets past them.
+        let (_dir, spec, stamp) = installed_file(b"bytes verified at install");
+        let v = verify_trusting(&spec.clone().installed(Some(stamp)), me()).unwrap();
+        assert_eq!(v.checks(), Checks::VerifiedAtInstall);
+        assert_eq!(v.sha256(), sha256_hex(b"bytes verified at install"));
+        // Still the sealed copy of the file's bytes that is loaded.
+        assert_eq!(staged(&v), b"bytes verified at install");
+        // No record of which runtime checked the layouts: abi_stable checks.
+        assert!(!v.layouts_known());
+    }
+
+    #[test]
+    fn only_the_runtime_binary_that_checked_the_layouts_skips_that_check() {
+        let (_dir, spec, stamp) = installed_file(b"bytes verified at install");
+        let this = super::super::stamp::runtime().expect("/proc/self/exe");
+        let spec = spec.installed(Some(stamp));
+        let by = |runtime| verify_trusting(&spec.clone().layouts_checked_by(runtime), me());
+        assert!(by(Some(this)).unwrap().layouts_known());
+        // Another binary (an upgraded runtime) checks them again.
+        let other = LibraryStamp {
+            mtime_ns: this.mtime_ns + 1,
+            ..this
+        };
+        assert!(!by(Some(other)).unwrap().layouts_known());
+        assert!(!by(None).unwrap().layouts_known());
+        // Changed bytes: full checks, layouts included (refused here earlier).
+        let (_dir, spec, _) = installed_file(b"bytes verified at install");
+        let v = verify_trusting(
+            &spec
+                .clone()
+                .installed(Some(LibraryStamp { ino: 0, ..stamp }))
+                .layouts_checked_by(Some(this)),
+            me(),
+        );
+        assert!(matches!(
+            v,
+            Err(LoadError {
+                kind: LoadErrorKind::NotElf,
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn a_file_rewritten_in_place_is_hashed_and_refused() {
+        use std::io::{Seek, SeekFrom, Write};
+        let (_dir, spec, stamp) = installed_file(b"bytes verified at install");
+        // Same size, same inode, other bytes.
+        let mut f = File::options().write(true).open(&spec.path).unwrap();
+        f.seek(SeekFrom::Start(6)).unwrap();
+        f.write_all(b"TAMPERED").unwrap();
+        drop(f);
+        assert_eq!(
+            std::fs::metadata(&spec.path).unwrap().len(),
+            stamp.size,
+            "the size alone cannot tell"
+        );
+        let err = verify_trusting(&spec.installed(Some(stamp)), me()).unwrap_err();
+        match err.kind {
+            LoadErrorKind::DigestMismatch { expected, actual } => {
+                assert_eq!(expected, sha256_hex(b"bytes verified at install"));
+                assert_eq!(actual, sha256_hex(b"bytes TAMPERED at install"));
+            }
+            other => panic!("expected a digest mismatch, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn without_a_usable_stamp_the_full_checks_run() {
+        let (dir, spec, stamp) = installed_file(b"bytes verified at install");
+        let full = |spec: &LoadSpec, owner| match verify_trusting(spec, owner) {
+            // The ELF checks ran (and refused these bytes): the full path.
+            Err(LoadError {
+                kind: LoadErrorKind::NotElf,
+                ..
+            }) => {}
+            other => panic!("expected the full checks, got {other:?}"),
+        };
+        // A meta from before stamps: none recorded.
+        full(&spec, me());
+        // A stamp of another file.
+        let other = LibraryStamp {
+            ino: stamp.ino + 1,
+            ..stamp
+        };
+        full(&spec.clone().installed(Some(other)), me());
+        // No digest to stand for, or no plugin root whose owner is known.
+        let mut no_digest = spec.clone().installed(Some(stamp));
+        no_digest.sha256 = None;
+        full(&no_digest, me());
+        let mut no_root = spec.clone().installed(Some(stamp));
+        no_root.plugin_root = None;
+        full(&no_root, me());
+        // A store that is not the trusted owner's: as root, refused outright.
+        let stamped = spec.clone().installed(Some(stamp));
+        if nix::unistd::Uid::effective().is_root() {
+            assert!(matches!(
+                verify_trusting(&stamped, me() + 1),
+                Err(LoadError {
+                    kind: LoadErrorKind::NotRootOwned { .. },
+                    ..
+                })
+            ));
+        } else {
+            full(&stamped, me() + 1);
+        }
+        drop(dir);
     }
 
     #[test]

@@ -9,6 +9,8 @@
 //! - `install` and `lifecycle`: install/upgrade, enable/disable/uninstall,
 //!   list; `store`: metas, name links and install dirs on disk, crash-safe;
 //! - `loader` (+ `load_error`): the checks and the memfd load of a library;
+//!   `stamp`: the identity of an installed library, so loads of the file
+//!   verified at install skip its hash;
 //!   `loaded`: a loaded plugin and its entry points; `registry`: the
 //!   process-wide maps of loaded plugins and their install dirs; `host`: the
 //!   services the runtime hands to plugins (logging, install dir);
@@ -37,6 +39,7 @@ pub mod name;
 pub mod plugin_dirs;
 mod registry;
 pub mod remote;
+pub mod stamp;
 pub mod store;
 
 pub use store::StoreError;

@@ -37,6 +37,7 @@ use serde::{Deserialize, Serialize};
 
 use super::manifest::Manifest;
 pub use super::name::NameError;
+pub use super::stamp::LibraryStamp;
 
 pub mod index;
 mod scratch;
@@ -143,6 +144,18 @@ pub struct Meta {
     /// from one (`plugin install oras://…`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub origin: Option<Origin>,
+    /// The stamp of the installed `plugin.so` taken right after the install
+    /// wrote it, its bytes having matched `manifest.sha256`: a load of the
+    /// file while it still has this stamp needs no hash (see
+    /// [`super::stamp`]). Metas written before stamps existed have none,
+    /// and their plugins load with the full checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub library: Option<LibraryStamp>,
+    /// The stamp of the vessel binary whose loader checked the library's
+    /// type layouts at install: that binary, loading the unchanged file,
+    /// skips the check (see [`super::stamp`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checked_by: Option<LibraryStamp>,
 }
 
 /// Where an installed plugin image came from.
@@ -827,6 +840,8 @@ pub fn new_meta(manifest: Manifest, enabled: bool, signer: Option<String>) -> Me
         installed_at: unix_now(),
         install_id: new_install_id(),
         origin: None,
+        library: None,
+        checked_by: None,
     }
 }
 

@@ -450,3 +450,83 @@ fn the_engine_fails_closed_on_an_unreadable_runtime_meta_even_with_a_current_ind
     drop(lock);
     assert!(store.runtime_metas().is_err());
 }
+
+/// Installs like `plugin install` does: the library's stamp, taken once it
+/// is written, goes into the meta.
+fn install_stamped(store: &Store, name: &str, payload: &[u8]) -> Meta {
+    let lock = store.lock().unwrap();
+    let mut m = manifest(name);
+    m.sha256 = sha256_hex(payload);
+    let mut meta = new_meta(m, true, None);
+    let st = store.new_staging(&lock, &meta).unwrap();
+    let written = st.write(PLUGIN_SO, payload, 0o644).unwrap();
+    meta.library = Some(LibraryStamp::of(&written));
+    store.commit_install(&lock, st, &meta, |_| Ok(())).unwrap();
+    meta
+}
+
+/// The loader's view of an installed plugin, as `dispatch::load_installed`
+/// builds it from the meta.
+fn verify_installed(
+    store: &Store,
+    meta: &Meta,
+) -> Result<crate::plugin::loader::VerifiedLibrary, crate::plugin::LoadError> {
+    use crate::plugin::loader::{verify_trusting, LoadSpec};
+    let spec = LoadSpec::new(store.files_dir(meta).join(PLUGIN_SO))
+        .name(meta.name())
+        .sha256(meta.manifest.sha256.clone())
+        .plugin_root(store.dir())
+        .installed(meta.library);
+    verify_trusting(&spec, nix::unistd::Uid::effective().as_raw())
+}
+
+#[test]
+fn the_install_stamp_is_kept_and_lets_the_unchanged_library_skip_its_hash() {
+    use crate::plugin::loader::Checks;
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    let installed = install_stamped(&store, "example.com/p", b"payload");
+    let meta = store.get("example.com/p").unwrap();
+    assert_eq!(meta.library, installed.library);
+    let stamp = meta.library.expect("a stamp recorded at install");
+    let so = store.files_dir(&meta).join(PLUGIN_SO);
+    assert_eq!(
+        stamp,
+        LibraryStamp::of(&fs::metadata(&so).unwrap()),
+        "the stamp is the finished file's (mode set)"
+    );
+    // Disable and enable rewrite the meta: the stamp stays with it.
+    let lock = store.lock().unwrap();
+    let mut off = meta.clone();
+    off.enabled = false;
+    store.put_meta(&lock, &off).unwrap();
+    drop(lock);
+    let meta = store.get("example.com/p").unwrap();
+    assert_eq!(meta.library, Some(stamp));
+    // Not ELF: only a load that skips the install's checks gets through.
+    let v = verify_installed(&store, &meta).unwrap();
+    assert_eq!(v.checks(), Checks::VerifiedAtInstall);
+}
+
+#[test]
+fn metas_without_a_stamp_load_with_the_full_checks() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    install_stamped(&store, "example.com/p", b"payload");
+    // A meta written before stamps existed.
+    let meta_path = store.meta_path("example.com/p");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&meta_path).unwrap()).unwrap();
+    assert!(v.as_object_mut().unwrap().remove("library").is_some());
+    write_atomic(&meta_path, v.to_string().as_bytes(), 0o644).unwrap();
+    let meta = store.get("example.com/p").unwrap();
+    assert_eq!(meta.library, None);
+    // The ELF checks ran (and refused these bytes): the full path.
+    assert!(matches!(
+        verify_installed(&store, &meta),
+        Err(crate::plugin::LoadError {
+            kind: crate::plugin::LoadErrorKind::NotElf,
+            ..
+        })
+    ));
+}

@@ -541,6 +541,49 @@ fn root_tampering_after_install_is_refused() {
     let so = root
         .plugin_files("example.com/cli-plugin")
         .join("plugin.so");
+    let debug_run = || {
+        root.vessel()
+            .env("VESSEL_LOG", "debug")
+            .args(["test-cmd", "a"])
+            .output()
+            .unwrap()
+    };
+    // Untouched since install: loads without hashing it again, nor asking
+    // abi_stable about layouts this same binary checked at install.
+    let o = debug_run();
+    assert_eq!(ok(&o), "test-cmd: a\n");
+    let log = stderr(&o);
+    assert!(log.contains("library unchanged since install"), "{log}");
+    assert!(
+        log.contains("layouts checked at install by this runtime binary"),
+        "{log}"
+    );
+    // Rewritten in place, same size and inode, nothing else changed: the
+    // install's stamp no longer matches, so the bytes are hashed and refused.
+    let size = std::fs::metadata(&so).unwrap().len();
+    {
+        use std::io::{Read, Seek, SeekFrom, Write};
+        let mut f = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&so)
+            .unwrap();
+        let at = size - 200;
+        let mut b = [0u8; 1];
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.read_exact(&mut b).unwrap();
+        f.seek(SeekFrom::Start(at)).unwrap();
+        f.write_all(&[b[0] ^ 0xff]).unwrap();
+    }
+    assert_eq!(std::fs::metadata(&so).unwrap().len(), size);
+    let o = debug_run();
+    assert!(
+        stderr(&o).contains("library changed since install"),
+        "{}",
+        stderr(&o)
+    );
+    let e = assert_error(&o, 255, &["example.com/cli-plugin", "sha256", "expected"]);
+    assert!(!stdout(&o).contains("test-cmd: a"), "{e}");
     vessel_tests::set_mode(&so, 0o664);
     let e = assert_error(&root.run(&["test-cmd", "a"]), 255, &[]);
     assert!(

@@ -15,11 +15,14 @@ pub struct Staging {
 }
 
 impl Staging {
-    /// Writes one file into the staging dir and fsyncs it.
-    pub fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<(), StoreError> {
+    /// Writes one file into the staging dir and fsyncs it. Returns its
+    /// metadata once complete (mode set), from its descriptor: what
+    /// [`super::LibraryStamp::of`] records of an installed library.
+    pub fn write(&self, name: &str, bytes: &[u8], mode: u32) -> Result<fs::Metadata, StoreError> {
         let (mut f, p) = self.create(name)?;
         f.write_all(bytes).map_err(io_err(&p))?;
-        self.finish(f, &p, mode)
+        self.finish(&f, &p, mode)?;
+        f.metadata().map_err(io_err(&p))
     }
 
     /// Copies file `src` into the staging dir as `name` and fsyncs it.
@@ -27,7 +30,7 @@ impl Staging {
         let mut from = File::open(src).map_err(io_err(src))?;
         let (mut to, p) = self.create(name)?;
         io::copy(&mut from, &mut to).map_err(io_err(&p))?;
-        self.finish(to, &p, mode)
+        self.finish(&to, &p, mode)
     }
 
     /// A new private file (O_EXCL|O_NOFOLLOW, 0600 until complete: with a
@@ -45,7 +48,7 @@ impl Staging {
         Ok((f, p))
     }
 
-    fn finish(&self, f: File, p: &Path, mode: u32) -> Result<(), StoreError> {
+    fn finish(&self, f: &File, p: &Path, mode: u32) -> Result<(), StoreError> {
         use std::os::unix::fs::PermissionsExt;
         f.sync_all().map_err(io_err(p))?;
         // Exact, on the descriptor: umask may have narrowed it, and the
