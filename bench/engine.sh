@@ -5,12 +5,14 @@
 # installed plugins, one of them EngineConfig (config-plugin, which reads its
 # config file and adds a bind and an env var; the 9 others only add commands,
 # so the exec never opens them); and with gpu-plugin alone installed, the
-# sandbox exec without --gpu and with it. Prints one table of medians (from
-# one hyperfine run) and each one's ratio to bwrap and to the plain
-# `vessel exec sandbox` (no plugins).
+# sandbox exec without --gpu and with it; and the SIF exec's work done by
+# hand (loop mount of the squashfs partition + bwrap + umount). Prints one
+# table of medians (from one hyperfine run), each one's ratio to bwrap and
+# to the plain `vessel exec sandbox` (no plugins), and the SIF exec's ratio
+# to the same by hand.
 #
 # Usage: sudo bench/engine.sh [RUNS]     (needs busybox-static, squashfs-tools,
-#                                          runc, bubblewrap, hyperfine)
+#                                          runc, bubblewrap, hyperfine, siftool)
 # The SIF row pays for a fresh squashfs mount per run: its page cache starts
 # cold, so the command binary is decompressed again every time.
 # VESSEL_BENCH_EXTRA="label|command" adds one more row (e.g. the same exec
@@ -20,7 +22,7 @@ set -eu
 runs=${1:-50}
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "error: run as root" >&2; exit 1; }
-for t in busybox mksquashfs runc bwrap hyperfine; do
+for t in busybox mksquashfs runc bwrap hyperfine siftool; do
     command -v "$t" >/dev/null || { echo "error: $t is not installed" >&2; exit 1; }
 done
 
@@ -95,6 +97,14 @@ printf 'libs = "%s"\ndevices = ["/dev/null"]\n' "$work/gpu-libs" \
 sed -i -e 's/"terminal": true/"terminal": false/' -e 's/^\(\s*\)"sh"$/\1"\/bin\/true"/' "$work/bundle/config.json"
 grep -q '"/bin/true"' "$work/bundle/config.json" || { echo "error: could not edit the runc spec" >&2; exit 1; }
 
+# The SIF exec's work done by hand: loop-mount the image's squashfs
+# partition at its offset, run bwrap on it, unmount (issue 13: vessel's
+# SIF exec should cost no more).
+offset=$(siftool list "$work/image.sif" | awk -F'|' '/FS/ { split($4, a, "-"); print a[1] + 0; exit }')
+[ -n "$offset" ] || { echo "error: no squashfs partition found in image.sif" >&2; exit 1; }
+mkdir -p "$work/mnt"
+byhand="mount -t squashfs -o loop,ro,offset=$offset $work/image.sif $work/mnt && bwrap --bind $work/mnt / --proc /proc --dev /dev /bin/true; umount $work/mnt"
+
 export VESSEL_ROOT="$work/vroot"
 mkdir -p "$VESSEL_ROOT"
 set -- \
@@ -102,6 +112,7 @@ set -- \
     "vessel exec sif|$vessel exec $work/image.sif /bin/true" \
     "runc run|runc run --bundle $work/bundle vessel-bench-\$\$" \
     "bwrap|bwrap --bind $rootfs / --proc /proc --dev /dev /bin/true" \
+    "sif by hand (loop+bwrap+umount)|$byhand" \
     "vessel exec sandbox +10 plugins|env VESSEL_ROOT=$plugroot $vessel exec $rootfs /bin/true" \
     "vessel exec sandbox +gpu-plugin|env VESSEL_ROOT=$gpuroot $vessel exec $rootfs /bin/true" \
     "vessel exec sandbox +gpu-plugin --gpu|env VESSEL_ROOT=$gpuroot $vessel exec --gpu $rootfs /bin/true"
@@ -126,9 +137,12 @@ eval hyperfine --style none --warmup 3 --runs "$runs" --export-csv "$work/out.cs
 awk -F, -v runs="$runs" '
     NR > 1 { name[NR] = $1; med[NR] = $4; n = NR
              if ($1 == "bwrap") base = $4
-             if ($1 == "vessel exec sandbox") plain = $4 }
+             if ($1 == "vessel exec sandbox") plain = $4
+             if ($1 == "vessel exec sif") sif = $4
+             if ($1 ~ /^sif by hand/) hand = $4 }
     END {
         printf "%-38s %12s %12s %12s\n", "command (" runs " runs)", "median ms", "x bwrap", "x vessel"
         for (i = 2; i <= n; i++)
             printf "%-38s %12.2f %12.2f %12.2f\n", name[i], med[i] * 1000, med[i] / base, med[i] / plain
+        printf "\nvessel exec sif vs the same by hand: %.2fx (goal <= 1x)\n", sif / hand
     }' "$work/out.csv"
