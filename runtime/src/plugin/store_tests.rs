@@ -530,3 +530,33 @@ fn metas_without_a_stamp_load_with_the_full_checks() {
         })
     ));
 }
+
+#[test]
+fn on_a_file_system_with_coarse_times_the_meta_file_names_are_compared_too() {
+    let d = tempfile::tempdir().unwrap();
+    let store = Store::new(d.path().join("plugins"));
+    install(&store, "example.com/a", b"a").unwrap();
+    install(&store, "example.com/b", b"b").unwrap();
+    let index_path = store.dir().join(index::INDEX_FILE);
+    let text = fs::read_to_string(&index_path).unwrap();
+    assert!(text.contains("\"precise\":true"), "{text}");
+    // As a file system that truncated the writer's mtime would have it.
+    let coarse = text.replacen("\"precise\":true", "\"precise\":false", 1);
+    fs::write(&index_path, &coarse).unwrap();
+    assert!(index::is_current(&store), "same names: still current");
+    // A listing that no longer matches the dir (what a change within the
+    // same coarse tick looks like to the stamp) is stale.
+    let (head, rest) = coarse.split_once('\n').unwrap();
+    let (files, body) = rest.split_once('\n').unwrap();
+    let mut names: Vec<String> = serde_json::from_str(files).unwrap();
+    names.pop();
+    let forged = format!("{head}\n{}\n{body}", serde_json::to_string(&names).unwrap());
+    fs::write(&index_path, forged).unwrap();
+    assert!(!index::is_current(&store));
+    assert_eq!(names_of_all(&store), ["example.com/a", "example.com/b"]);
+}
+
+fn names_of_all(store: &Store) -> Vec<String> {
+    let s = store.cli_surface(Scope::All, |_, _| true).unwrap();
+    s.plugins.into_iter().map(|p| p.name).collect()
+}
