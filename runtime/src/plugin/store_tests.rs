@@ -442,7 +442,8 @@ fn the_engine_fails_closed_on_an_unreadable_runtime_meta_even_with_a_current_ind
     // but the engine reads the meta itself and refuses to run without it.
     fs::write(store.meta_path("example.com/cfg"), b"{").unwrap();
     assert!(index::is_current(&store));
-    assert!(store.runtime_metas().is_err());
+    let e = store.runtime_metas().unwrap_err();
+    assert!(matches!(e, StoreError::Incomplete(_)), "{e}");
     // An unreadable meta listed by the index (a rebuilt one) fails too.
     let lock = store.lock().unwrap();
     store.invalidate_index(&lock).unwrap();

@@ -543,7 +543,9 @@ impl Store {
             if files.is_some_and(|f| names_have_metas(active.iter().map(|a| &a.summary), &f)) {
                 let mut out = Vec::new();
                 for a in active.iter().filter(|a| a.summary.has_runtime_callbacks()) {
-                    let meta = self.get(&a.summary.name)?;
+                    let meta = self
+                        .get(&a.summary.name)
+                        .map_err(|e| StoreError::Incomplete(Box::new(e)))?;
                     if is_runtime(&meta) {
                         out.push(meta);
                     }
