@@ -128,36 +128,25 @@ impl Need {
                     !f.is_empty() && f.chars().all(|c| matches!(c, 'd' | 'v' | 'q'))
                 })
         };
-        let words: Vec<&OsString> = args.iter().skip(1).collect();
+        // The words that are not global switches: none, or one asking for
+        // the top-level help or version, is a listing.
+        let words: Vec<&OsString> = args
+            .iter()
+            .skip(1)
+            .filter(|w| !w.to_str().is_some_and(global_switch))
+            .collect();
         let listing = ["--help", "-h", "help", "--version", "-V"];
-        if words.iter().all(|w| w.to_str().is_some_and(global_switch))
-            || words
-                .iter()
-                .filter(|w| !w.to_str().is_some_and(global_switch))
-                .count()
-                == 1
-                && words
-                    .iter()
-                    .any(|w| listing.iter().any(|l| w.as_os_str() == *l))
-        {
+        if words.is_empty() || words.len() == 1 && listing.iter().any(|l| words[0] == l) {
             return Need::Listing;
         }
-        for word in words {
-            let Some(w) = word.to_str() else {
-                return Need::Everything;
-            };
-            if global_switch(w) {
-                continue;
-            }
-            return match w {
-                _ if w.starts_with('-') => Need::Everything,
-                "help" | "completion" => Need::Everything,
-                "plugin" => Need::Admin,
-                _ if builtins.find_subcommand(w).is_some() => Need::Builtin(w.to_owned()),
-                _ => Need::Command(w.to_owned()),
-            };
+        match words[0].to_str() {
+            None => Need::Everything,
+            Some(w) if w.starts_with('-') => Need::Everything,
+            Some("help" | "completion") => Need::Everything,
+            Some("plugin") => Need::Admin,
+            Some(w) if builtins.find_subcommand(w).is_some() => Need::Builtin(w.to_owned()),
+            Some(w) => Need::Command(w.to_owned()),
         }
-        Need::Everything
     }
 
     /// Whether plugin `s` (one of `all`) is merged.

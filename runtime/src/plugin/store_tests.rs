@@ -21,8 +21,12 @@ fn manifest(name: &str) -> Manifest {
 }
 
 fn install(store: &Store, name: &str, payload: &[u8]) -> Result<(), crate::Error> {
+    install_manifest(store, manifest(name), payload)
+}
+
+fn install_manifest(store: &Store, m: Manifest, payload: &[u8]) -> Result<(), crate::Error> {
     let lock = store.lock()?;
-    let meta = new_meta(manifest(name), true, None);
+    let meta = new_meta(m, true, None);
     let st = store.new_staging(&lock, &meta)?;
     st.write(PLUGIN_SO, payload, 0o644)?;
     store.commit_install(&lock, st, &meta, |_| Ok(()))
@@ -375,13 +379,9 @@ fn an_index_naming_a_plugin_without_a_meta_is_not_used() {
 
 /// Installs `name` with `callbacks`.
 fn install_with(store: &Store, name: &str, callbacks: Vec<CallbackKind>) {
-    let lock = store.lock().unwrap();
     let mut m = manifest(name);
     m.callbacks = callbacks;
-    let meta = new_meta(m, true, None);
-    let st = store.new_staging(&lock, &meta).unwrap();
-    st.write(PLUGIN_SO, b"so", 0o644).unwrap();
-    store.commit_install(&lock, st, &meta, |_| Ok(())).unwrap();
+    install_manifest(store, m, b"so").unwrap();
 }
 
 #[test]

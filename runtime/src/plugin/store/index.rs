@@ -426,14 +426,16 @@ impl Store {
                 return Ok(());
             }
         }
-        self.rewrite_index(lock)
+        self.rewrite_index(lock).map(drop)
     }
 
-    /// Writes the index from the metas, under a fresh mark of the metas dir.
-    fn rewrite_index(&self, lock: &WriteLock) -> Result<(), StoreError> {
+    /// Writes the index from the metas, under a fresh mark of the metas
+    /// dir, and returns what it wrote.
+    fn rewrite_index(&self, lock: &WriteLock) -> Result<Built, StoreError> {
         let (stamp, precise) = self.mark_metas_dir(lock)?;
         let built = self.build_index(stamp, precise)?;
-        write_atomic(&self.index_path(), &self.render(&built)?, 0o644)
+        write_atomic(&self.index_path(), &self.render(&built)?, 0o644)?;
+        Ok(built)
     }
 
     /// Removes the index before a meta switch: a crash before the index is
@@ -503,8 +505,10 @@ impl Store {
             tracing::debug!("plugin index is corrupt");
         }
         tracing::debug!("rebuilding the plugin index from the metas");
-        let built = self.build_index(Stamp::default(), false)?;
-        self.write_back();
+        let built = match self.write_back() {
+            Some(built) => built,
+            None => self.build_index(Stamp::default(), false)?,
+        };
         let in_scope: Vec<(&Meta, &Summary)> = built
             .metas
             .iter()
@@ -553,17 +557,21 @@ impl Store {
                 return Ok(out);
             }
         }
-        let all = self.list_complete()?;
-        self.write_back();
+        let all = match self.write_back() {
+            Some(built) if built.head.unreadable.is_empty() => built.metas,
+            // Read again for the error naming the unreadable meta.
+            _ => self.list_complete()?,
+        };
         Ok(all.into_iter().filter(is_runtime).collect())
     }
 
     /// As root, rebuilds and writes the index, if the writer lock is free
-    /// right now (never waits): readers after this one use it.
-    fn write_back(&self) {
+    /// right now (never waits): readers after this one use it. Returns what
+    /// it built, so the caller need not read every meta again.
+    fn write_back(&self) -> Option<Built> {
         use std::os::unix::fs::OpenOptionsExt;
         if !crate::trust::secure::enforced() {
-            return;
+            return None;
         }
         let lock_path = self.dir.join(LOCK_FILE);
         let Ok(f) = OpenOptions::new()
@@ -571,16 +579,16 @@ impl Store {
             .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
             .open(&lock_path)
         else {
-            return;
+            return None;
         };
         let Ok(held) = Flock::lock(f, FlockArg::LockExclusiveNonblock) else {
-            return;
+            return None;
         };
         let lock = WriteLock { _lock: held };
         // It was found unusable: rewritten whatever its stamp says.
-        if let Err(e) = self.rewrite_index(&lock) {
-            tracing::debug!("plugin index not written: {e}");
-        }
+        self.rewrite_index(&lock)
+            .map_err(|e| tracing::debug!("plugin index not written: {e}"))
+            .ok()
     }
 }
 

@@ -22,6 +22,11 @@ impl Staging {
         let (mut f, p) = self.create(name)?;
         f.write_all(bytes).map_err(io_err(&p))?;
         self.finish(&f, &p, mode)?;
+        // An mtime of the precise time now (the kernel stamps writes with
+        // its coarser clock tick): a write later in the same tick still
+        // changes it, so the stamp taken here cannot outlive a change.
+        f.set_modified(std::time::SystemTime::now())
+            .map_err(io_err(&p))?;
         f.metadata().map_err(io_err(&p))
     }
 
