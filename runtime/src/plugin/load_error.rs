@@ -101,6 +101,9 @@ pub enum LoadErrorKind {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The installed file, loaded in place, changed while it was loaded
+    /// (someone cleared its immutable flag and wrote it meanwhile).
+    ChangedWhileLoading,
     /// The dynamic loader refused the library.
     Dlopen {
         /// What the dynamic loader said.
@@ -184,6 +187,10 @@ impl fmt::Display for LoadError {
                 "{path} is not a vessel plugin (it does not export the plugin root module)"
             ),
             K::Memfd { .. } => write!(f, "cannot stage the verified library in memory"),
+            K::ChangedWhileLoading => write!(
+                f,
+                "{path} changed while it was loaded (its immutable flag was cleared): refusing it"
+            ),
             K::Dlopen { reason } => write!(f, "dlopen failed: {reason}"),
             K::AbiStable { reason } => write!(f, "built with an incompatible abi_stable: {reason}"),
             K::ApiVersion {

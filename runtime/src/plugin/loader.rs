@@ -21,6 +21,14 @@
 //! memfd. Anything else (no stamp, another stamp, a store root does not
 //! own) takes the full checks.
 //!
+//! Where the install could also make the file immutable ([`super::immutable`]:
+//! root, a local file system), the kernel itself keeps those bytes: nobody
+//! can write the file without first clearing the flag, which changes its
+//! stamp. Such a file, unchanged since install, is not copied at all: the
+//! installed file is dlopened through its own descriptor, and its stamp and
+//! flag are checked again once it is mapped. The copy was most of a load's
+//! cost.
+//!
 //! Libraries are never unloaded (unloading Rust cdylibs is unsound): a
 //! [`LoadedPlugin`] lives for the rest of the process.
 
@@ -124,17 +132,36 @@ impl LoadSpec {
 }
 
 /// The library after every check that can run before dlopen: a sealed
-/// memfd holding exactly the bytes checked.
+/// memfd holding exactly the bytes checked, or the installed file the
+/// kernel keeps as the install verified it.
 #[derive(Debug)]
 pub struct VerifiedLibrary {
     label: String,
     path: PathBuf,
-    memfd: File,
+    source: Source,
     sha256: String,
     checks: Checks,
     /// The layouts were checked at install by this very runtime binary, on
     /// these very bytes.
     layouts_known: bool,
+}
+
+/// Where [`open_verified`] dlopens the verified bytes from.
+#[derive(Debug)]
+enum Source {
+    /// A sealed memfd holding a copy of them.
+    Sealed(File),
+    /// The installed file itself: immutable, with the install's stamp,
+    /// which is checked again once the file is mapped.
+    InPlace { file: File, stamp: LibraryStamp },
+}
+
+impl Source {
+    fn file(&self) -> &File {
+        match self {
+            Source::Sealed(f) | Source::InPlace { file: f, .. } => f,
+        }
+    }
 }
 
 /// Which checks [`verify`] ran on the bytes.
@@ -163,6 +190,28 @@ impl VerifiedLibrary {
     pub fn layouts_known(&self) -> bool {
         self.layouts_known
     }
+
+    /// Whether the installed file itself is dlopened (immutable and
+    /// unchanged since install), not a sealed copy.
+    pub fn in_place(&self) -> bool {
+        matches!(self.source, Source::InPlace { .. })
+    }
+}
+
+/// Claims the file `(dev, ino)` for one in-place load in this process:
+/// false if it was claimed before. The dynamic loader hands back the
+/// library already loaded from the same inode instead of a new copy, and
+/// each load must get its own (its `init` runs once per copy), so a
+/// second load of the same file takes a sealed copy.
+fn claim_in_place(stamp: &LibraryStamp) -> bool {
+    use std::sync::Mutex;
+    static LOADED: Mutex<Vec<(u64, u64)>> = Mutex::new(Vec::new());
+    let mut loaded = LOADED.lock().unwrap_or_else(|p| p.into_inner());
+    if loaded.contains(&(stamp.dev, stamp.ino)) {
+        return false;
+    }
+    loaded.push((stamp.dev, stamp.ino));
+    true
 }
 
 /// Runs every check that can run before dlopen: opens the file once, checks
@@ -219,6 +268,23 @@ pub(crate) fn verify_trusting(
         _ => None,
     };
     let unchanged = recorded == Some(&stamp);
+    let layouts_known = || {
+        spec.layouts_checked_by
+            .is_some_and(|by| super::stamp::runtime() == Some(by))
+    };
+    if let (true, Some(sha256)) = (unchanged, &spec.sha256) {
+        if super::immutable::is_immutable(&file) && claim_in_place(&stamp) {
+            tracing::debug!(plugin = %label, "library immutable and unchanged since install: loading the installed file in place");
+            return Ok(VerifiedLibrary {
+                label,
+                path,
+                source: Source::InPlace { file, stamp },
+                sha256: sha256.to_ascii_lowercase(),
+                checks: Checks::VerifiedAtInstall,
+                layouts_known: layouts_known(),
+            });
+        }
+    }
 
     let (memfd, copied) = sealed_copy(&mut file, meta.len()).map_err(|e| match e {
         Staging::Read(source) => {
@@ -236,16 +302,13 @@ pub(crate) fn verify_trusting(
         && file.metadata().is_ok_and(|m| LibraryStamp::of(&m) == stamp);
     if let (true, Some(sha256)) = (still_unchanged, &spec.sha256) {
         tracing::debug!(plugin = %label, "library unchanged since install: its sha256 and ELF checks stand");
-        let layouts_known = spec
-            .layouts_checked_by
-            .is_some_and(|by| super::stamp::runtime() == Some(by));
         return Ok(VerifiedLibrary {
             label,
             path,
-            memfd,
+            source: Source::Sealed(memfd),
             sha256: sha256.to_ascii_lowercase(),
             checks: Checks::VerifiedAtInstall,
-            layouts_known,
+            layouts_known: layouts_known(),
         });
     }
     if recorded.is_some() {
@@ -275,7 +338,7 @@ pub(crate) fn verify_trusting(
     Ok(VerifiedLibrary {
         label,
         path,
-        memfd,
+        source: Source::Sealed(memfd),
         sha256,
         checks: Checks::Full,
         layouts_known: false,
@@ -559,22 +622,22 @@ impl Init {
     }
 }
 
-/// Copies the verified bytes into a sealed memfd, dlopens it and gets the
-/// root module through abi_stable's header API (not `RootModule::load_from*`,
+/// Dlopens the verified bytes (the sealed memfd, or the immutable installed
+/// file, checked again once mapped) and gets the root module through abi_stable's header API (not `RootModule::load_from*`,
 /// which keeps one module per type and so one plugin per process). The
 /// layout checked is the one of the plugin-api minor the plugin was built
 /// with: abi_stable accepts a library with more prefix fields than expected,
 /// never fewer, so older plugins are checked against their frozen layout.
 fn open_verified(v: &VerifiedLibrary) -> Result<(Module, Init), LoadError> {
     let plugin = v.label.clone();
-    let memfd = v.memfd.try_clone().map_err(|source| {
+    let fd = v.source.file().try_clone().map_err(|source| {
         LoadError::new(
             plugin.clone(),
             v.path.clone(),
             LoadErrorKind::Memfd { source },
         )
     })?;
-    let fd_path = PathBuf::from(format!("/proc/self/fd/{}", memfd.as_raw_fd()));
+    let fd_path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
     let raw = RawLibrary::load_at(&fd_path).map_err(|e| {
         LoadError::new(
             plugin.clone(),
@@ -589,7 +652,23 @@ fn open_verified(v: &VerifiedLibrary) -> Result<(Module, Init), LoadError> {
     // `/proc/self/fd/N` name unique, so glibc never mistakes a later plugin
     // for this already-loaded one.
     let raw: &'static RawLibrary = Box::leak(Box::new(raw));
-    let _ = memfd.into_raw_fd();
+    let _ = fd.into_raw_fd();
+    if let Source::InPlace { file, stamp } = &v.source {
+        // Mapped now: were the flag cleared and the file written since it
+        // was checked, its stamp would show it. (Its initialisers have run;
+        // only root can clear the flag, and then nothing of it is used.)
+        let same = file
+            .metadata()
+            .is_ok_and(|m| LibraryStamp::of(&m) == *stamp)
+            && super::immutable::is_immutable(file);
+        if !same {
+            return Err(LoadError::new(
+                plugin,
+                v.path.clone(),
+                LoadErrorKind::ChangedWhileLoading,
+            ));
+        }
+    }
 
     // SAFETY: the library is leaked, so the 'static header never dangles.
     let header = unsafe { abi_header_from_raw_library(raw) }.map_err(|e| map_lib_err(v, e))?;

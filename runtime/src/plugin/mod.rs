@@ -10,7 +10,8 @@
 //!   list; `store`: metas, name links and install dirs on disk, crash-safe;
 //! - `loader` (+ `load_error`): the checks and the memfd load of a library;
 //!   `stamp`: the identity of an installed library, so loads of the file
-//!   verified at install skip its hash;
+//!   verified at install skip its hash; `immutable`: the inode flag that
+//!   lets such a load map the installed file itself;
 //!   `loaded`: a loaded plugin and its entry points; `registry`: the
 //!   process-wide maps of loaded plugins and their install dirs; `host`: the
 //!   services the runtime hands to plugins (logging, install dir);
@@ -28,6 +29,7 @@ pub mod engine_hooks;
 pub mod guard;
 pub mod host;
 pub mod image;
+pub mod immutable;
 pub mod in_use;
 pub mod install;
 pub mod lifecycle;

@@ -249,7 +249,10 @@ fn unix_now() -> u64 {
         .unwrap_or(0)
 }
 
+/// Removes a files dir (or a staging dir): its library may be immutable
+/// ([`super::immutable`]), so the flag is cleared first.
 fn remove_tree(p: &Path) -> Result<(), StoreError> {
+    super::immutable::clear_tree(p).map_err(io_err(p))?;
     match fs::remove_dir_all(p) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

@@ -30,6 +30,37 @@ impl Staging {
         f.metadata().map_err(io_err(&p))
     }
 
+    /// [`Self::write`] for the plugin's library: the file is then made
+    /// immutable where the file system and the caller can (root, on a
+    /// local file system; see [`crate::plugin::immutable`]), before the
+    /// metadata returned (and so the stamp) is taken. Returns that metadata
+    /// and whether the flag is set.
+    pub fn write_library(
+        &self,
+        name: &str,
+        bytes: &[u8],
+        mode: u32,
+    ) -> Result<(fs::Metadata, bool), StoreError> {
+        // Flagged through a read-only descriptor once `write` closed the
+        // writable one: no descriptor able to write the library outlives
+        // this.
+        self.write(name, bytes, mode)?;
+        let p = self.dir.join(name);
+        let ro = {
+            use std::os::unix::fs::OpenOptionsExt;
+            OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NOFOLLOW)
+                .open(&p)
+                .map_err(io_err(&p))?
+        };
+        let immutable = crate::plugin::immutable::set_immutable(&ro).map_err(io_err(&p))?;
+        if !immutable {
+            tracing::debug!(file = %p.display(), "the file system keeps no immutable flag here: loads will copy the library");
+        }
+        Ok((ro.metadata().map_err(io_err(&p))?, immutable))
+    }
+
     /// Copies file `src` into the staging dir as `name` and fsyncs it.
     pub fn copy_from(&self, name: &str, src: &Path, mode: u32) -> Result<(), StoreError> {
         let mut from = File::open(src).map_err(io_err(src))?;
