@@ -18,7 +18,7 @@ use nix::unistd::Pid;
 
 use super::adapters::{ConfigAdapter, RegistrarAdapter, SetupAdapter, SignalAdapter};
 use super::dispatch::load_installed;
-use super::guard::with_deadline;
+use super::guard::{with_deadline, with_deadline_here};
 use super::manifest::CallbackKind;
 use super::store::{Meta, Store};
 use super::LoadedPlugin;
@@ -121,24 +121,24 @@ impl Hooks for PluginHooks<'_> {
     fn engine_config(&mut self, cfg: &mut EngineConfig) -> Result<(), Error> {
         for p in self.load(CallbackKind::EngineConfig)? {
             tracing::debug!(plugin = p.name(), "running the engine config callback");
-            // The callback changes a copy it owns (the helper thread may
-            // outlive a deadline); the copy replaces the config when it returns.
-            let mut copy = cfg.clone();
-            *cfg = with_deadline(p.name(), "EngineConfig", move || {
+            // On this thread: before the container exists nothing needs
+            // undoing at a deadline (see `with_deadline_here`), and an error
+            // ends the run, so the callback changes the config itself.
+            with_deadline_here(p.name(), "EngineConfig", || {
                 // A 1.2 plugin sees the invocation and may add devices and
                 // capabilities; an older one has the 1.0 entry point only.
                 if p.entries().configure_container.is_some() {
-                    let mut setup = SetupAdapter::for_plugin(&mut copy, p.name());
+                    let mut setup = SetupAdapter::for_plugin(cfg, p.name());
                     p.calls().configure_container(
-                        ConfigAdapter::for_plugin(&mut copy, p.name()).abi_mut(),
+                        ConfigAdapter::for_plugin(cfg, p.name()).abi_mut(),
                         setup.abi_mut(),
                     )?;
-                    setup.finish(&mut copy);
+                    setup.finish(cfg);
                 } else {
                     p.calls()
-                        .engine_config(ConfigAdapter::for_plugin(&mut copy, p.name()).abi_mut())?;
+                        .engine_config(ConfigAdapter::for_plugin(cfg, p.name()).abi_mut())?;
                 }
-                Ok(copy)
+                Ok(())
             })?;
         }
         // Plugins that act once the container runs are loaded (and so pass

@@ -118,6 +118,152 @@ fn within<T: Send + 'static>(
     }
 }
 
+/// Runs `f` (a call of plugin `plugin`'s `callback`) on this thread under
+/// [`timeout()`], for callbacks that run before vessel has anything to undo
+/// (EngineConfig: no work dir, mount or container process exists yet, and
+/// the stop signals are not blocked, so they end vessel as usual).
+///
+/// A helper thread ([`with_deadline`]) costs a clone and two cross-CPU
+/// wake-ups, a third of a millisecond on a small VM: most of what a no-op
+/// EngineConfig plugin added to `exec`. Here a one-shot timer aimed at this
+/// thread instead raises SIGRTMAX at the deadline, whose handler
+/// writes the same one-line error [`with_deadline`] would return (rendered
+/// from [`PluginError::TimedOut`] before the call) and ends vessel with the
+/// runtime-failure status. A plugin that blocks that signal on this thread
+/// defeats the deadline: callbacks that need one held against anything the
+/// plugin does use [`with_deadline`].
+pub fn with_deadline_here<T>(
+    plugin: &str,
+    callback: &'static str,
+    f: impl FnOnce() -> Result<T, PluginError>,
+) -> Result<T, PluginError> {
+    let limit = timeout();
+    let line = format!(
+        "error: {}\n",
+        PluginError::TimedOut {
+            plugin: plugin.to_owned(),
+            callback,
+            after: limit,
+        }
+    );
+    let _armed = Alarm::arm(limit, &line).map_err(|source| PluginError::Spawn {
+        plugin: plugin.to_owned(),
+        source,
+    })?;
+    f()
+}
+
+/// The signal of [`with_deadline_here`]'s timer: the highest real-time
+/// signal (glibc keeps the lowest ones for itself).
+fn deadline_signal() -> libc::c_int {
+    libc::SIGRTMAX()
+}
+
+const ALARM_CAP: usize = 512;
+/// The line the deadline handler writes, and whether a timer is armed (a
+/// signal still queued from a disarmed timer is ignored).
+static ALARM_LINE: [AtomicU8; ALARM_CAP] = [ZERO; ALARM_CAP];
+static ALARM_LEN: AtomicUsize = AtomicUsize::new(0);
+static ALARM_ARMED: AtomicBool = AtomicBool::new(false);
+static ALARM_INSTALL: Once = Once::new();
+
+/// An armed one-shot timer; disarmed and deleted when dropped.
+struct Alarm {
+    timer: libc::timer_t,
+    mask: libc::sigset_t,
+}
+
+impl Alarm {
+    fn arm(after: Duration, line: &str) -> std::io::Result<Self> {
+        let sig = deadline_signal();
+        // The handler stays for the process: a signal queued just before a
+        // timer was deleted must never meet the default action (which ends
+        // the process).
+        ALARM_INSTALL.call_once(|| {
+            // SAFETY: a zeroed sigaction is valid; the handler only uses
+            // atomics, write(2) and _exit(2), all async-signal-safe.
+            unsafe {
+                let mut act: libc::sigaction = std::mem::zeroed();
+                act.sa_sigaction = on_deadline as *const () as usize;
+                act.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+                libc::sigemptyset(&mut act.sa_mask);
+                libc::sigaction(sig, &act, std::ptr::null_mut());
+            }
+        });
+        ALARM_ARMED.store(false, Ordering::SeqCst);
+        // Always ends with its newline, even cut short.
+        let mut n = fill(&ALARM_LINE, line);
+        if n == ALARM_CAP {
+            ALARM_LINE[ALARM_CAP - 1].store(b'\n', Ordering::Relaxed);
+        }
+        n = n.min(ALARM_CAP);
+        ALARM_LEN.store(n, Ordering::SeqCst);
+        // SAFETY: plain libc calls on values owned here; the sigevent is
+        // zeroed (its union's other members unused) before the fields set.
+        unsafe {
+            let mut mask: libc::sigset_t = std::mem::zeroed();
+            let mut only: libc::sigset_t = std::mem::zeroed();
+            libc::sigemptyset(&mut only);
+            libc::sigaddset(&mut only, sig);
+            libc::pthread_sigmask(libc::SIG_UNBLOCK, &only, &mut mask);
+            let mut ev: libc::sigevent = std::mem::zeroed();
+            ev.sigev_notify = libc::SIGEV_THREAD_ID;
+            ev.sigev_signo = sig;
+            ev.sigev_notify_thread_id = libc::gettid();
+            let mut timer: libc::timer_t = std::mem::zeroed();
+            if libc::timer_create(libc::CLOCK_MONOTONIC, &mut ev, &mut timer) != 0 {
+                let e = std::io::Error::last_os_error();
+                libc::pthread_sigmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
+                return Err(e);
+            }
+            let spec = libc::itimerspec {
+                it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+                it_value: libc::timespec {
+                    tv_sec: libc::time_t::try_from(after.as_secs()).unwrap_or(libc::time_t::MAX),
+                    tv_nsec: libc::c_long::from(after.subsec_nanos()),
+                },
+            };
+            ALARM_ARMED.store(true, Ordering::SeqCst);
+            if libc::timer_settime(timer, 0, &spec, std::ptr::null_mut()) != 0 {
+                let e = std::io::Error::last_os_error();
+                ALARM_ARMED.store(false, Ordering::SeqCst);
+                libc::timer_delete(timer);
+                libc::pthread_sigmask(libc::SIG_SETMASK, &mask, std::ptr::null_mut());
+                return Err(e);
+            }
+            Ok(Self { timer, mask })
+        }
+    }
+}
+
+impl Drop for Alarm {
+    fn drop(&mut self) {
+        ALARM_ARMED.store(false, Ordering::SeqCst);
+        // SAFETY: the timer and mask this value created and saved.
+        unsafe {
+            libc::timer_delete(self.timer);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &self.mask, std::ptr::null_mut());
+        }
+    }
+}
+
+/// The deadline handler: the callback is still running on this thread and
+/// cannot be unwound, so vessel ends here, saying why.
+extern "C" fn on_deadline(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc::c_void) {
+    if !ALARM_ARMED.load(Ordering::SeqCst) {
+        return;
+    }
+    let mut local = [0u8; ALARM_CAP];
+    let n = ALARM_LEN.load(Ordering::SeqCst).min(ALARM_CAP);
+    for (dst, src) in local.iter_mut().zip(ALARM_LINE.iter()).take(n) {
+        *dst = src.load(Ordering::Relaxed);
+    }
+    write_stderr(&local[..n]);
+    // SAFETY: _exit is async-signal-safe; nothing of vessel's needs undoing
+    // before the callbacks this guards (see `with_deadline_here`).
+    unsafe { libc::_exit(crate::EXIT_RUNTIME_FAILURE) };
+}
+
 /// Takes a pending SIGINT, SIGTERM or SIGHUP that this thread blocks (the
 /// engine blocks them while the container runs). Unblocked ones need no
 /// polling: their default action ends the process.
