@@ -33,7 +33,8 @@ target="${CARGO_TARGET_DIR:-$here/target}/release"
 vessel="$target/vessel"
 loadhelper="$target/examples/plugin_load"
 work=$(mktemp -d /tmp/vessel-bench-plugins-XXXXXX)
-trap 'rm -rf "$work"' EXIT INT TERM
+# Installed plugin libraries are immutable (chattr +i): cleared first.
+trap 'chattr -R -i "$work" 2>/dev/null; rm -rf "$work"' EXIT INT TERM
 
 # Two tiny plugins, compiled inside the source tree (target/bench-plugins).
 plugsrc="$here/target/bench-plugins"

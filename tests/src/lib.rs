@@ -164,6 +164,47 @@ impl TestRoot {
     }
 }
 
+impl Drop for TestRoot {
+    /// Installed plugin libraries are immutable (vessel sets the inode
+    /// flag as root): cleared so the temp dir can go.
+    fn drop(&mut self) {
+        unseal_tree(self.path());
+    }
+}
+
+/// Clears the immutable inode flag of the file at `path` (what an admin's
+/// `chattr -i` does), so a test can change an installed library.
+pub fn unseal(path: &Path) {
+    use rustix::fs::IFlags;
+    let f = std::fs::File::open(path).unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+    let flags = rustix::fs::ioctl_getflags(&f).unwrap_or(IFlags::empty());
+    if flags.contains(IFlags::IMMUTABLE) {
+        rustix::fs::ioctl_setflags(&f, flags - IFlags::IMMUTABLE)
+            .unwrap_or_else(|e| panic!("clear the immutable flag of {}: {e}", path.display()));
+    }
+}
+
+/// Whether the file at `path` has the immutable inode flag.
+pub fn is_immutable(path: &Path) -> bool {
+    std::fs::File::open(path).is_ok_and(|f| {
+        rustix::fs::ioctl_getflags(&f).is_ok_and(|fl| fl.contains(rustix::fs::IFlags::IMMUTABLE))
+    })
+}
+
+/// [`unseal`] on every regular file under `dir` (never through a symlink).
+pub fn unseal_tree(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => unseal_tree(&e.path()),
+            Ok(t) if t.is_file() && is_immutable(&e.path()) => unseal(&e.path()),
+            _ => {}
+        }
+    }
+}
+
 impl Default for TestRoot {
     fn default() -> Self {
         Self::new()

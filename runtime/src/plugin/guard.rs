@@ -137,7 +137,15 @@ pub fn with_deadline_here<T>(
     callback: &'static str,
     f: impl FnOnce() -> Result<T, PluginError>,
 ) -> Result<T, PluginError> {
-    let limit = timeout();
+    here_within(timeout(), plugin, callback, f)
+}
+
+fn here_within<T>(
+    limit: Duration,
+    plugin: &str,
+    callback: &'static str,
+    f: impl FnOnce() -> Result<T, PluginError>,
+) -> Result<T, PluginError> {
     let line = format!(
         "error: {}\n",
         PluginError::TimedOut {
@@ -217,7 +225,10 @@ impl Alarm {
                 return Err(e);
             }
             let spec = libc::itimerspec {
-                it_interval: libc::timespec { tv_sec: 0, tv_nsec: 0 },
+                it_interval: libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: 0,
+                },
                 it_value: libc::timespec {
                     tv_sec: libc::time_t::try_from(after.as_secs()).unwrap_or(libc::time_t::MAX),
                     tv_nsec: libc::c_long::from(after.subsec_nanos()),
@@ -538,6 +549,72 @@ mod tests {
                 "helper thread {tid} still exists"
             );
         }
+    }
+
+    #[test]
+    fn a_callback_here_returns_and_its_timer_goes_with_it() {
+        let v = here_within(
+            Duration::from_millis(100),
+            "example.com/fast",
+            "EngineConfig",
+            || Ok(nix::unistd::gettid().as_raw()),
+        )
+        .unwrap();
+        // On this very thread: no helper for the engine to wait out.
+        assert_eq!(v, nix::unistd::gettid().as_raw());
+        // Past the deadline the process lives on: the timer was deleted.
+        std::thread::sleep(Duration::from_millis(300));
+        let e = here_within(
+            Duration::from_secs(5),
+            "example.com/x",
+            "EngineConfig",
+            || {
+                Err::<(), _>(PluginError::Callback {
+                    plugin: "example.com/x".into(),
+                    callback: "EngineConfig",
+                    message: "no".into(),
+                })
+            },
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("no"), "{e}");
+    }
+
+    /// Runs in a child process (this test binary, filtered to this test):
+    /// the deadline ends the process itself.
+    #[test]
+    fn a_callback_here_past_its_deadline_ends_vessel_with_the_error() {
+        const CHILD: &str = "VESSEL_GUARD_TEST_CHILD";
+        if std::env::var_os(CHILD).is_some() {
+            let _ = here_within(
+                Duration::from_millis(200),
+                "example.com/slow",
+                "EngineConfig",
+                || {
+                    std::thread::sleep(Duration::from_secs(20));
+                    Ok(())
+                },
+            );
+            std::process::exit(0);
+        }
+        let start = Instant::now();
+        let o = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "plugin::guard::tests::a_callback_here_past_its_deadline_ends_vessel_with_the_error",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env(CHILD, "1")
+            .output()
+            .unwrap();
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert_eq!(o.status.code(), Some(crate::EXIT_RUNTIME_FAILURE), "{o:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("error: plugin \"example.com/slow\": its EngineConfig callback did not return within 0.2s\n"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1051,7 +1051,7 @@ mod tests {
     }
 
     fn staged(v: &VerifiedLibrary) -> Vec<u8> {
-        let map = SealedMap::new(&v.memfd).unwrap();
+        let map = SealedMap::new(v.source.file()).unwrap();
         map.bytes().to_vec()
     }
 
@@ -1066,6 +1066,38 @@ mod tests {
         assert_eq!(staged(&v), b"bytes verified at install");
         // No record of which runtime checked the layouts: abi_stable checks.
         assert!(!v.layouts_known());
+    }
+
+    /// Root only: setting the immutable flag needs CAP_LINUX_IMMUTABLE.
+    #[test]
+    #[ignore = "needs root"]
+    fn an_immutable_unchanged_installed_file_is_used_in_place_once() {
+        let (dir, spec, _) = installed_file(b"bytes verified at install");
+        let f = File::open(&spec.path).unwrap();
+        if !super::super::immutable::set_immutable(&f).unwrap() {
+            eprintln!("skipped: {} keeps no immutable flag", dir.path().display());
+            return;
+        }
+        // The flag changed the ctime: the stamp is taken after it.
+        let stamp = LibraryStamp::of(&f.metadata().unwrap());
+        let spec = spec.installed(Some(stamp));
+        let v = verify_trusting(&spec, me()).unwrap();
+        assert!(v.in_place());
+        assert_eq!(v.checks(), Checks::VerifiedAtInstall);
+        // The installed file itself, not a copy.
+        let (a, b) = (v.source.file().metadata().unwrap(), f.metadata().unwrap());
+        assert_eq!((a.dev(), a.ino()), (b.dev(), b.ino()));
+        // A second load of the same file in this process gets its own
+        // sealed copy (the dynamic loader would hand back the first).
+        let again = verify_trusting(&spec, me()).unwrap();
+        assert!(!again.in_place());
+        assert_eq!(staged(&again), b"bytes verified at install");
+        // Without the flag (an admin's `chattr -i`), the stamp differs.
+        super::super::immutable::clear_tree(dir.path()).unwrap();
+        let (_d2, spec2, stamp2) = installed_file(b"not flagged");
+        let v = verify_trusting(&spec2.installed(Some(stamp2)), me()).unwrap();
+        assert!(!v.in_place());
+        assert_eq!(v.checks(), Checks::VerifiedAtInstall);
     }
 
     #[test]

@@ -381,6 +381,7 @@ fn root_a_runtime_plugin_that_fails_to_load_stops_the_run_before_the_container_s
     let so = env
         .plugin_files("example.com/runtime-plugin")
         .join("plugin.so");
+    vessel_tests::unseal(&so);
     set_mode(&so, 0o664);
     let host = tempfile::tempdir().unwrap();
     let bind = format!("{}:/mnt", host.path().display());

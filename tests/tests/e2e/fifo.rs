@@ -73,6 +73,7 @@ fn root_a_fifo_as_an_installed_plugin_so_is_refused_at_once() {
     let so = root
         .plugin_files("example.com/cli-plugin")
         .join("plugin.so");
+    vessel_tests::unseal(&so);
     std::fs::remove_file(&so).unwrap();
     mkfifo(&so);
     let mut c = root.vessel();

@@ -548,18 +548,40 @@ fn root_tampering_after_install_is_refused() {
             .output()
             .unwrap()
     };
-    // Untouched since install: loads without hashing it again, nor asking
-    // abi_stable about layouts this same binary checked at install.
+    // Untouched since install, and immutable (the install set the inode
+    // flag): the installed file itself is loaded, without hashing or
+    // copying it, nor asking abi_stable about layouts this same binary
+    // checked at install.
+    assert!(vessel_tests::is_immutable(&so));
     let o = debug_run();
     assert_eq!(ok(&o), "test-cmd: a\n");
     let log = stderr(&o);
-    assert!(log.contains("library unchanged since install"), "{log}");
+    assert!(
+        log.contains(
+            "library immutable and unchanged since install: loading the installed file in place"
+        ),
+        "{log}"
+    );
     assert!(
         log.contains("layouts checked at install by this runtime binary"),
         "{log}"
     );
+    // Nobody can write it now, root included, without clearing the flag.
+    let w = std::fs::OpenOptions::new().write(true).open(&so);
+    assert_eq!(w.unwrap_err().raw_os_error(), Some(libc::EPERM));
+    // An admin clears the flag (`chattr -i`): that alone changes the
+    // file's ctime, so its stamp no longer stands for the install's checks
+    // and the bytes are hashed again (still the same: the plugin runs).
+    vessel_tests::unseal(&so);
+    let o = debug_run();
+    assert_eq!(ok(&o), "test-cmd: a\n");
+    assert!(
+        stderr(&o).contains("library changed since install: checking its sha256"),
+        "{}",
+        stderr(&o)
+    );
     // Rewritten in place, same size and inode, nothing else changed: the
-    // install's stamp no longer matches, so the bytes are hashed and refused.
+    // bytes are hashed and refused.
     let size = std::fs::metadata(&so).unwrap().len();
     {
         use std::io::{Read, Seek, SeekFrom, Write};

@@ -129,6 +129,7 @@ fn root_a_tampered_library_is_refused_with_a_current_index() {
     let so = root
         .plugin_files("example.com/cli-plugin")
         .join("plugin.so");
+    vessel_tests::unseal(&so);
     let mut bytes = std::fs::read(&so).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;
