@@ -120,7 +120,8 @@ fn within<T: Send + 'static>(
 
 /// Runs `f` (a call of plugin `plugin`'s `callback`) on this thread under
 /// [`timeout()`], for callbacks that run before vessel has anything to undo
-/// (EngineConfig: no work dir, mount or container process exists yet, and
+/// (EngineConfig, and the flag and global pre-run hooks, which run before
+/// the command: no work dir, mount or container process exists yet, and
 /// the stop signals are not blocked, so they end vessel as usual).
 ///
 /// A helper thread ([`with_deadline`]) costs a clone and two cross-CPU

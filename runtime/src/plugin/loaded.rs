@@ -12,7 +12,7 @@ use vessel_plugin_abi::{
     PreRunInfo,
 };
 
-use super::guard::{with_deadline, CrashScope};
+use super::guard::{with_deadline, with_deadline_here, CrashScope};
 use super::manifest::{CallbackKind, Manifest};
 use super::PluginError;
 
@@ -184,9 +184,9 @@ impl LoadedPlugin {
         flags: &[(String, Option<String>)],
     ) -> Result<(), PluginError> {
         let inv = invocation(command, args, flags);
-        let me = self.clone();
-        with_deadline(self.name(), "flag pre-run", move || {
-            me.calls().flag_pre_run(&inv)
+        // Before the command starts: nothing to undo at a deadline.
+        with_deadline_here(self.name(), "flag pre-run", || {
+            self.calls().flag_pre_run(&inv)
         })
     }
 
@@ -204,9 +204,9 @@ impl LoadedPlugin {
             command: command.into(),
             args: strings(args),
         };
-        let me = self.clone();
-        with_deadline(self.name(), "global pre-run", move || {
-            me.calls().global_pre_run(&info)
+        // Before the command starts: nothing to undo at a deadline.
+        with_deadline_here(self.name(), "global pre-run", || {
+            self.calls().global_pre_run(&info)
         })
     }
 
