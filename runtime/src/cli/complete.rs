@@ -93,7 +93,7 @@ fn installed() -> Vec<Meta> {
 /// add, with installed plugin names as the values of [`NAME_ARGS`].
 fn command(metas: &[Meta]) -> clap::Command {
     let names = plugin_names(metas);
-    let mut cmd = dynamic::build_command(metas);
+    let mut cmd = dynamic::completion_command(metas);
     for (sub, arg) in NAME_ARGS {
         let names = names.clone();
         // `inspect` also takes an image file.

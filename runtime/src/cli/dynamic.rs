@@ -42,17 +42,46 @@ fn flag_arg(id: String, f: &FlagSpec) -> Arg {
     }
 }
 
-/// The full clap command: built-ins plus what enabled plugins add.
+/// The full clap command: built-ins plus what enabled plugins add, their
+/// commands listed in the top-level help's "Plugin commands:" section.
+#[cfg(test)]
 pub fn build_command(metas: &[Meta]) -> clap::Command {
-    merge(Cli::command(), metas)
+    merge(Cli::command(), metas, PluginCommands::Section)
+}
+
+/// [`build_command`] for the completers, which offer only the commands the
+/// tree shows: plugin commands are shown there as built-in ones are.
+pub fn completion_command(metas: &[Meta]) -> clap::Command {
+    merge(Cli::command(), metas, PluginCommands::InTree)
+}
+
+/// Where the top-level help shows plugin commands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PluginCommands {
+    /// In their own section ([`plugin_section`]), hidden in the tree.
+    Section,
+    /// Among the built-in commands (what completers walk).
+    InTree,
 }
 
 /// `cmd` plus the commands and flags the enabled plugins of `metas` add.
-fn merge(mut cmd: clap::Command, metas: &[Meta]) -> clap::Command {
+fn merge(mut cmd: clap::Command, metas: &[Meta], shown: PluginCommands) -> clap::Command {
+    let listed = metas.iter().filter(|m| m.enabled).flat_map(|m| {
+        m.manifest
+            .commands
+            .iter()
+            .map(|c| (c.name.as_str(), c.about.as_str(), m.manifest.name.as_str()))
+    });
+    let section = match shown {
+        PluginCommands::Section => plugin_section(&cmd, listed),
+        PluginCommands::InTree => None,
+    };
     for m in metas.iter().filter(|m| m.enabled) {
         let plugin = &m.manifest.name;
         for c in &m.manifest.commands {
-            let mut sub = clap::Command::new(c.name.clone()).about(plugin_about(&c.about, plugin));
+            let mut sub = clap::Command::new(c.name.clone())
+                .about(plugin_about(&c.about, plugin))
+                .hide(shown == PluginCommands::Section);
             for a in &c.args {
                 let mut arg = Arg::new(a.name.clone())
                     .value_name(a.name.to_uppercase())
@@ -76,20 +105,59 @@ fn merge(mut cmd: clap::Command, metas: &[Meta]) -> clap::Command {
             cmd = cmd.mut_subcommand(af.command.clone(), move |s| s.arg(flag_arg(id, &flag)));
         }
     }
-    cmd
+    match section {
+        Some(s) => cmd.after_help(s),
+        None => cmd,
+    }
 }
 
-/// `cmd` plus, for the top-level help, a bare entry (name and about) for
-/// each command an enabled plugin of `listed` adds: what that help shows of
-/// them, as [`merge`] would show it, without reading their metas.
-fn list(mut cmd: clap::Command, listed: &[Summary]) -> clap::Command {
-    for p in listed.iter().filter(|p| p.enabled) {
-        for (name, about) in p.commands.iter().zip(&p.abouts) {
-            cmd = cmd
-                .subcommand(clap::Command::new(name.clone()).about(plugin_about(about, &p.name)));
-        }
+/// `cmd` plus, for the top-level help, the "Plugin commands:" section of
+/// the enabled plugins of `listed`: what [`build_command`]'s help shows of
+/// them, without reading their metas or adding them to the tree.
+fn list(cmd: clap::Command, listed: &[Summary]) -> clap::Command {
+    let entries = listed.iter().filter(|p| p.enabled).flat_map(|p| {
+        p.commands
+            .iter()
+            .zip(&p.abouts)
+            .map(|(name, about)| (name.as_str(), about.as_str(), p.name.as_str()))
+    });
+    match plugin_section(&cmd, entries) {
+        Some(s) => cmd.after_help(s),
+        None => cmd,
     }
-    cmd
+}
+
+/// The top-level help's "Plugin commands:" section: each command an enabled
+/// plugin adds (name, about, plugin), sorted by name, styled as clap styles
+/// its own sections; `None` without any. Plugin commands are listed here
+/// rather than as clap subcommands because clap builds every subcommand it
+/// lists: a hundred plugin commands made `vessel --help` half again as slow.
+fn plugin_section<'a>(
+    cmd: &clap::Command,
+    entries: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Option<clap::builder::StyledStr> {
+    use std::fmt::Write as _;
+    let mut rows: Vec<(&str, String)> = entries
+        .map(|(name, about, plugin)| (name, plugin_about(about, plugin)))
+        .collect();
+    if rows.is_empty() {
+        return None;
+    }
+    rows.sort();
+    let styles = cmd.get_styles();
+    let (header, literal) = (styles.get_header(), styles.get_literal());
+    let width = rows
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(0);
+    let mut s = clap::builder::StyledStr::new();
+    let _ = write!(s, "{header}Plugin commands:{header:#}");
+    for (name, about) in rows {
+        let pad = width - name.chars().count();
+        let _ = write!(s, "\n  {literal}{name}{literal:#}{:pad$}  {about}", "");
+    }
+    Some(s)
 }
 
 /// How a plugin command is described in help.
@@ -344,7 +412,9 @@ pub fn run(args: Vec<OsString>, init_tracing: impl FnOnce(&GlobalArgs)) -> Resul
         .skip(1)
         .map(|a| a.to_string_lossy().into_owned())
         .collect();
-    let matches = match list(merge(builtins, &metas), &listed).try_get_matches_from(args) {
+    let matches = match list(merge(builtins, &metas, PluginCommands::Section), &listed)
+        .try_get_matches_from(args)
+    {
         Ok(m) => m,
         Err(e) if is_display(&e) => e.exit(),
         Err(e) => {
@@ -562,6 +632,30 @@ mod tests {
         let listed = list(Cli::command(), &summaries).render_help().to_string();
         assert!(full.contains("say hello [plugin example.com/p]"), "{full}");
         assert_eq!(listed, full);
+        // In their own section, once, after the built-in commands and options.
+        let section = full
+            .split("Plugin commands:\n")
+            .nth(1)
+            .expect("a plugin section");
+        assert!(
+            section.starts_with("  hello  say hello [plugin example.com/p]"),
+            "{full}"
+        );
+        assert_eq!(full.matches("  hello ").count(), 1, "{full}");
+        assert!(
+            full.find("Options:") < full.find("Plugin commands:"),
+            "{full}"
+        );
+        // Without enabled plugins, no section.
+        let none = list(Cli::command(), &summaries[1..])
+            .render_help()
+            .to_string();
+        assert!(!none.contains("Plugin commands"), "{none}");
+        // The completers still see plugin commands in the tree.
+        let tree = completion_command(&metas);
+        assert!(tree
+            .find_subcommand("hello")
+            .is_some_and(|c| !c.is_hide_set()));
     }
 
     #[test]

@@ -218,7 +218,7 @@ pub fn dispatch(cli: &Cli, ctx: &Runtime) -> Result<i32, Error> {
         // The merged tree, so plugins' commands and flags complete too.
         Command::Completion { shell } => print_completion(
             *shell,
-            &mut dynamic::build_command(ctx.installed.as_deref().unwrap_or_default()),
+            &mut dynamic::completion_command(ctx.installed.as_deref().unwrap_or_default()),
         ),
     }
 }
