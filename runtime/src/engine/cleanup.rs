@@ -205,6 +205,11 @@ pub struct ContainerTree {
     _held: std::fs::File,
 }
 
+/// The inode number in a namespace link's text, `mnt:[4026531841]`.
+fn ns_inode(link: &str) -> Option<u64> {
+    link.strip_prefix("mnt:[")?.strip_suffix(']')?.parse().ok()
+}
+
 fn mount_ns(pid: u32) -> Option<(u64, u64)> {
     let m = std::fs::metadata(format!("/proc/{pid}/ns/mnt")).ok()?;
     Some((m.dev(), m.ino()))
@@ -250,9 +255,23 @@ impl ContainerTree {
         };
         rd.flatten()
             .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| pid != std::process::id() && mount_ns(pid) == Some(self.ns))
+            .filter(|&pid| pid != std::process::id() && self.holds(pid))
             .filter(|&pid| !is_zombie(pid))
             .collect()
+    }
+
+    /// Whether process `pid` is in the container's mount namespace. Every
+    /// process on the host is asked, after every run: its namespace link is
+    /// read (`mnt:[INODE]`, formatted by the kernel from the namespace) rather
+    /// than stat'ed, which would make the kernel set up an nsfs inode and
+    /// dentry for each process, several times the cost on a busy host. All
+    /// namespaces live on the one nsfs device, and the one held open keeps
+    /// its inode number from being reused meanwhile.
+    fn holds(&self, pid: u32) -> bool {
+        let Ok(link) = std::fs::read_link(format!("/proc/{pid}/ns/mnt")) else {
+            return false;
+        };
+        ns_inode(link.as_os_str().to_str().unwrap_or_default()) == Some(self.ns.1)
     }
 }
 
@@ -269,6 +288,20 @@ fn is_zombie(pid: u32) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_namespace_link_names_the_inode_stat_sees() {
+        assert_eq!(ns_inode("mnt:[4026531841]"), Some(4026531841));
+        assert_eq!(ns_inode("net:[4026531841]"), None);
+        assert_eq!(ns_inode("mnt:[x]"), None);
+        let me = std::process::id();
+        let tree = ContainerTree {
+            ns: mount_ns(me).unwrap(),
+            _held: std::fs::File::open("/proc/self/ns/mnt").unwrap(),
+        };
+        assert!(tree.holds(me));
+        assert!(!tree.holds(u32::MAX));
+    }
 
     #[test]
     fn sweep_removes_only_unlocked_marked_dirs_of_this_user() {
