@@ -31,7 +31,7 @@ vessel="${CARGO_TARGET_DIR:-$here/target}/release/vessel"
 
 work=$(mktemp -d /tmp/vessel-bench-XXXXXX)
 # Installed plugin libraries are immutable (chattr +i): cleared first.
-trap 'chattr -R -i "$work" 2>/dev/null; rm -rf "$work"' EXIT INT TERM
+trap 'chattr -R -i "$work" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
 
 # One busybox rootfs for everyone.
 rootfs="$work/bundle/rootfs"

@@ -34,7 +34,7 @@ vessel="$target/vessel"
 loadhelper="$target/examples/plugin_load"
 work=$(mktemp -d /tmp/vessel-bench-plugins-XXXXXX)
 # Installed plugin libraries are immutable (chattr +i): cleared first.
-trap 'chattr -R -i "$work" 2>/dev/null; rm -rf "$work"' EXIT INT TERM
+trap 'chattr -R -i "$work" 2>/dev/null || true; rm -rf "$work"' EXIT INT TERM
 
 # Two tiny plugins, compiled inside the source tree (target/bench-plugins).
 plugsrc="$here/target/bench-plugins"
