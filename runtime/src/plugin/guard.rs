@@ -155,7 +155,7 @@ fn here_within<T>(
             after: limit,
         }
     );
-    let _armed = Alarm::arm(limit, &line).map_err(|source| PluginError::Spawn {
+    let _armed = Alarm::arm(limit, &line).map_err(|source| PluginError::Deadline {
         plugin: plugin.to_owned(),
         source,
     })?;
@@ -201,11 +201,10 @@ impl Alarm {
         });
         ALARM_ARMED.store(false, Ordering::SeqCst);
         // Always ends with its newline, even cut short.
-        let mut n = fill(&ALARM_LINE, line);
+        let n = fill(&ALARM_LINE, line);
         if n == ALARM_CAP {
             ALARM_LINE[ALARM_CAP - 1].store(b'\n', Ordering::Relaxed);
         }
-        n = n.min(ALARM_CAP);
         ALARM_LEN.store(n, Ordering::SeqCst);
         // SAFETY: plain libc calls on values owned here; the sigevent is
         // zeroed (its union's other members unused) before the fields set.
@@ -265,12 +264,7 @@ extern "C" fn on_deadline(_: libc::c_int, _: *mut libc::siginfo_t, _: *mut libc:
     if !ALARM_ARMED.load(Ordering::SeqCst) {
         return;
     }
-    let mut local = [0u8; ALARM_CAP];
-    let n = ALARM_LEN.load(Ordering::SeqCst).min(ALARM_CAP);
-    for (dst, src) in local.iter_mut().zip(ALARM_LINE.iter()).take(n) {
-        *dst = src.load(Ordering::Relaxed);
-    }
-    write_stderr(&local[..n]);
+    write_buf(&ALARM_LINE, ALARM_LEN.load(Ordering::SeqCst));
     // SAFETY: _exit is async-signal-safe; nothing of vessel's needs undoing
     // before the callbacks this guards (see `with_deadline_here`).
     unsafe { libc::_exit(crate::EXIT_RUNTIME_FAILURE) };
@@ -463,8 +457,10 @@ fn write_stderr(bytes: &[u8]) {
     }
 }
 
+/// Writes the first `len` bytes of one of the handlers' buffers (at most
+/// [`ALARM_CAP`], the largest) to stderr.
 fn write_buf(buf: &[AtomicU8], len: usize) {
-    let mut local = [0u8; NAME_CAP];
+    let mut local = [0u8; ALARM_CAP];
     let n = len.min(buf.len()).min(local.len());
     for (dst, src) in local.iter_mut().zip(buf.iter()).take(n) {
         *dst = src.load(Ordering::Relaxed);

@@ -259,7 +259,7 @@ pub fn install_with_consent(
     // `library` is the very buffer whose sha256 and ELF the load above
     // checked: the file's stamp now stands for those checks at every load
     // of the file while it stays unchanged.
-    let (written, _immutable) = staging.write_library(PLUGIN_SO, &library, 0o644)?;
+    let written = staging.write_library(PLUGIN_SO, &library, 0o644)?;
     meta.library = Some(store::LibraryStamp::of(&written));
     // The load above checked the layouts, in this process: this binary.
     meta.checked_by = super::stamp::runtime();

@@ -623,19 +623,20 @@ impl Init {
 }
 
 /// Dlopens the verified bytes (the sealed memfd, or the immutable installed
-/// file, checked again once mapped) and gets the root module through abi_stable's header API (not `RootModule::load_from*`,
-/// which keeps one module per type and so one plugin per process). The
+/// file, checked again once mapped) and gets the root module through
+/// abi_stable's header API (not `RootModule::load_from*`, which keeps one
+/// module per type and so one plugin per process). The
 /// layout checked is the one of the plugin-api minor the plugin was built
 /// with: abi_stable accepts a library with more prefix fields than expected,
 /// never fewer, so older plugins are checked against their frozen layout.
 fn open_verified(v: &VerifiedLibrary) -> Result<(Module, Init), LoadError> {
     let plugin = v.label.clone();
     let fd = v.source.file().try_clone().map_err(|source| {
-        LoadError::new(
-            plugin.clone(),
-            v.path.clone(),
-            LoadErrorKind::Memfd { source },
-        )
+        let kind = match v.source {
+            Source::Sealed(_) => LoadErrorKind::Memfd { source },
+            Source::InPlace { .. } => LoadErrorKind::Read { source },
+        };
+        LoadError::new(plugin.clone(), v.path.clone(), kind)
     })?;
     let fd_path = PathBuf::from(format!("/proc/self/fd/{}", fd.as_raw_fd()));
     let raw = RawLibrary::load_at(&fd_path).map_err(|e| {

@@ -119,6 +119,16 @@ pub enum PluginError {
         /// The signal, e.g. `SIGTERM`.
         signal: &'static str,
     },
+    /// The deadline timer of a callback run on the calling thread could
+    /// not be armed.
+    #[error("plugin {plugin:?}: arming the deadline of its callback")]
+    Deadline {
+        /// The plugin.
+        plugin: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
     /// The thread a callback runs on could not be started.
     #[error("plugin {plugin:?}: starting a thread for its callback")]
     Spawn {

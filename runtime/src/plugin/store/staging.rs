@@ -33,14 +33,13 @@ impl Staging {
     /// [`Self::write`] for the plugin's library: the file is then made
     /// immutable where the file system and the caller can (root, on a
     /// local file system; see [`crate::plugin::immutable`]), before the
-    /// metadata returned (and so the stamp) is taken. Returns that metadata
-    /// and whether the flag is set.
+    /// metadata returned (and so the stamp) is taken.
     pub fn write_library(
         &self,
         name: &str,
         bytes: &[u8],
         mode: u32,
-    ) -> Result<(fs::Metadata, bool), StoreError> {
+    ) -> Result<fs::Metadata, StoreError> {
         // Flagged through a read-only descriptor once `write` closed the
         // writable one: no descriptor able to write the library outlives
         // this.
@@ -54,11 +53,10 @@ impl Staging {
                 .open(&p)
                 .map_err(io_err(&p))?
         };
-        let immutable = crate::plugin::immutable::set_immutable(&ro).map_err(io_err(&p))?;
-        if !immutable {
+        if !crate::plugin::immutable::set_immutable(&ro).map_err(io_err(&p))? {
             tracing::debug!(file = %p.display(), "the file system keeps no immutable flag here: loads will copy the library");
         }
-        Ok((ro.metadata().map_err(io_err(&p))?, immutable))
+        ro.metadata().map_err(io_err(&p))
     }
 
     /// Copies file `src` into the staging dir as `name` and fsyncs it.
