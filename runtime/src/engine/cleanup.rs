@@ -168,9 +168,14 @@ fn has_mount_point(dir: &Path) -> bool {
     false
 }
 
-/// Removes a work dir, first adding owner rwx to every directory below it
-/// (extracted images keep their read-only directory modes).
+/// Removes a work dir; where that fails, adds owner rwx to every directory
+/// below it (extracted images keep their read-only directory modes) and
+/// tries again. Most work dirs hold only writable dirs: walking them first
+/// cost every run a stat and a read of each directory.
 fn remove(p: &Path) {
+    if std::fs::remove_dir_all(p).is_ok() {
+        return;
+    }
     make_writable(p);
     if let Err(e) = std::fs::remove_dir_all(p) {
         tracing::warn!("removing {}: {}", p.display(), io_reason(&e));
@@ -249,29 +254,67 @@ impl ContainerTree {
         tracing::warn!("processes of the container are still running");
     }
 
+    /// The processes in the container's namespace, the runtime aside.
+    /// Every process on the host is asked, after every run, so the walk
+    /// allocates nothing per process: one `/proc` descriptor, its entries
+    /// read into one buffer, each `PID/ns/mnt` link read relative to it
+    /// into a stack buffer (a path per process and a `String` per link made
+    /// this walk three times as long as the kernel's part of it).
     fn processes(&self) -> Vec<u32> {
-        let Ok(rd) = std::fs::read_dir("/proc") else {
+        use std::mem::MaybeUninit;
+        let Ok(proc_fd) = rustix::fs::open(
+            "/proc",
+            rustix::fs::OFlags::RDONLY
+                | rustix::fs::OFlags::DIRECTORY
+                | rustix::fs::OFlags::CLOEXEC,
+            rustix::fs::Mode::empty(),
+        ) else {
             return Vec::new();
         };
-        rd.flatten()
-            .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
-            .filter(|&pid| pid != std::process::id() && self.holds(pid))
-            .filter(|&pid| !is_zombie(pid))
-            .collect()
+        let me = std::process::id();
+        let mut entries = vec![MaybeUninit::<u8>::uninit(); 32 * 1024];
+        let mut dir = rustix::fs::RawDir::new(&proc_fd, &mut entries);
+        let mut found = Vec::new();
+        while let Some(Ok(e)) = dir.next() {
+            let name = e.file_name().to_bytes();
+            let Some(pid) = std::str::from_utf8(name)
+                .ok()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            if pid != me && self.holds_at(&proc_fd, name) && !is_zombie(pid) {
+                found.push(pid);
+            }
+        }
+        found
     }
 
-    /// Whether process `pid` is in the container's mount namespace. Every
-    /// process on the host is asked, after every run: its namespace link is
-    /// read (`mnt:[INODE]`, formatted by the kernel from the namespace) rather
+    /// Whether the process whose `/proc` entry is `name` (under `proc_fd`)
+    /// is in the container's mount namespace. Its namespace link is read
+    /// (`mnt:[INODE]`, formatted by the kernel from the namespace) rather
     /// than stat'ed, which would make the kernel set up an nsfs inode and
     /// dentry for each process, several times the cost on a busy host. All
     /// namespaces live on the one nsfs device, and the one held open keeps
     /// its inode number from being reused meanwhile.
-    fn holds(&self, pid: u32) -> bool {
-        let Ok(link) = std::fs::read_link(format!("/proc/{pid}/ns/mnt")) else {
+    fn holds_at(&self, proc_fd: &OwnedFd, name: &[u8]) -> bool {
+        const SUFFIX: &[u8] = b"/ns/mnt";
+        let mut path = [0u8; 32];
+        let Some(p) = path.get_mut(..name.len() + SUFFIX.len()) else {
             return false;
         };
-        ns_inode(link.as_os_str().to_str().unwrap_or_default()) == Some(self.ns.1)
+        p[..name.len()].copy_from_slice(name);
+        p[name.len()..].copy_from_slice(SUFFIX);
+        let mut link = [0u8; 64];
+        match rustix::fs::readlinkat_raw(proc_fd, &*p, &mut link[..]) {
+            Ok(n) => {
+                std::str::from_utf8(&link[..n.min(link.len())])
+                    .ok()
+                    .and_then(ns_inode)
+                    == Some(self.ns.1)
+            }
+            Err(_) => false,
+        }
     }
 }
 
@@ -299,8 +342,25 @@ mod tests {
             ns: mount_ns(me).unwrap(),
             _held: std::fs::File::open("/proc/self/ns/mnt").unwrap(),
         };
-        assert!(tree.holds(me));
-        assert!(!tree.holds(u32::MAX));
+        let proc_fd = rustix::fs::open(
+            "/proc",
+            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
+            rustix::fs::Mode::empty(),
+        )
+        .unwrap();
+        assert!(tree.holds_at(&proc_fd, me.to_string().as_bytes()));
+        assert!(!tree.holds_at(&proc_fd, u32::MAX.to_string().as_bytes()));
+        assert!(!tree.holds_at(&proc_fd, &[b'1'; 40]));
+        // The walk finds a process in the namespace, never the runtime.
+        let mut child = std::process::Command::new("sleep")
+            .arg("30")
+            .spawn()
+            .unwrap();
+        let found = tree.processes();
+        let _ = child.kill();
+        let _ = child.wait();
+        assert!(found.contains(&child.id()), "{found:?}");
+        assert!(!found.contains(&me));
     }
 
     #[test]

@@ -85,9 +85,12 @@ impl ChildFailure {
 pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| EngineError::sys("creating a pipe", e))?;
-    // The child waits for EOF on this one until the runtime holds its
-    // namespace: a command that ends at once would otherwise be gone (a
-    // zombie without namespaces) before the runtime could name its processes.
+    // Before it starts the command, the child waits for EOF on this one
+    // until the runtime holds its namespace: a command that ends at once
+    // would otherwise be gone (a zombie without namespaces) before the
+    // runtime could name its processes. The wait comes after the setup, so
+    // the runtime takes the namespace while the child builds the root (it
+    // used to wait first, idle, for a cross-CPU wake-up).
     let (go_rd, go_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)
         .map_err(|e| EngineError::sys("creating a pipe", e))?;
     let (go_rd_raw, go_wr_raw) = (go_rd.as_raw_fd(), go_wr.as_raw_fd());
@@ -120,16 +123,9 @@ pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
     let mut l = l;
     let wr_ref = &wr;
     let cb = Box::new(|| -> isize {
-        // SAFETY: closes this process's copies of the go pipe once the
-        // runtime's end is closed (read returns 0) or fails.
-        unsafe {
-            libc::close(go_wr_raw);
-            let mut b = [0u8; 1];
-            while libc::read(go_rd_raw, b.as_mut_ptr().cast(), 1) < 0
-                && Errno::last() == Errno::EINTR
-            {}
-            libc::close(go_rd_raw);
-        }
+        // SAFETY: closes this process's copy of the go pipe's write end, so
+        // that the read end sees EOF once the runtime closes its own.
+        unsafe { libc::close(go_wr_raw) };
         let fail = match child(
             &mut l,
             (uid, gid),
@@ -137,7 +133,7 @@ pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
             &pinned,
             host_env.clone(),
             caller.as_ref(),
-            wr_ref.as_raw_fd(),
+            (wr_ref.as_raw_fd(), go_rd_raw),
         ) {
             Err(f) => f,
             Ok(never) => match never {},
@@ -159,7 +155,7 @@ pub fn start(l: Launch<'_>) -> Result<Started, EngineError> {
     // or _exits.
     let pid = unsafe { nix::sched::clone(cb, &mut stack, flags, Some(libc::SIGCHLD)) }
         .map_err(|e| EngineError::sys("creating the container process", e))?;
-    // Known now, while the child waits for the go pipe.
+    // Known now, before the child may start the command (the go pipe).
     let tree = super::cleanup::ContainerTree::of(pid);
     drop(go_wr);
     drop(go_rd);
@@ -204,7 +200,7 @@ fn child(
     pinned: &super::hostdirs::Pinned,
     host_env: Vec<(String, String)>,
     caller: Option<&super::identity::Caller>,
-    fate_fd: RawFd,
+    (fate_fd, go_fd): (RawFd, RawFd),
 ) -> Result<std::convert::Infallible, ChildFailure> {
     // The container must not outlive the runtime: its mounts go with it.
     // SAFETY: prctl with integer arguments.
@@ -237,6 +233,13 @@ fn child(
         .collect::<Result<Vec<_>, _>>()?;
     let c_prog = cstr(prog.as_os_str().as_bytes())?;
 
+    // SAFETY: reads and closes this process's copy of the go pipe's read
+    // end: returns once the runtime's end is closed (0) or on an error.
+    unsafe {
+        let mut b = [0u8; 1];
+        while libc::read(go_fd, b.as_mut_ptr().cast(), 1) < 0 && Errno::last() == Errno::EINTR {}
+        libc::close(go_fd);
+    }
     if cfg.namespaces.pid && cfg.init {
         // SAFETY: this process is single-threaded (a fresh clone of a
         // single-threaded runtime).
