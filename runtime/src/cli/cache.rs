@@ -6,7 +6,7 @@ use super::Error;
 use vessel::cache::{format_size, Cache, CacheError, Entry};
 use vessel::Runtime;
 
-/// Arguments of `vessel cache`.
+// Arguments of `vessel cache` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct CacheArgs {
     /// What to do.
@@ -14,7 +14,7 @@ pub struct CacheArgs {
     pub command: CacheCommand,
 }
 
-/// `vessel cache` subcommands.
+// `vessel cache` subcommands (not a doc comment: see `cli::Command`).
 #[derive(Debug, Subcommand)]
 pub enum CacheCommand {
     /// List the cache's entries: kind, key, size, last use (oldest first).

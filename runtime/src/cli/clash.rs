@@ -5,18 +5,15 @@
 
 use std::collections::BTreeSet;
 
-use clap::CommandFactory;
 use vessel::plugin::install::InstallError;
 use vessel::plugin::manifest::{FlagSpec, Manifest};
 use vessel::plugin::store::Meta;
-
-use super::Cli;
 
 /// Refuses commands and flags whose names a built-in or another installed
 /// plugin already uses.
 pub fn check_clashes(manifest: &Manifest, others: &[Meta]) -> Result<(), InstallError> {
     let plugin = manifest.name.clone();
-    let builtin = Cli::command();
+    let builtin = super::built_in_tree();
     let clash = |what: String, with: String| InstallError::Clash {
         plugin: plugin.clone(),
         what,

@@ -174,7 +174,6 @@ pub fn scripts() -> Result<Vec<Script>, CompleteError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::CommandFactory as _;
     use clap_complete::engine::complete;
     use vessel::plugin::manifest::Manifest;
     use vessel::plugin::store::new_meta;
@@ -211,7 +210,7 @@ mod tests {
     fn every_name_arg_exists_in_the_builtin_tree() {
         // `mut_arg` panics on an unknown id: renaming one must fail here,
         // not on a user's TAB.
-        let cmd = super::super::Cli::command();
+        let cmd = super::super::built_in_tree();
         let plugin = cmd.find_subcommand("plugin").expect("plugin command");
         for (sub, arg) in NAME_ARGS {
             let s = plugin.find_subcommand(sub).expect(sub);

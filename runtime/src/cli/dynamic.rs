@@ -27,10 +27,16 @@ fn flag_id(plugin: &str, flag: &str) -> String {
     format!("plugin:{plugin}:{flag}")
 }
 
+/// Shown after the command's own arguments, before the global ones (900
+/// on): a built-in command defines its arguments only when clap needs them,
+/// after the flags plugins added to it.
+const PLUGIN_FLAG_ORDER: usize = 800;
+
 fn flag_arg(id: String, f: &FlagSpec) -> Arg {
     let mut a = Arg::new(id)
         .long(f.name.clone())
-        .help(inert(&f.help).into_owned());
+        .help(inert(&f.help).into_owned())
+        .display_order(PLUGIN_FLAG_ORDER);
     if let Some(s) = f.short {
         a = a.short(s);
     }
@@ -51,8 +57,11 @@ pub fn build_command(metas: &[Meta]) -> clap::Command {
 
 /// [`build_command`] for the completers, which offer only the commands the
 /// tree shows: plugin commands are shown there as built-in ones are.
+/// Built, so that completers can reach every command's arguments.
 pub fn completion_command(metas: &[Meta]) -> clap::Command {
-    merge(Cli::command(), metas, PluginCommands::InTree)
+    let mut cmd = merge(Cli::command(), metas, PluginCommands::InTree);
+    cmd.build();
+    cmd
 }
 
 /// Where the top-level help shows plugin commands.

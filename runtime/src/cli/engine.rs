@@ -9,7 +9,7 @@ use vessel::engine::{self, Bind, BindOrigin, EngineConfig, EnvOp, Hooks, Runscri
 use vessel::plugin::engine_hooks::PluginHooks;
 use vessel::Runtime;
 
-/// Options every container command takes.
+// Options every container command takes (not a doc comment: see `cli::Command`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct ContainerOpts {
     /// Bind a host path: SRC[:DST[:ro|rw]], repeatable, comma-separated lists allowed.
@@ -79,7 +79,7 @@ pub struct ContainerOpts {
     pub fakeroot: bool,
 }
 
-/// Arguments of `vessel exec`.
+// Arguments of `vessel exec` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct ExecArgs {
     /// Container options.
@@ -92,7 +92,7 @@ pub struct ExecArgs {
     pub command: Vec<String>,
 }
 
-/// Arguments of `vessel run`.
+// Arguments of `vessel run` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct RunArgs {
     /// Container options.
@@ -105,7 +105,7 @@ pub struct RunArgs {
     pub args: Vec<String>,
 }
 
-/// Arguments of `vessel shell`.
+// Arguments of `vessel shell` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct ShellArgs {
     /// Container options.
@@ -115,7 +115,7 @@ pub struct ShellArgs {
     pub image: PathBuf,
 }
 
-/// Arguments of `vessel build`.
+// Arguments of `vessel build` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// The SIF image to write.

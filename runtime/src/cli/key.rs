@@ -11,7 +11,7 @@ use vessel::trust::{generate_keypair, TrustStore};
 use vessel::Runtime;
 use vessel_sif::text::inert;
 
-/// Arguments of `vessel key`.
+// Arguments of `vessel key` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct KeyArgs {
     /// What to do.
@@ -19,7 +19,7 @@ pub struct KeyArgs {
     pub command: KeyCommand,
 }
 
-/// `vessel key` subcommands.
+// `vessel key` subcommands (not a doc comment: see `cli::Command`).
 #[derive(Debug, Subcommand)]
 pub enum KeyCommand {
     /// Generate an ed25519 key pair: PREFIX-private.pem (PKCS#8, mode 0600)

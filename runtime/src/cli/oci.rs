@@ -11,7 +11,7 @@ use super::Error;
 use vessel::image::oci::{self, cache::Cache, Platform, Source};
 use vessel::Runtime;
 
-/// Flags for fetching an OCI/Docker image.
+// Flags for fetching an OCI/Docker image (not a doc comment: see `cli::Command`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct OciFlags {
     /// The platform to take from a multi-platform image (OS/ARCH[/VARIANT]).
@@ -85,7 +85,7 @@ pub fn pull(
     build(&out, source, None, force, flags, registry, ctx)
 }
 
-/// Arguments of `vessel inspect`.
+// Arguments of `vessel inspect` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct InspectArgs {
     /// Print JSON (labels, runscript, environment).

@@ -14,7 +14,7 @@ use vessel::registry::Reference;
 use vessel::Runtime;
 use vessel_sif::text::inert;
 
-/// Arguments of `vessel plugin`.
+// Arguments of `vessel plugin` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct PluginArgs {
     /// The plugin subcommand.
@@ -22,7 +22,7 @@ pub struct PluginArgs {
     pub command: PluginCommand,
 }
 
-/// The plugin subcommands.
+// The plugin subcommands (not a doc comment: see `cli::Command`).
 #[derive(Debug, Subcommand)]
 pub enum PluginCommand {
     /// Create a new plugin crate skeleton in DIR (inside the source tree).

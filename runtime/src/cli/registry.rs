@@ -10,7 +10,8 @@ use super::Error;
 use vessel::registry::{self, Credentials, DockerConfig, Options, PullOutcome, Reference};
 use vessel::Runtime;
 
-/// How to reach the registry (shared by every command that talks to one).
+// How to reach the registry, shared by every command that talks to one (not a doc
+// comment: see `cli::Command`).
 #[derive(Debug, Clone, Default, Args)]
 pub struct RegistryFlags {
     /// Trust this PEM CA (in addition to the system roots).
@@ -34,7 +35,7 @@ impl RegistryFlags {
     }
 }
 
-/// Arguments of `vessel push`.
+// Arguments of `vessel push` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct PushArgs {
     /// Registry options.
@@ -46,7 +47,7 @@ pub struct PushArgs {
     pub reference: String,
 }
 
-/// Arguments of `vessel pull`.
+// Arguments of `vessel pull` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct PullArgs {
     /// Registry options.
@@ -65,7 +66,7 @@ pub struct PullArgs {
     pub args: Vec<String>,
 }
 
-/// Arguments of `vessel registry`.
+// Arguments of `vessel registry` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct RegistryArgs {
     /// The registry subcommand.
@@ -73,7 +74,7 @@ pub struct RegistryArgs {
     pub command: RegistryCommand,
 }
 
-/// The registry subcommands.
+// The registry subcommands (not a doc comment: see `cli::Command`).
 #[derive(Debug, Subcommand)]
 pub enum RegistryCommand {
     /// Check and store credentials for a registry (Docker's config.json).

@@ -11,7 +11,7 @@ use super::Error;
 use vessel::sif_file::in_sif;
 use vessel::Runtime;
 
-/// Arguments of `vessel sif`.
+// Arguments of `vessel sif` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct SifArgs {
     /// What to show.
@@ -19,7 +19,7 @@ pub struct SifArgs {
     pub command: SifCommand,
 }
 
-/// `vessel sif` subcommands.
+// `vessel sif` subcommands (not a doc comment: see `cli::Command`).
 #[derive(Debug, Subcommand)]
 pub enum SifCommand {
     /// List the data objects of an image.

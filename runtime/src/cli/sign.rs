@@ -11,7 +11,7 @@ use vessel::trust::{
 };
 use vessel::Runtime;
 
-/// Arguments of `vessel sign`.
+// Arguments of `vessel sign` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct SignArgs {
     /// PKCS#8 PEM ed25519 private key.
@@ -21,7 +21,7 @@ pub struct SignArgs {
     pub image: PathBuf,
 }
 
-/// Arguments of `vessel verify`.
+// Arguments of `vessel verify` (not a doc comment: see `cli::Command`).
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
     /// SPKI PEM public key(s) to verify with instead of the trust store.
