@@ -9,16 +9,18 @@
 #
 # Everything runs in a private mount namespace where a 0666 fuse node is
 # bound over /dev/fuse, so the FUSE rows work on machines whose /dev/fuse is
-# 0600 (Debian's is 0666). One hyperfine run; medians; ratios to the root
-# row of the same image.
+# 0600 (Debian's is 0666). The six runs are interleaved (bench/interleave.py:
+# each round runs every one once, rotated), since back-to-back blocks drift
+# on a small VM by more than these ratios' margins; medians; ratios to the
+# root row of the same image.
 #
-# Usage: sudo bench/unpriv.sh [RUNS]   (needs hyperfine, python3, busybox,
+# Usage: sudo bench/unpriv.sh [RUNS]   (needs python3, busybox,
 #                                       squashfs-tools, squashfuse, setpriv)
 set -eu
 runs=${1:-30}
 here=$(cd "$(dirname "$0")/.." && pwd)
 [ "$(id -u)" = 0 ] || { echo "error: run as root" >&2; exit 1; }
-for t in busybox hyperfine python3 squashfuse_ll unshare setpriv; do
+for t in busybox python3 squashfuse_ll unshare setpriv; do
     command -v "$t" >/dev/null || { echo "error: $t is not installed" >&2; exit 1; }
 done
 
@@ -84,14 +86,13 @@ for img in big small; do
     $work/as-nobody env \$d $vessel -v exec $work/\$img.sif /bin/true 2>&1 | grep -q "fuse mount" \
         || { echo "error: the fuse path did not run" >&2; exit 1; }
 done
-hyperfine --style basic -N --warmup 3 --runs $runs --export-json $work/unpriv.json \
-    -n "root big" "env \$d $vessel exec $work/big.sif /bin/true" \
-    -n "nobody fuse big" "$work/as-nobody env \$d $vessel exec $work/big.sif /bin/true" \
-    -n "nobody cache big" "$work/as-nobody env \$c $vessel exec $work/big.sif /bin/true" \
-    -n "root small" "env \$d $vessel exec $work/small.sif /bin/true" \
-    -n "nobody fuse small" "$work/as-nobody env \$d $vessel exec $work/small.sif /bin/true" \
-    -n "nobody cache small" "$work/as-nobody env \$c $vessel exec $work/small.sif /bin/true" \
-    >$work/hyperfine.log
+python3 $here/bench/interleave.py $runs 3 $work/unpriv.json \
+    "root big=\$d $vessel exec $work/big.sif /bin/true" \
+    "nobody fuse big=$work/as-nobody env \$d $vessel exec $work/big.sif /bin/true" \
+    "nobody cache big=$work/as-nobody env \$c $vessel exec $work/big.sif /bin/true" \
+    "root small=\$d $vessel exec $work/small.sif /bin/true" \
+    "nobody fuse small=$work/as-nobody env \$d $vessel exec $work/small.sif /bin/true" \
+    "nobody cache small=$work/as-nobody env \$c $vessel exec $work/small.sif /bin/true"
 EOF
 chmod 755 "$work/timed.sh"
 unshare -m --propagation private "$work/timed.sh"
