@@ -233,23 +233,49 @@ impl ContainerTree {
 
     /// SIGKILLs every process still in the container's mount namespace,
     /// until none is left (a process may fork while it is being killed).
+    ///
+    /// Each one is killed through a pidfd, opened after the walk found it
+    /// and checked against the namespace again once open: a pid the walk
+    /// saw may since belong to another process, which the descriptor then
+    /// names instead (and a kill by pid would have hit). The runtime waits
+    /// on those descriptors, which become readable when their process has
+    /// exited: an image's FUSE daemon, killed after every unprivileged run,
+    /// is gone in well under the millisecond the walk used to sleep for.
     pub fn kill_all(self) {
-        for round in 0..100 {
+        for _ in 0..100 {
             let left = self.processes();
             if left.is_empty() {
                 return;
             }
             tracing::debug!("killing {} process(es) the container left", left.len());
+            let proc_fd = open_proc();
+            let mut dying = Vec::new();
             for pid in left {
-                let _ = nix::sys::signal::kill(
-                    Pid::from_raw(pid as i32),
-                    nix::sys::signal::Signal::SIGKILL,
-                );
+                match pidfd_open(pid) {
+                    Ok(fd) => {
+                        let still_ours = proc_fd
+                            .as_ref()
+                            .is_some_and(|p| self.holds_at(p, pid.to_string().as_bytes()));
+                        if still_ours && pidfd_kill(&fd) {
+                            dying.push(fd);
+                        }
+                    }
+                    // Kernels before 5.3: by pid, and a short sleep.
+                    Err(nix::errno::Errno::ENOSYS) => {
+                        let _ = nix::sys::signal::kill(
+                            Pid::from_raw(pid as i32),
+                            nix::sys::signal::Signal::SIGKILL,
+                        );
+                    }
+                    // Gone already.
+                    Err(_) => {}
+                }
             }
-            // Short polls first: a SIGKILLed process (an image's FUSE
-            // daemon, every run) is usually gone within a millisecond.
-            let ms = if round < 10 { 1 } else { 10 };
-            std::thread::sleep(std::time::Duration::from_millis(ms));
+            if dying.is_empty() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+            } else {
+                wait_exited(&dying, std::time::Duration::from_millis(10));
+            }
         }
         tracing::warn!("processes of the container are still running");
     }
@@ -262,13 +288,7 @@ impl ContainerTree {
     /// this walk three times as long as the kernel's part of it).
     fn processes(&self) -> Vec<u32> {
         use std::mem::MaybeUninit;
-        let Ok(proc_fd) = rustix::fs::open(
-            "/proc",
-            rustix::fs::OFlags::RDONLY
-                | rustix::fs::OFlags::DIRECTORY
-                | rustix::fs::OFlags::CLOEXEC,
-            rustix::fs::Mode::empty(),
-        ) else {
+        let Some(proc_fd) = open_proc() else {
             return Vec::new();
         };
         let me = std::process::id();
@@ -318,6 +338,70 @@ impl ContainerTree {
     }
 }
 
+/// `/proc`, opened as a directory for the walk and the re-checks.
+fn open_proc() -> Option<OwnedFd> {
+    rustix::fs::open(
+        "/proc",
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .ok()
+}
+
+/// A descriptor naming process `pid` (`pidfd_open`).
+fn pidfd_open(pid: u32) -> Result<OwnedFd, nix::errno::Errno> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
+    if fd < 0 {
+        return Err(nix::errno::Errno::last());
+    }
+    // SAFETY: the kernel returned a fresh descriptor that nothing else owns.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+}
+
+/// SIGKILLs the process `fd` names; false when it could not be signalled
+/// (it has exited).
+fn pidfd_kill(fd: &OwnedFd) -> bool {
+    // SAFETY: pidfd_send_signal with a descriptor we own and no siginfo.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            fd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        )
+    };
+    r == 0
+}
+
+/// Waits until every process of `fds` has exited (its pidfd is readable),
+/// or `timeout` has passed.
+fn wait_exited(fds: &[OwnedFd], timeout: std::time::Duration) {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut pending: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|fd| libc::pollfd {
+            fd: fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    while !pending.is_empty() {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            return;
+        }
+        let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
+        // SAFETY: poll on a live array of pollfd we own.
+        let r = unsafe { libc::poll(pending.as_mut_ptr(), pending.len() as libc::nfds_t, ms) };
+        if r < 0 && nix::errno::Errno::last() != nix::errno::Errno::EINTR {
+            return;
+        }
+        pending.retain(|p| p.revents == 0);
+    }
+}
+
 fn is_zombie(pid: u32) -> bool {
     std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .ok()
@@ -361,6 +445,42 @@ mod tests {
         let _ = child.wait();
         assert!(found.contains(&child.id()), "{found:?}");
         assert!(!found.contains(&me));
+    }
+
+    #[test]
+    #[ignore = "needs root"]
+    fn kill_all_kills_what_is_left_in_the_namespace_and_nothing_else() {
+        // A namespace of its own holding two processes, and one outside it.
+        let mut inside = std::process::Command::new("unshare")
+            .args([
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                "sleep 60 & exec sleep 60",
+            ])
+            .spawn()
+            .unwrap();
+        let mut outside = std::process::Command::new("sleep")
+            .arg("60")
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(inside.id() as i32);
+        // unshare execs sh in the new namespace: wait until it has.
+        let tree = (0..500)
+            .find_map(|_| {
+                std::thread::sleep(std::time::Duration::from_millis(2));
+                ContainerTree::of(pid).filter(|t| t.processes().len() == 2)
+            })
+            .expect("two processes in the new namespace");
+        tree.kill_all();
+        let status = inside.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(libc::SIGKILL));
+        assert!(outside.try_wait().unwrap().is_none(), "outside was killed");
+        let _ = outside.kill();
+        let _ = outside.wait();
     }
 
     #[test]
