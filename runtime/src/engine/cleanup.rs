@@ -242,26 +242,35 @@ impl ContainerTree {
     /// exited: an image's FUSE daemon, killed after every unprivileged run,
     /// is gone in well under the millisecond the walk used to sleep for.
     pub fn kill_all(self) {
+        let Some(proc_fd) = open_proc() else {
+            return;
+        };
         for _ in 0..100 {
-            let left = self.processes();
+            let left = self.processes(&proc_fd);
             if left.is_empty() {
                 return;
             }
             tracing::debug!("killing {} process(es) the container left", left.len());
-            let proc_fd = open_proc();
             let mut dying = Vec::new();
             for pid in left {
-                match pidfd_open(pid) {
+                let Some(p) = rustix::process::Pid::from_raw(pid as i32) else {
+                    continue;
+                };
+                match rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()) {
                     Ok(fd) => {
-                        let still_ours = proc_fd
-                            .as_ref()
-                            .is_some_and(|p| self.holds_at(p, pid.to_string().as_bytes()));
-                        if still_ours && pidfd_kill(&fd) {
+                        let still_ours = self.holds_at(&proc_fd, pid.to_string().as_bytes());
+                        if still_ours
+                            && rustix::process::pidfd_send_signal(
+                                &fd,
+                                rustix::process::Signal::KILL,
+                            )
+                            .is_ok()
+                        {
                             dying.push(fd);
                         }
                     }
                     // Kernels before 5.3: by pid, and a short sleep.
-                    Err(nix::errno::Errno::ENOSYS) => {
+                    Err(rustix::io::Errno::NOSYS) => {
                         let _ = nix::sys::signal::kill(
                             Pid::from_raw(pid as i32),
                             nix::sys::signal::Signal::SIGKILL,
@@ -286,14 +295,11 @@ impl ContainerTree {
     /// read into one buffer, each `PID/ns/mnt` link read relative to it
     /// into a stack buffer (a path per process and a `String` per link made
     /// this walk three times as long as the kernel's part of it).
-    fn processes(&self) -> Vec<u32> {
+    fn processes(&self, proc_fd: &OwnedFd) -> Vec<u32> {
         use std::mem::MaybeUninit;
-        let Some(proc_fd) = open_proc() else {
-            return Vec::new();
-        };
         let me = std::process::id();
         let mut entries = vec![MaybeUninit::<u8>::uninit(); 32 * 1024];
-        let mut dir = rustix::fs::RawDir::new(&proc_fd, &mut entries);
+        let mut dir = rustix::fs::RawDir::new(proc_fd, &mut entries);
         let mut found = Vec::new();
         while let Some(Ok(e)) = dir.next() {
             let name = e.file_name().to_bytes();
@@ -303,7 +309,7 @@ impl ContainerTree {
             else {
                 continue;
             };
-            if pid != me && self.holds_at(&proc_fd, name) && !is_zombie(pid) {
+            if pid != me && self.holds_at(proc_fd, name) && !is_zombie(pid) {
                 found.push(pid);
             }
         }
@@ -348,57 +354,29 @@ fn open_proc() -> Option<OwnedFd> {
     .ok()
 }
 
-/// A descriptor naming process `pid` (`pidfd_open`).
-fn pidfd_open(pid: u32) -> Result<OwnedFd, nix::errno::Errno> {
-    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid as libc::pid_t, 0) };
-    if fd < 0 {
-        return Err(nix::errno::Errno::last());
-    }
-    // SAFETY: the kernel returned a fresh descriptor that nothing else owns.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as i32) })
-}
-
-/// SIGKILLs the process `fd` names; false when it could not be signalled
-/// (it has exited).
-fn pidfd_kill(fd: &OwnedFd) -> bool {
-    // SAFETY: pidfd_send_signal with a descriptor we own and no siginfo.
-    let r = unsafe {
-        libc::syscall(
-            libc::SYS_pidfd_send_signal,
-            fd.as_raw_fd(),
-            libc::SIGKILL,
-            std::ptr::null::<libc::siginfo_t>(),
-            0,
-        )
-    };
-    r == 0
-}
-
 /// Waits until every process of `fds` has exited (its pidfd is readable),
 /// or `timeout` has passed.
 fn wait_exited(fds: &[OwnedFd], timeout: std::time::Duration) {
+    use rustix::event::{PollFd, PollFlags};
     let deadline = std::time::Instant::now() + timeout;
-    let mut pending: Vec<libc::pollfd> = fds
+    let mut pending: Vec<PollFd<'_>> = fds
         .iter()
-        .map(|fd| libc::pollfd {
-            fd: fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
+        .map(|fd| PollFd::new(fd, PollFlags::IN))
         .collect();
     while !pending.is_empty() {
         let left = deadline.saturating_duration_since(std::time::Instant::now());
         if left.is_zero() {
             return;
         }
-        let ms = i32::try_from(left.as_millis().max(1)).unwrap_or(i32::MAX);
-        // SAFETY: poll on a live array of pollfd we own.
-        let r = unsafe { libc::poll(pending.as_mut_ptr(), pending.len() as libc::nfds_t, ms) };
-        if r < 0 && nix::errno::Errno::last() != nix::errno::Errno::EINTR {
-            return;
+        let t = rustix::event::Timespec {
+            tv_sec: left.as_secs() as i64,
+            tv_nsec: i64::from(left.subsec_nanos()),
+        };
+        match rustix::event::poll(&mut pending, Some(&t)) {
+            Ok(_) | Err(rustix::io::Errno::INTR) => {}
+            Err(_) => return,
         }
-        pending.retain(|p| p.revents == 0);
+        pending.retain(|p| p.revents().is_empty());
     }
 }
 
@@ -426,12 +404,7 @@ mod tests {
             ns: mount_ns(me).unwrap(),
             _held: std::fs::File::open("/proc/self/ns/mnt").unwrap(),
         };
-        let proc_fd = rustix::fs::open(
-            "/proc",
-            rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY,
-            rustix::fs::Mode::empty(),
-        )
-        .unwrap();
+        let proc_fd = open_proc().unwrap();
         assert!(tree.holds_at(&proc_fd, me.to_string().as_bytes()));
         assert!(!tree.holds_at(&proc_fd, u32::MAX.to_string().as_bytes()));
         assert!(!tree.holds_at(&proc_fd, &[b'1'; 40]));
@@ -440,7 +413,7 @@ mod tests {
             .arg("30")
             .spawn()
             .unwrap();
-        let found = tree.processes();
+        let found = tree.processes(&proc_fd);
         let _ = child.kill();
         let _ = child.wait();
         assert!(found.contains(&child.id()), "{found:?}");
@@ -471,7 +444,7 @@ mod tests {
         let tree = (0..500)
             .find_map(|_| {
                 std::thread::sleep(std::time::Duration::from_millis(2));
-                ContainerTree::of(pid).filter(|t| t.processes().len() == 2)
+                ContainerTree::of(pid).filter(|t| t.processes(&open_proc().unwrap()).len() == 2)
             })
             .expect("two processes in the new namespace");
         tree.kill_all();
